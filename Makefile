@@ -1,0 +1,36 @@
+# Two entry points: `make run` (the demo workflow) and `make test`. Both build .venv from the
+# pinned constraints, so a fresh machine needs only python3 (>= 3.11) and make.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CONSTRAINTS := requirements/constraints.txt
+CORES ?= 2
+
+.PHONY: run test test-fast venv system-deps benchmark clean
+
+$(BIN)/spectropol: pyproject.toml $(CONSTRAINTS)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c $(CONSTRAINTS) -e '.[test]'
+	touch $@
+
+venv: $(BIN)/spectropol
+
+# WSClean is the imaging peer for the comparison tests; installed from Debian when we may.
+system-deps:
+	@tools/install-system-deps.sh
+
+run: venv
+	$(BIN)/snakemake --profile profiles/local --cores $(CORES) --configfile config/config.yaml
+
+test: venv system-deps
+	$(BIN)/pytest -ra
+
+test-fast: venv
+	$(BIN)/pytest -ra -m 'not slow'
+
+benchmark: venv system-deps
+	$(BIN)/python benchmarks/imaging.py
+
+clean:
+	rm -rf work results logs .snakemake benchmarks/runs

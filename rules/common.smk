@@ -1,0 +1,71 @@
+# Helpers shared by the rules: paths, the channel list and resource estimates.
+import os
+from pathlib import Path
+
+from spectropol.errors import SpectropolError
+from spectropol.ms import channel_frequencies
+
+# Scripts import the library from this checkout, in a venv or in a conda environment alike.
+_src = str(Path(workflow.basedir) / "src")
+if _src not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_src, os.environ.get("PYTHONPATH")) if p)
+
+WORK = config["work_dir"]
+RESULTS = config["results_dir"]
+STOKES = ["I", "Q", "U", "V"]
+QUANTITIES = ["Q", "U", "P"]
+MOMENTS = ["mean", "std", "skewness", "kurtosis"]
+
+
+def resource_path(path):
+    """A path from the config: as given if it exists, else relative to the workflow's folder."""
+    return path if os.path.exists(path) else str(Path(workflow.basedir) / path)
+
+
+def input_ms():
+    return config["input"]["ms"] or f"{WORK}/ms/demo.ms"
+
+
+def channel_count():
+    """Channels of the selected SPW; read from the MS (SPECTRAL_WINDOW only) or the demo config."""
+    if config["input"]["ms"] is None:
+        return config["simulate"]["nchan"]
+    try:
+        return len(channel_frequencies(config["input"]["ms"], config["input"]["spw"]))
+    except SpectropolError as err:
+        raise WorkflowError(str(err)) from None
+
+
+CHANNELS = [f"{c:05d}" for c in range(channel_count())]
+
+
+wildcard_constraints:
+    chan=r"\d{5}",
+
+
+def cube_products():
+    return [f"{RESULTS}/cube/cube.zarr"] + expand(f"{RESULTS}/cube/cube_{{stokes}}.fits", stokes=STOKES)
+
+
+def moment_products():
+    return [f"{RESULTS}/moments/moments.zarr"] + expand(
+        f"{RESULTS}/moments/{{quantity}}_{{moment}}.fits", quantity=QUANTITIES, moment=MOMENTS
+    )
+
+
+def imaging_params():
+    """Everything that changes the images; a change reruns every image job."""
+    keys = ("size", "weighting", "robust", "wgridding", "epsilon")
+    return {k: config["imaging"][k] for k in keys}
+
+
+def image_mem_mb(wildcards, input):
+    """Visibilities twice (Stokes and weights) plus about 12 image-sized float planes with the
+    oversampled gridding grid."""
+    npix = config["imaging"]["size"]
+    return int(300 + 3 * input.size_mb + 12 * npix * npix * 4 / 1e6 * 4)
+
+
+def cube_mem_mb(wildcards):
+    npix = config["imaging"]["size"]
+    return int(400 + 6 * 4 * npix * npix * 4 / 1e6)

@@ -1,0 +1,42 @@
+# Cube: channel images gathered into one Zarr cube, and FITS cubes per Stokes.
+
+
+rule gather_cube:
+    input:
+        images=expand(f"{RESULTS}/channels/{{chan}}.zarr", chan=CHANNELS),
+    output:
+        cube=directory(f"{RESULTS}/cube/cube.zarr"),
+        qa=f"{RESULTS}/qa/cube.json",
+    params:
+        chunk=config["cube"]["chunk"],
+    log:
+        "logs/gather_cube.log",
+    benchmark:
+        "logs/benchmark/gather_cube.tsv"
+    threads: 1
+    resources:
+        mem_mb=cube_mem_mb,
+    conda:
+        "../envs/spectropol.yaml"
+    script:
+        "../scripts/gather_cube.py"
+
+
+rule export_cube_fits:
+    input:
+        cube=rules.gather_cube.output.cube,
+    output:
+        fits=expand(f"{RESULTS}/cube/cube_{{stokes}}.fits", stokes=STOKES),
+    params:
+        stokes=STOKES,
+    log:
+        "logs/export_cube_fits.log",
+    benchmark:
+        "logs/benchmark/export_cube_fits.tsv"
+    threads: 1
+    resources:
+        mem_mb=cube_mem_mb,
+    conda:
+        "../envs/spectropol.yaml"
+    script:
+        "../scripts/export_cube_fits.py"

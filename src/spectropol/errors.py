@@ -1,0 +1,11 @@
+"""The one exception type for problems a user can cause and fix."""
+
+
+class SpectropolError(Exception):
+    """Bad input or configuration: the message names the file and what is wrong, on one line."""
+
+
+def fail(path, problem: str) -> "SpectropolError":
+    """Build the error for ``path``: ``'<path>: <problem>'`` with newlines folded away."""
+    text = f"{path}: {problem}" if path else problem
+    return SpectropolError(" ".join(str(text).split()))

@@ -1,0 +1,127 @@
+"""The image stage: weighted dirty images of Stokes I, Q, U, V and the PSF of one channel with
+ducc0's wgridder, a restoring beam fitted to the PSF, and QA statistics.
+
+The per-channel store holds one variable per image kind over (stokes, y, x) -- ``dirty`` now;
+``model``, ``residual`` and ``restored`` join it when deconvolution runs -- plus ``psf`` (y, x),
+the WCS header and the beam in its attributes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+
+from .beam import fit_restoring_beam
+from .errors import fail
+from .measurement import SPEED_OF_LIGHT, ducc_uvw
+from .ms import Selection
+from .products import config_hash, provenance, write_qa, write_zarr
+from .qa import image_statistics
+from .split import load_channel_vis
+from .stokes import STOKES
+from .wcs import celestial_header, observation_keywords
+from .weighting import imaging_weights
+
+log = logging.getLogger(__name__)
+
+ARCSEC = np.pi / (180 * 3600)
+
+
+def image_geometry(selection: Selection, npix: int, cell_arcsec: float | None, pixels_per_beam: float = 4.0) -> dict:
+    """Image size and cell shared by all channels. An automatic cell samples the finest fringe of
+    the band (longest baseline at the highest frequency) with ``pixels_per_beam`` pixels."""
+    if cell_arcsec is None:
+        uv_max = selection.max_uvw_m * selection.freqs.max() / SPEED_OF_LIGHT  # wavelengths
+        cell_rad = 1.0 / (pixels_per_beam * uv_max)
+    else:
+        cell_rad = cell_arcsec * ARCSEC
+    if npix % 2 or npix < 32:
+        raise fail(None, f"imaging.size must be even and at least 32 (got {npix})")
+    return {"npix": int(npix), "cell_rad": float(cell_rad), "cell_arcsec": float(cell_rad / ARCSEC)}
+
+
+def dirty_image(
+    uvw: np.ndarray, freq: float, vis: np.ndarray, weight: np.ndarray, npix: int, cell_rad: float, *,
+    wgridding: bool = True, epsilon: float = 2e-5, nthreads: int = 1,
+) -> np.ndarray:
+    """Dirty image array[y, x] of sum w V exp(-i phase) / sum w (Jy/beam for a PSF peaking at 1).
+
+    Single precision unless epsilon < 1e-5 demands double (ducc0's limit for complex64).
+    """
+    from ducc0.wgridder.experimental import vis2dirty
+
+    total = float(weight.sum())
+    if total <= 0:
+        return np.full((npix, npix), np.nan, dtype=np.float32)
+    ctype = np.complex64 if epsilon >= 1e-5 else np.complex128
+    image = vis2dirty(
+        uvw=ducc_uvw(uvw), freq=np.array([freq]), vis=np.ascontiguousarray(vis, dtype=ctype)[:, None],
+        wgt=np.ascontiguousarray(weight, dtype=ctype().real.dtype)[:, None],
+        npix_x=npix, npix_y=npix, pixsize_x=cell_rad, pixsize_y=cell_rad, epsilon=epsilon,
+        do_wgridding=wgridding, divide_by_n=False, nthreads=nthreads,
+    )
+    return (image / total).astype(np.float32)
+
+
+def image_channel(
+    vis_store: str | os.PathLike, selection: Selection, out_store: str | os.PathLike, qa_path: str | os.PathLike, *,
+    npix: int, cell_rad: float, weighting: str = "briggs", robust: float = 0.0, wgridding: bool = True,
+    epsilon: float = 2e-5, nthreads: int = 1,
+) -> dict:
+    """Image one channel's Stokes visibilities; write the image store and its QA document."""
+    import xarray as xr
+
+    visibilities = load_channel_vis(vis_store)
+    channel = int(visibilities.attrs["channel"])
+    freq = float(visibilities.attrs["freq_hz"])
+    uvw = visibilities["uvw"].values
+    vis = visibilities["vis"].values
+    weight = visibilities["weight"].values.astype(np.float64)
+    i_weight = weight[:, 0]
+
+    planes = np.full((len(STOKES), npix, npix), np.nan, dtype=np.float32)
+    used = {}
+    for k, stokes in enumerate(STOKES):
+        w = imaging_weights(uvw, freq, weight[:, k], scheme=weighting, npix=npix, cell_rad=cell_rad, robust=robust,
+                            density_weight=i_weight)
+        used[stokes] = int((w > 0).sum())
+        if used[stokes]:
+            planes[k] = dirty_image(uvw, freq, vis[:, k], w, npix, cell_rad, wgridding=wgridding, epsilon=epsilon, nthreads=nthreads)
+    psf_weight = imaging_weights(uvw, freq, i_weight, scheme=weighting, npix=npix, cell_rad=cell_rad, robust=robust)
+    psf = dirty_image(uvw, freq, np.ones(len(uvw), np.complex64), psf_weight, npix, cell_rad,
+                      wgridding=wgridding, epsilon=epsilon, nthreads=nthreads)
+    if np.isfinite(psf).all():
+        beam = fit_restoring_beam(psf, cell_rad)
+    else:
+        beam = {"bmaj_deg": float("nan"), "bmin_deg": float("nan"), "bpa_deg": float("nan")}
+
+    ra, dec = selection.phase_centre_rad
+    header = celestial_header(ra, dec, npix, npix, cell_rad) | observation_keywords(selection.time_range_mjd_s[0], selection.telescope)
+    params = {"npix": npix, "cell_rad": cell_rad, "weighting": weighting, "robust": robust, "wgridding": wgridding, "epsilon": epsilon}
+    dataset = xr.Dataset(
+        {
+            "dirty": (("stokes", "y", "x"), planes, {"units": "Jy/beam", "description": "dirty image, PSF peak normalised to 1"}),
+            "psf": (("y", "x"), psf, {"units": "", "description": "point spread function (Stokes I weights)"}),
+        },
+        coords={"stokes": list(STOKES), "freq": freq},
+        attrs={
+            "channel": channel, "freq_hz": freq, "wcs": header, "beam": beam, "imaging": params,
+            "stokes_present": visibilities.attrs["stokes_present"],
+            "provenance": provenance({"vis": str(vis_store)}, config_hash(params)),
+        },
+    )
+    write_zarr(dataset, out_store, encoding={name: {"chunks": dataset[name].shape[-2:] if name == "psf" else (1, npix, npix)} for name in ("dirty", "psf")})
+
+    stats = {
+        "channel": channel, "freq_hz": freq, "beam": beam,
+        "visibilities_used": used,
+        "flagged_fraction": float(1.0 - (i_weight > 0).mean()) if len(i_weight) else 1.0,
+        "stokes": {s: image_statistics(planes[k]) for k, s in enumerate(STOKES)},
+        "imaging": params,
+    }
+    write_qa(qa_path, "channel_image", stats, rule="image_channel")
+    log.info("channel %d: Stokes I peak %.4g Jy/beam, rms %.3g; beam %.1f x %.1f arcsec, pa %.1f deg", channel,
+             stats["stokes"]["I"]["peak"], stats["stokes"]["I"]["mad_rms"], beam["bmaj_deg"] * 3600, beam["bmin_deg"] * 3600, beam["bpa_deg"])
+    return stats

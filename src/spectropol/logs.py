@@ -1,0 +1,39 @@
+"""Logging set-up for workflow jobs: everything goes to the job's log file."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import time
+from collections.abc import Iterator
+
+from .errors import SpectropolError
+
+log = logging.getLogger("spectropol")
+
+
+@contextlib.contextmanager
+def to_file(path: str) -> Iterator[logging.Logger]:
+    """Send the library's log records to ``path``; turn our errors into one line and exit 1.
+
+    A SpectropolError is the user's to fix, so it is printed as one line (to the log and to stderr,
+    which Snakemake shows) without a traceback. Anything else is a bug and keeps its traceback.
+    """
+    handler = logging.FileHandler(path, mode="w")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    logging.captureWarnings(True)
+    start = time.perf_counter()
+    try:
+        yield log
+    except SpectropolError as err:
+        log.error("%s", err)
+        print(f"spectropol: error: {err}", file=sys.stderr)
+        raise SystemExit(1) from None
+    finally:
+        log.info("finished in %.2f s", time.perf_counter() - start)
+        root.removeHandler(handler)
+        handler.close()

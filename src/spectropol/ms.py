@@ -1,0 +1,212 @@
+"""Reading Measurement Sets: what is in one (inspect_ms) and one channel of it (read_channel).
+
+Only the selected spectral window and field are read, cross-correlations only, and a channel is
+read as a column slice so that its cost does not grow with the number of channels.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import fail
+from .stokes import CORR_CODES, feed_basis
+
+log = logging.getLogger(__name__)
+
+REQUIRED_SUBTABLES = ("ANTENNA", "DATA_DESCRIPTION", "FIELD", "POLARIZATION", "SPECTRAL_WINDOW")
+
+
+def _open(path: str, name: str | None = None):
+    """Open the MS (or one of its subtables) read-only with a one-line error if it cannot be read."""
+    from casacore.tables import table
+
+    target = f"{path}::{name}" if name else str(path)
+    try:
+        return table(target, readonly=True, ack=False)
+    except RuntimeError as err:
+        what = f"subtable {name} " if name else ""
+        raise fail(path, f"cannot open {what}as a casacore table ({str(err).splitlines()[0]})") from None
+
+
+def _select_one(path: str, what: str, available: list[int], chosen: int | None) -> int:
+    if chosen is None:
+        if len(available) != 1:
+            raise fail(path, f"has {len(available)} {what}s {available}; choose one with ms.{what} in the config")
+        return available[0]
+    if chosen not in available:
+        raise fail(path, f"{what} {chosen} is not in the data (available: {available})")
+    return chosen
+
+
+def channel_frequencies(ms_path: str, spw: int | None = None) -> np.ndarray:
+    """Channel frequencies (Hz) of the spectral window ``spw`` (the only one when None). Cheap:
+    reads only the SPECTRAL_WINDOW subtable, so the workflow can call it while building the DAG."""
+    if not os.path.isdir(ms_path):
+        raise fail(ms_path, "Measurement Set not found")
+    with _open(ms_path, "SPECTRAL_WINDOW") as spw_table:
+        nspw = spw_table.nrows()
+        if nspw == 0:
+            raise fail(ms_path, "SPECTRAL_WINDOW subtable is empty")
+        spw = _select_one(ms_path, "spw", list(range(nspw)), spw)
+        return np.asarray(spw_table.getcell("CHAN_FREQ", spw), dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What the workflow reads from an MS: one data description (SPW + polarisation) and one field."""
+
+    ms: str
+    column: str
+    spw: int
+    field: int
+    ddid: int
+    corr_names: tuple[str, ...]
+    freqs: np.ndarray
+    phase_centre_rad: tuple[float, float]
+    field_name: str
+    telescope: str
+    time_range_mjd_s: tuple[float, float]
+    nrows: int
+    max_uvw_m: float
+
+    def to_dict(self) -> dict:
+        return {
+            "ms": self.ms, "column": self.column, "spw": self.spw, "field": self.field, "ddid": self.ddid,
+            "corr_names": list(self.corr_names), "feed_basis": feed_basis(self.corr_names),
+            "freqs_hz": self.freqs.tolist(), "phase_centre_rad": list(self.phase_centre_rad),
+            "field_name": self.field_name, "telescope": self.telescope,
+            "time_range_mjd_s": list(self.time_range_mjd_s), "nrows": self.nrows, "max_uvw_m": self.max_uvw_m,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Selection":
+        return cls(
+            ms=d["ms"], column=d["column"], spw=d["spw"], field=d["field"], ddid=d["ddid"],
+            corr_names=tuple(d["corr_names"]), freqs=np.asarray(d["freqs_hz"]),
+            phase_centre_rad=tuple(d["phase_centre_rad"]), field_name=d["field_name"], telescope=d["telescope"],
+            time_range_mjd_s=tuple(d["time_range_mjd_s"]), nrows=d["nrows"], max_uvw_m=d["max_uvw_m"],
+        )
+
+    @property
+    def taql(self) -> str:
+        # Values are integers we produced, never text from a file.
+        return f"DATA_DESC_ID=={int(self.ddid)} AND FIELD_ID=={int(self.field)} AND ANTENNA1!=ANTENNA2"
+
+
+def inspect_ms(ms_path: str, column: str = "DATA", spw: int | None = None, field: int | None = None) -> Selection:
+    """Check that ``ms_path`` has what imaging needs and describe the selected data.
+
+    Raises SpectropolError (one line naming the MS) for a missing MS, subtable or column, an
+    ambiguous SPW or field, correlations that are not a feed basis we know, or no cross-correlations.
+    """
+    if not os.path.isdir(ms_path):
+        raise fail(ms_path, "Measurement Set not found")
+    main = _open(ms_path)
+    try:
+        present = {os.path.basename(s) for s in main.getsubtables()}
+        for name in REQUIRED_SUBTABLES:
+            if name not in present:
+                raise fail(ms_path, f"required subtable {name} is missing")
+        columns = set(main.colnames())
+        for name in (column, "FLAG", "UVW", "ANTENNA1", "ANTENNA2", "DATA_DESC_ID", "FIELD_ID"):
+            if name not in columns:
+                hint = " (set ms.column in the config)" if name == column else ""
+                raise fail(ms_path, f"has no {name} column{hint}")
+        if main.nrows() == 0:
+            raise fail(ms_path, "main table has no rows")
+
+        freqs = channel_frequencies(ms_path, spw)
+        with _open(ms_path, "SPECTRAL_WINDOW") as t:
+            spw = _select_one(ms_path, "spw", list(range(t.nrows())), spw)
+        with _open(ms_path, "DATA_DESCRIPTION") as t:
+            spw_of_dd = t.getcol("SPECTRAL_WINDOW_ID")
+            pol_of_dd = t.getcol("POLARIZATION_ID")
+        used_dd = np.unique(main.getcol("DATA_DESC_ID"))
+        matching = [int(d) for d in used_dd if spw_of_dd[d] == spw]
+        if not matching:
+            raise fail(ms_path, f"has no rows in spectral window {spw}")
+        ddid = matching[0]
+        with _open(ms_path, "POLARIZATION") as t:
+            codes = t.getcell("CORR_TYPE", int(pol_of_dd[ddid]))
+        try:
+            corr_names = tuple(CORR_CODES[int(c)] for c in codes)
+            feed_basis(corr_names)
+        except (KeyError, ValueError):
+            raise fail(ms_path, f"CORR_TYPE {list(map(int, codes))} is not linear (XX..YY) or circular (RR..LL) feeds") from None
+
+        used_fields = [int(f) for f in np.unique(main.getcol("FIELD_ID"))]
+        field = _select_one(ms_path, "field", used_fields, field)
+        with _open(ms_path, "FIELD") as t:
+            phase_dir = np.asarray(t.getcell("PHASE_DIR", field)).reshape(-1, 2)[0]
+            field_name = str(t.getcell("NAME", field))
+
+        telescope = ""
+        if "OBSERVATION" in present:
+            with _open(ms_path, "OBSERVATION") as t:
+                if t.nrows():
+                    telescope = str(t.getcell("TELESCOPE_NAME", 0))
+
+        from casacore.tables import taql
+
+        selected = taql(f"SELECT UVW, TIME FROM $main WHERE DATA_DESC_ID=={ddid} AND FIELD_ID=={field} AND ANTENNA1!=ANTENNA2")
+        nrows = selected.nrows()
+        if nrows == 0:
+            raise fail(ms_path, f"has no cross-correlations in spw {spw}, field {field}")
+        uvw = selected.getcol("UVW")
+        time = selected.getcol("TIME")
+        selected.close()
+        if not np.all(np.isfinite(uvw)):
+            raise fail(ms_path, "UVW column has non-finite values")
+    finally:
+        main.close()
+    return Selection(
+        ms=str(ms_path), column=column, spw=spw, field=field, ddid=ddid, corr_names=corr_names, freqs=freqs,
+        phase_centre_rad=(float(phase_dir[0]), float(phase_dir[1])), field_name=field_name, telescope=telescope,
+        time_range_mjd_s=(float(time.min()), float(time.max())), nrows=int(nrows),
+        max_uvw_m=float(np.sqrt((uvw[:, :2] ** 2).sum(axis=1)).max()),
+    )
+
+
+@dataclass
+class ChannelData:
+    """Cross-correlation data of one channel: vis/flags/weights (nrow, ncorr), uvw (nrow, 3) in m."""
+
+    vis: np.ndarray
+    flags: np.ndarray
+    weights: np.ndarray
+    uvw: np.ndarray
+    freq: float
+
+
+def read_channel(selection: Selection, channel: int) -> ChannelData:
+    """Read one channel of the selected data as a column slice (WEIGHT_SPECTRUM when present)."""
+    from casacore.tables import taql
+
+    if not 0 <= channel < len(selection.freqs):
+        raise fail(selection.ms, f"channel {channel} is outside spw {selection.spw} (0..{len(selection.freqs) - 1})")
+    main = _open(selection.ms)
+    try:
+        sub = taql(f"SELECT FROM $main WHERE {selection.taql}")
+        ncorr = len(selection.corr_names)
+        blc, trc = [channel, 0], [channel, ncorr - 1]
+        try:
+            vis = sub.getcolslice(selection.column, blc, trc)[:, 0, :]
+            flags = sub.getcolslice("FLAG", blc, trc)[:, 0, :]
+            if "WEIGHT_SPECTRUM" in sub.colnames() and sub.iscelldefined("WEIGHT_SPECTRUM", 0):
+                weights = sub.getcolslice("WEIGHT_SPECTRUM", blc, trc)[:, 0, :]
+            else:
+                weights = sub.getcol("WEIGHT")
+            if "FLAG_ROW" in sub.colnames():
+                flags = flags | sub.getcol("FLAG_ROW")[:, None]
+            uvw = sub.getcol("UVW")
+        except RuntimeError as err:
+            raise fail(selection.ms, f"cannot read channel {channel} ({str(err).splitlines()[0]})") from None
+        sub.close()
+    finally:
+        main.close()
+    return ChannelData(vis=vis, flags=flags.astype(bool), weights=weights.astype(np.float64), uvw=uvw,
+                       freq=float(selection.freqs[channel]))

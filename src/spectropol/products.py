@@ -1,0 +1,108 @@
+"""Writing products so that a job killed half-way leaves nothing that looks complete.
+
+Every Zarr store, FITS file and JSON document is written under a temporary name beside its final
+path and renamed into place when complete; Zarr stores carry provenance in their attributes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import hashlib
+import json
+import os
+import shutil
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+
+QA_SCHEMA_VERSION = "1.0"
+
+
+def provenance(inputs: dict[str, str] | None = None, config_hash: str | None = None) -> dict:
+    """Who made a product, when, and from what: software version, host, time, inputs."""
+    return {
+        "software": "spectropol",
+        "software_version": __version__,
+        "created_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "host": socket.gethostname(),
+        "inputs": {k: str(v) for k, v in (inputs or {}).items()},
+        "config_hash": config_hash or "",
+    }
+
+
+def config_hash(params: dict) -> str:
+    """A short stable hash of the parameters that shaped a product (JSON with sorted keys)."""
+    text = json.dumps(params, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary sibling path; on success rename it to ``path``, on failure remove it."""
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    partial = final.with_name(f".{final.name}.partial-{os.getpid()}")
+    _remove(partial)
+    try:
+        yield partial
+    except BaseException:
+        _remove(partial)
+        raise
+    _remove(final)
+    os.replace(partial, final)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None  # JSON has no NaN; null says "not measured"
+    return value
+
+
+def write_json(path: str | os.PathLike, document: dict) -> None:
+    """Write a JSON document atomically (NaN and infinity become null)."""
+    with atomic_path(path) as partial:
+        partial.write_text(json.dumps(_jsonable(document), indent=2, sort_keys=False) + "\n")
+
+
+def write_qa(path: str | os.PathLike, kind: str, body: dict, **envelope) -> None:
+    """A QA document: {schema_version, kind, ..., body} (schema: resources/schemas/qa.schema.json)."""
+    write_json(path, {"schema_version": QA_SCHEMA_VERSION, "kind": kind, **envelope, **body})
+
+
+@contextlib.contextmanager
+def quiet_zarr_v3() -> Iterator[None]:
+    """Silence zarr's notes that fixed-length strings (our Stokes labels) and consolidated metadata
+    are not yet in the v3 specification: both are read back by zarr-python and xarray, which is
+    what our stores promise."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have a Zarr V3 specification.*")
+        warnings.filterwarnings("ignore", message=".*Consolidated metadata is currently not part.*")
+        yield
+
+
+def write_zarr(dataset, path: str | os.PathLike, encoding: dict | None = None, **kwargs) -> None:
+    """Write an xarray Dataset as a Zarr v3 store atomically, metadata consolidated."""
+    with atomic_path(path) as partial, quiet_zarr_v3():
+        dataset.to_zarr(partial, mode="w", zarr_format=3, consolidated=True, encoding=encoding or {}, **kwargs)

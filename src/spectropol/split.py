@@ -1,0 +1,108 @@
+"""The split stage: one channel of the MS as Stokes I, Q, U, V visibilities in a Zarr store."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+
+from .errors import fail
+from .ms import Selection, read_channel
+from .products import provenance, write_qa, write_zarr
+from .stokes import STOKES, stokes_from_correlations
+
+log = logging.getLogger(__name__)
+
+
+def split_channel(selection: Selection, channel: int, out_store: str | os.PathLike, qa_path: str | os.PathLike) -> dict:
+    """Read ``channel``, form Stokes visibilities and their inverse-variance weights, keep rows with
+    any usable Stokes value, and write them with UVW to ``out_store``. Returns the QA statistics.
+
+    A channel with nothing usable is not an error: it is written with zero rows and said so in QA,
+    and becomes a NaN plane in the cube.
+    """
+    data = read_channel(selection, channel)
+    nonfinite = int((~np.isfinite(data.vis)).sum())
+    negative_weights = int((data.weights < 0).sum())
+    stokes_vis, stokes_weight, labels = stokes_from_correlations(data.vis, data.flags, data.weights, selection.corr_names)
+    keep = (stokes_weight > 0).any(axis=1)
+    # Always store all four Stokes so that later stages see one layout; absent ones have weight 0.
+    vis = np.zeros((int(keep.sum()), len(STOKES)), dtype=np.complex64)
+    weight = np.zeros(vis.shape, dtype=np.float32)
+    for k, label in enumerate(labels):
+        vis[:, STOKES.index(label)] = stokes_vis[keep, k]
+        weight[:, STOKES.index(label)] = stokes_weight[keep, k]
+
+    import xarray as xr
+
+    usable = {s: int((weight[:, k] > 0).sum()) for k, s in enumerate(STOKES)}
+    flagged_fraction = float(1.0 - (stokes_weight > 0).mean()) if stokes_weight.size else 1.0
+    attrs = {
+        "channel": int(channel),
+        "freq_hz": data.freq,
+        "stokes_present": list(labels),
+        "selection": selection.to_dict() | {"freqs_hz": None},
+        "provenance": provenance({"ms": selection.ms, "column": selection.column}),
+    }
+    dataset = xr.Dataset(
+        {
+            "vis": (("row", "stokes"), vis, {"units": "Jy", "description": "Stokes visibilities"}),
+            "weight": (("row", "stokes"), weight, {"units": "Jy-2", "description": "inverse variance; 0 = flagged or absent"}),
+            "uvw": (("row", "uvw_axis"), data.uvw[keep], {"units": "m", "description": "MS convention, antenna1 - antenna2"}),
+        },
+        coords={"stokes": list(STOKES), "uvw_axis": ["u", "v", "w"]},
+        attrs=attrs,
+    )
+    write_zarr(dataset, out_store)
+    stats = {
+        "channel": int(channel),
+        "freq_hz": data.freq,
+        "rows_read": int(data.vis.shape[0]),
+        "rows_kept": int(keep.sum()),
+        "visibilities_usable": usable,
+        "flagged_fraction": flagged_fraction,
+        "nonfinite_visibilities": nonfinite,
+        "negative_weights": negative_weights,
+        "stokes_present": list(labels),
+    }
+    write_qa(qa_path, "split", stats, rule="split_channel")
+    if keep.sum() == 0:
+        log.warning("channel %d of %s has no usable visibilities; its images will be NaN", channel, selection.ms)
+    log.info("channel %d (%.6f MHz): %d of %d rows kept", channel, data.freq / 1e6, keep.sum(), data.vis.shape[0])
+    return stats
+
+
+def load_channel_vis(store: str | os.PathLike):
+    """Open a split store as an xarray Dataset, with a one-line error if it is not one."""
+    import xarray as xr
+
+    try:
+        return xr.open_zarr(store, zarr_format=3, consolidated=True).load()
+    except (FileNotFoundError, KeyError, ValueError) as err:
+        raise fail(store, f"not a spectropol channel visibility store ({err})") from None
+
+
+def plan_split(ms: str, plan_path: str | os.PathLike, *, column: str, spw: int | None, field: int | None,
+               size: int, cell_arcsec: float | None, pixels_per_beam: float) -> dict:
+    """Check the MS once and record what every channel job needs: the data selection and the image
+    geometry shared by all channels (so an automatic cell is the same across the band)."""
+    from .imaging import image_geometry
+    from .ms import inspect_ms
+    from .products import write_json
+
+    selection = inspect_ms(ms, column=column, spw=spw, field=field)
+    plan = {"selection": selection.to_dict(), "geometry": image_geometry(selection, size, cell_arcsec, pixels_per_beam)}
+    write_json(plan_path, plan)
+    log.info("%s: %d rows, %d channels, %s feeds %s, cell %.2f arcsec", ms, selection.nrows, len(selection.freqs),
+             plan["selection"]["feed_basis"], list(selection.corr_names), plan["geometry"]["cell_arcsec"])
+    return plan
+
+
+def load_plan(plan_path: str | os.PathLike) -> tuple[Selection, dict]:
+    """The Selection and image geometry written by plan_split."""
+    import json
+
+    with open(plan_path) as handle:
+        plan = json.load(handle)
+    return Selection.from_dict(plan["selection"]), plan["geometry"]
