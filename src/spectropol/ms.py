@@ -35,7 +35,7 @@ def _open(path: str, name: str | None = None):
 def _select_one(path: str, what: str, available: list[int], chosen: int | None) -> int:
     if chosen is None:
         if len(available) != 1:
-            raise fail(path, f"has {len(available)} {what}s {available}; choose one with ms.{what} in the config")
+            raise fail(path, f"has {len(available)} {what}s {available}; choose one with input.{what} in the config")
         return available[0]
     if chosen not in available:
         raise fail(path, f"{what} {chosen} is not in the data (available: {available})")
@@ -114,7 +114,7 @@ def inspect_ms(ms_path: str, column: str = "DATA", spw: int | None = None, field
         columns = set(main.colnames())
         for name in (column, "FLAG", "UVW", "ANTENNA1", "ANTENNA2", "DATA_DESC_ID", "FIELD_ID"):
             if name not in columns:
-                hint = " (set ms.column in the config)" if name == column else ""
+                hint = " (set input.column in the config)" if name == column else ""
                 raise fail(ms_path, f"has no {name} column{hint}")
         if main.nrows() == 0:
             raise fail(ms_path, "main table has no rows")

@@ -1,0 +1,79 @@
+"""Faraday moments against scipy, with NaN channels, weights and Dask tiling."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from spectropol.products import quiet_zarr_v3
+from spectropol.moments import MOMENTS, QUANTITIES, faraday_moments, open_moments, weighted_moments
+
+
+def test_unweighted_moments_match_scipy():
+    rng = np.random.default_rng(0)
+    values = rng.gamma(2.0, 1.0, (40, 5, 6))  # skewed, so skewness and kurtosis are non-trivial
+    got = weighted_moments(values)
+    np.testing.assert_allclose(got[0], values.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(got[1], values.std(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(got[2], stats.skew(values, axis=0, bias=True), rtol=1e-10)
+    np.testing.assert_allclose(got[3], stats.kurtosis(values, axis=0, fisher=True, bias=True), rtol=1e-10)
+
+
+def test_nan_channels_are_ignored_pixel_by_pixel():
+    rng = np.random.default_rng(1)
+    values = rng.normal(size=(30, 4))
+    values[[3, 7, 19], 0] = np.nan
+    values[:, 1] = np.nan  # a pixel with no data at all
+    got = weighted_moments(values)
+    kept = values[np.isfinite(values[:, 0]), 0]
+    np.testing.assert_allclose(got[:, 0], [kept.mean(), kept.std(), stats.skew(kept), stats.kurtosis(kept)], rtol=1e-10)
+    assert np.all(np.isnan(got[:, 1]))
+
+
+def test_integer_weights_equal_repeated_samples():
+    # Weight 3 on a channel is the same as that channel appearing three times.
+    rng = np.random.default_rng(2)
+    values = rng.normal(size=(12, 3))
+    weights = rng.integers(1, 4, 12).astype(float)
+    repeated = np.repeat(values, weights.astype(int), axis=0)
+    np.testing.assert_allclose(weighted_moments(values, weights), weighted_moments(repeated), rtol=1e-10)
+
+
+def _write_cube(path, q, u, rms=None):
+    import xarray as xr
+
+    nfreq, ny, nx = q.shape
+    cube = np.zeros((nfreq, 4, ny, nx), np.float32)
+    cube[:, 1], cube[:, 2] = q, u
+    rms = np.ones((nfreq, 4), np.float32) if rms is None else rms
+    dataset = xr.Dataset(
+        {"dirty": (("freq", "stokes", "y", "x"), cube), "rms": (("freq", "stokes"), rms)},
+        coords={"freq": np.linspace(1e8, 2e8, nfreq), "stokes": ["I", "Q", "U", "V"]},
+        attrs={"image": "dirty", "wcs": {"CTYPE1": "RA---SIN"}, "provenance": {}},
+    )
+    with quiet_zarr_v3():
+        dataset.chunk({"freq": 1, "stokes": 1, "y": 16, "x": 16}).to_zarr(path, zarr_format=3, consolidated=True)
+
+
+@pytest.mark.parametrize("weighting", ["none", "noise"])
+def test_tiled_moments_equal_whole_array_moments(tmp_path, weighting):
+    # chunk_mb small enough for tiles of 16 x 16 on a 40 x 40 image: edges and partial tiles are
+    # exercised, and the result must not depend on tiling.
+    rng = np.random.default_rng(3)
+    nfreq = 25
+    q = rng.normal(size=(nfreq, 40, 40)).astype(np.float32)
+    u = rng.normal(size=(nfreq, 40, 40)).astype(np.float32)
+    q[5] = np.nan
+    rms = rng.uniform(0.5, 2.0, (nfreq, 4)).astype(np.float32)
+    _write_cube(tmp_path / "cube.zarr", q, u, rms)
+    faraday_moments(tmp_path / "cube.zarr", tmp_path / "m.zarr", tmp_path / "m.json", weighting=weighting,
+                    chunk_mb=nfreq * 2 * 8 * 4 * 16 * 16 / 1e6, nthreads=2)
+    maps = open_moments(tmp_path / "m.zarr")
+    assert maps["moments"].data.chunksize[-2:] == (16, 16)
+    assert list(maps["quantity"].values) == list(QUANTITIES) and list(maps["moment"].values) == list(MOMENTS)
+    if weighting == "noise":
+        wq, wu = 1 / rms[:, 1].astype(float) ** 2, 1 / rms[:, 2].astype(float) ** 2
+        wp = 1 / (0.5 * (rms[:, 1].astype(float) ** 2 + rms[:, 2].astype(float) ** 2))
+    else:
+        wq = wu = wp = None
+    expected = np.stack([weighted_moments(q, wq), weighted_moments(u, wu), weighted_moments(np.hypot(q, u), wp)])
+    np.testing.assert_allclose(maps["moments"].values, expected, rtol=2e-5, atol=1e-6)

@@ -1,0 +1,98 @@
+"""Reading the MS and forming Stokes visibilities per channel, in both feed bases."""
+
+import numpy as np
+import pytest
+
+from spectropol.errors import SpectropolError
+from spectropol.measurement import predict_visibilities
+from spectropol.ms import channel_frequencies, inspect_ms, read_channel
+from spectropol.split import load_channel_vis, split_channel
+from spectropol.stokes import STOKES
+
+
+def true_stokes_visibilities(selection, channel, uvw, sky):
+    reference_hz, sources = sky
+    freq = selection.freqs[channel : channel + 1]
+    flux = np.stack([[[s.stokes(freq, reference_hz)[k][0] for k in STOKES]] for s in sources])  # (nsrc, 1, 4)
+    return predict_visibilities(uvw, freq, [s.l for s in sources], [s.m for s in sources], flux)[:, 0]
+
+
+@pytest.mark.parametrize("feeds", ["linear", "circular"])
+def test_split_recovers_the_simulated_stokes_visibilities(small_ms, tmp_path, demo_sky, feeds):
+    ms = small_ms(feeds=feeds, noise_jy=1e-4)
+    selection = inspect_ms(str(ms))
+    assert selection.corr_names == (("XX", "XY", "YX", "YY") if feeds == "linear" else ("RR", "RL", "LR", "LL"))
+    stats = split_channel(selection, 4, tmp_path / "v.zarr", tmp_path / "v.json")
+    store = load_channel_vis(tmp_path / "v.zarr")
+    assert store.attrs["channel"] == 4 and store.attrs["freq_hz"] == pytest.approx(128e6)
+    truth = true_stokes_visibilities(selection, 4, store["uvw"].values, demo_sky)
+    # noise 1e-4 Jy per correlation part: Stokes agree to well under a mJy
+    np.testing.assert_allclose(store["vis"].values, truth, atol=2e-3)
+    assert stats["rows_kept"] == selection.nrows
+    assert stats["flagged_fraction"] == 0.0
+    # inverse variance of (XX + YY) / 2 with sigma = 1e-4 on each part: 2 / sigma^2
+    np.testing.assert_allclose(store["weight"].values, 2 / 1e-4**2, rtol=1e-5)
+
+
+def test_read_channel_is_the_channel_slice_of_the_full_column(small_ms):
+    from casacore.tables import table
+
+    ms = small_ms()
+    selection = inspect_ms(str(ms))
+    data = read_channel(selection, 2)
+    with table(str(ms), ack=False) as t:
+        full = t.getcol("DATA")
+    np.testing.assert_array_equal(data.vis, full[:, 2, :])
+    np.testing.assert_allclose(channel_frequencies(str(ms)), selection.freqs)
+
+
+def test_flagged_rows_and_channels(small_ms, tmp_path):
+    from casacore.tables import table
+
+    ms = small_ms()
+    with table(str(ms), readonly=False, ack=False) as t:
+        flags = t.getcol("FLAG")
+        flags[:, 1, :] = True          # channel 1 entirely flagged
+        flags[: t.nrows() // 4, 3, 0] = True  # a quarter of XX in channel 3
+        t.putcol("FLAG", flags)
+    selection = inspect_ms(str(ms))
+    empty = split_channel(selection, 1, tmp_path / "c1.zarr", tmp_path / "c1.json")
+    assert empty["rows_kept"] == 0 and empty["flagged_fraction"] == 1.0
+    partial = split_channel(selection, 3, tmp_path / "c3.zarr", tmp_path / "c3.json")
+    # XX flags remove I and Q for those rows (2 of 4 Stokes on a quarter of the rows)
+    assert partial["flagged_fraction"] == pytest.approx(0.25 * 2 / 4, abs=1e-3)
+    assert partial["visibilities_usable"]["U"] == selection.nrows
+
+
+def test_missing_ms_and_column_are_one_line_errors(small_ms, tmp_path):
+    with pytest.raises(SpectropolError, match=r"nowhere\.ms: Measurement Set not found"):
+        inspect_ms(str(tmp_path / "nowhere.ms"))
+    ms = small_ms()
+    with pytest.raises(SpectropolError, match=r"has no CORRECTED_DATA column \(set input.column"):
+        inspect_ms(str(ms), column="CORRECTED_DATA")
+
+
+def test_several_spectral_windows_need_a_choice(small_ms):
+    from casacore.tables import table
+
+    ms = small_ms()
+    # A second SPW (and data description) used by the second half of the rows.
+    with table(f"{ms}::SPECTRAL_WINDOW", readonly=False, ack=False) as t:
+        t.addrows(1)
+        t.putcell("CHAN_FREQ", 1, t.getcell("CHAN_FREQ", 0) + 50e6)
+        for column in ("CHAN_WIDTH", "EFFECTIVE_BW", "RESOLUTION"):
+            t.putcell(column, 1, t.getcell(column, 0))
+        t.putcell("NUM_CHAN", 1, t.getcell("NUM_CHAN", 0))
+    with table(f"{ms}::DATA_DESCRIPTION", readonly=False, ack=False) as t:
+        t.addrows(1)
+        t.putcell("SPECTRAL_WINDOW_ID", 1, 1)
+        t.putcell("POLARIZATION_ID", 1, 0)
+    with table(str(ms), readonly=False, ack=False) as t:
+        ddid = t.getcol("DATA_DESC_ID")
+        ddid[t.nrows() // 2 :] = 1
+        t.putcol("DATA_DESC_ID", ddid)
+    with pytest.raises(SpectropolError, match=r"has 2 spws \[0, 1\]; choose one with input.spw"):
+        inspect_ms(str(ms))
+    second = inspect_ms(str(ms), spw=1)
+    assert second.freqs[0] == pytest.approx(170e6)
+    assert second.nrows == inspect_ms(str(ms), spw=0).nrows
