@@ -3,7 +3,7 @@ from spectropol.logs import to_file
 from spectropol.split import load_plan
 
 with to_file(snakemake.log[0]):
-    selection, geometry = load_plan(snakemake.input.selection)
+    _, geometry = load_plan(snakemake.input.selection)
     imaging = {k: v for k, v in snakemake.params.imaging.items() if k != "size"}
-    image_channel(snakemake.input.vis, selection, snakemake.output.image, snakemake.output.qa,
-                  npix=geometry["npix"], cell_rad=geometry["cell_rad"], nthreads=snakemake.threads, **imaging)
+    image_channel(snakemake.input.vis, snakemake.output.image, snakemake.output.qa, npix=geometry["npix"],
+                  cell_rad=geometry["cell_rad"], wcs=geometry["wcs"], nthreads=snakemake.threads, **imaging)

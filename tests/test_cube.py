@@ -4,12 +4,14 @@ import json
 import warnings
 
 import numpy as np
+import pytest
 
 from spectropol.cube import export_fits_cubes, gather_cube, open_cube
 from spectropol.imaging import image_channel
 from spectropol.moments import faraday_moments, open_moments
 from spectropol.ms import inspect_ms
 from spectropol.split import split_channel
+from spectropol.wcs import celestial_header
 
 ARCSEC = np.pi / (180 * 3600)
 
@@ -26,8 +28,8 @@ def test_flagged_channel_is_a_nan_plane_and_the_rest_goes_on(small_ms, tmp_path)
     stores = []
     for channel in range(len(selection.freqs)):
         split_channel(selection, channel, tmp_path / f"v{channel}.zarr", tmp_path / f"v{channel}.json")
-        image_channel(tmp_path / f"v{channel}.zarr", selection, tmp_path / f"i{channel}.zarr", tmp_path / f"i{channel}.json",
-                      npix=128, cell_rad=40 * ARCSEC)
+        image_channel(tmp_path / f"v{channel}.zarr", tmp_path / f"i{channel}.zarr", tmp_path / f"i{channel}.json",
+                      npix=128, cell_rad=40 * ARCSEC, wcs=celestial_header(*selection.phase_centre_rad, 128, 128, 40 * ARCSEC))
         stores.append(tmp_path / f"i{channel}.zarr")
     qa_image = json.loads((tmp_path / "i2.json").read_text())
     assert qa_image["visibilities_used"]["I"] == 0 and qa_image["stokes"]["I"]["peak"] is None
@@ -56,18 +58,18 @@ def test_flagged_channel_is_a_nan_plane_and_the_rest_goes_on(small_ms, tmp_path)
 
 def test_no_partial_store_is_left_when_writing_fails(tmp_path, monkeypatch):
     # A write interrupted by an exception leaves neither the final store nor its temporary.
-    import xarray as xr
+    import zarr
 
     from spectropol import products
 
-    dataset = xr.Dataset({"a": ("x", np.arange(4.0))})
+    def broken(self, name, **kwargs):
+        if name == "b":
+            raise OSError("disk full")
+        return original(self, name, **kwargs)
 
-    def broken(self, *args, **kwargs):
-        raise RuntimeError("disk full")
-
-    monkeypatch.setattr(xr.Dataset, "to_zarr", broken)
-    try:
-        products.write_zarr(dataset, tmp_path / "out.zarr")
-    except RuntimeError:
-        pass
+    original = zarr.Group.create_array
+    monkeypatch.setattr(zarr.Group, "create_array", broken)
+    variables = {"a": (("x",), np.arange(4.0), {}), "b": (("x",), np.arange(4.0), {})}
+    with pytest.raises(OSError, match="disk full"):
+        products.write_store(tmp_path / "out.zarr", variables, {})
     assert list(tmp_path.iterdir()) == []

@@ -23,15 +23,19 @@ def test_split_recovers_the_simulated_stokes_visibilities(small_ms, tmp_path, de
     selection = inspect_ms(str(ms))
     assert selection.corr_names == (("XX", "XY", "YX", "YY") if feeds == "linear" else ("RR", "RL", "LR", "LL"))
     stats = split_channel(selection, 4, tmp_path / "v.zarr", tmp_path / "v.json")
-    store = load_channel_vis(tmp_path / "v.zarr")
-    assert store.attrs["channel"] == 4 and store.attrs["freq_hz"] == pytest.approx(128e6)
-    truth = true_stokes_visibilities(selection, 4, store["uvw"].values, demo_sky)
+    arrays, attrs = load_channel_vis(tmp_path / "v.zarr")
+    assert attrs["channel"] == 4 and attrs["freq_hz"] == pytest.approx(128e6)
+    truth = true_stokes_visibilities(selection, 4, arrays["uvw"], demo_sky)
     # noise 1e-4 Jy per correlation part: Stokes agree to well under a mJy
-    np.testing.assert_allclose(store["vis"].values, truth, atol=2e-3)
+    np.testing.assert_allclose(arrays["vis"], truth, atol=2e-3)
     assert stats["rows_kept"] == selection.nrows
     assert stats["flagged_fraction"] == 0.0
     # inverse variance of (XX + YY) / 2 with sigma = 1e-4 on each part: 2 / sigma^2
-    np.testing.assert_allclose(store["weight"].values, 2 / 1e-4**2, rtol=1e-5)
+    np.testing.assert_allclose(arrays["weight"], 2 / 1e-4**2, rtol=1e-5)
+    # the store is labelled for xarray too
+    import xarray as xr
+
+    assert list(xr.open_zarr(tmp_path / "v.zarr")["vis"].dims) == ["row", "stokes"]
 
 
 def test_read_channel_is_the_channel_slice_of_the_full_column(small_ms):

@@ -35,9 +35,9 @@ def test_natural_weighting_agrees_with_wsclean(tiny_run, tiny_config, demo_sky, 
     npix, cell = tiny_config["imaging"]["size"], tiny_config["imaging"]["cell_arcsec"]
     nchan, channel = tiny_config["simulate"]["nchan"], 3
     wsclean_images(tiny_run / "work/ms/demo.ms", tmp_path / "nat", npix, cell, nchan, ["natural"])
-    selection, geometry = load_plan(tiny_run / "work/ms/selection.json")
-    image_channel(tiny_run / f"work/vis/{channel:05d}.zarr", selection, tmp_path / "ours.zarr", tmp_path / "ours.json",
-                  npix=npix, cell_rad=geometry["cell_rad"], weighting="natural")
+    _, geometry = load_plan(tiny_run / "work/ms/selection.json")
+    image_channel(tiny_run / f"work/vis/{channel:05d}.zarr", tmp_path / "ours.zarr", tmp_path / "ours.json",
+                  npix=npix, cell_rad=geometry["cell_rad"], wcs=geometry["wcs"], weighting="natural")
     ours = xr.open_zarr(tmp_path / "ours.zarr")["dirty"].values
     inner = slice(npix // 4, 3 * npix // 4)
     for k, stokes in enumerate("IQUV"):

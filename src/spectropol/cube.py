@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .errors import fail
-from .products import atomic_path, provenance, quiet_zarr_v3, write_qa, write_zarr
+from .products import atomic_path, provenance, quiet_zarr_v3, read_store, write_qa
 from .qa import mad_rms
 from .stokes import STOKES
 from .wcs import beam_keywords, spectral_axis, stokes_axis, to_fits_header
@@ -23,14 +23,13 @@ from .wcs import beam_keywords, spectral_axis, stokes_axis, to_fits_header
 log = logging.getLogger(__name__)
 
 
-def open_channel_image(store: str | os.PathLike):
-    import xarray as xr
-
+def read_channel_image(store: str | os.PathLike, image: str) -> tuple[np.ndarray, dict]:
+    """The (stokes, y, x) planes of one image kind and the attributes of a channel image store."""
     try:
-        with quiet_zarr_v3():
-            return xr.open_zarr(store, zarr_format=3, consolidated=True)
+        arrays, attrs = read_store(store, (image,))
     except (FileNotFoundError, KeyError, ValueError) as err:
-        raise fail(store, f"not a spectropol channel image store ({err})") from None
+        raise fail(store, f"not a spectropol channel image store with {image} planes ({err})") from None
+    return arrays[image], attrs
 
 
 def gather_cube(image_stores: Sequence[str | os.PathLike], cube_store: str | os.PathLike, qa_path: str | os.PathLike, *,
@@ -44,8 +43,8 @@ def gather_cube(image_stores: Sequence[str | os.PathLike], cube_store: str | os.
     import xarray as xr
     import zarr
 
-    first = open_channel_image(image_stores[0])
-    npix_y, npix_x = first.sizes["y"], first.sizes["x"]
+    first_planes, first_attrs = read_channel_image(image_stores[0], image)
+    npix_y, npix_x = first_planes.shape[-2:]
     nchan = len(image_stores)
     chunk = min(chunk, npix_y, npix_x)
     freqs = np.empty(nchan)
@@ -66,14 +65,13 @@ def gather_cube(image_stores: Sequence[str | os.PathLike], cube_store: str | os.
         target = zarr.open_array(partial / image, mode="r+")
         flagged = []
         for c, store in enumerate(image_stores):
-            channel_image = open_channel_image(store)
-            if (channel_image.sizes["y"], channel_image.sizes["x"]) != (npix_y, npix_x):
-                raise fail(store, f"image size {channel_image.sizes['y']}x{channel_image.sizes['x']} differs from the first channel's {npix_y}x{npix_x}")
-            planes = channel_image[image].values
+            planes, attrs = read_channel_image(store, image)
+            if planes.shape[-2:] != (npix_y, npix_x):
+                raise fail(store, f"image size {planes.shape[-2]}x{planes.shape[-1]} differs from the first channel's {npix_y}x{npix_x}")
             target[c] = planes
-            freqs[c] = channel_image.attrs["freq_hz"]
-            channels[c] = channel_image.attrs["channel"]
-            beam = channel_image.attrs["beam"]
+            freqs[c] = attrs["freq_hz"]
+            channels[c] = attrs["channel"]
+            beam = {k: np.nan if v is None else v for k, v in attrs["beam"].items()}
             beams[c] = [beam["bmaj_deg"], beam["bmin_deg"], beam["bpa_deg"]]
             rms[c] = [mad_rms(plane) for plane in planes]
             if not np.isfinite(planes[0]).any():
@@ -93,7 +91,7 @@ def gather_cube(image_stores: Sequence[str | os.PathLike], cube_store: str | os.
             extra.to_zarr(partial, mode="a", zarr_format=3, consolidated=False)
             group = zarr.open_group(partial, mode="r+")
             group.attrs.update({
-                "wcs": first.attrs["wcs"], "image": image, "flagged_channels": flagged,
+                "wcs": first_attrs["wcs"], "image": image, "flagged_channels": flagged,
                 "provenance": provenance({"channel_images": f"{len(image_stores)} stores, first {image_stores[0]}"}),
             })
             zarr.consolidate_metadata(partial, zarr_format=3)

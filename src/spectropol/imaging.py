@@ -17,11 +17,10 @@ from .beam import fit_restoring_beam
 from .errors import fail
 from .measurement import SPEED_OF_LIGHT, ducc_uvw
 from .ms import Selection
-from .products import config_hash, provenance, write_qa, write_zarr
+from .products import config_hash, provenance, write_qa, write_store
 from .qa import image_statistics
 from .split import load_channel_vis
 from .stokes import STOKES
-from .wcs import celestial_header, observation_keywords
 from .weighting import imaging_weights
 
 log = logging.getLogger(__name__)
@@ -66,19 +65,18 @@ def dirty_image(
 
 
 def image_channel(
-    vis_store: str | os.PathLike, selection: Selection, out_store: str | os.PathLike, qa_path: str | os.PathLike, *,
-    npix: int, cell_rad: float, weighting: str = "briggs", robust: float = 0.0, wgridding: bool = True,
+    vis_store: str | os.PathLike, out_store: str | os.PathLike, qa_path: str | os.PathLike, *,
+    npix: int, cell_rad: float, wcs: dict, weighting: str = "briggs", robust: float = 0.0, wgridding: bool = True,
     epsilon: float = 2e-5, nthreads: int = 1,
 ) -> dict:
-    """Image one channel's Stokes visibilities; write the image store and its QA document."""
-    import xarray as xr
+    """Image one channel's Stokes visibilities; write the image store and its QA document.
 
-    visibilities = load_channel_vis(vis_store)
-    channel = int(visibilities.attrs["channel"])
-    freq = float(visibilities.attrs["freq_hz"])
-    uvw = visibilities["uvw"].values
-    vis = visibilities["vis"].values
-    weight = visibilities["weight"].values.astype(np.float64)
+    ``wcs`` is the celestial header shared by all channels (from the split plan)."""
+    arrays, vis_attrs = load_channel_vis(vis_store)
+    channel = int(vis_attrs["channel"])
+    freq = float(vis_attrs["freq_hz"])
+    uvw, vis = arrays["uvw"], arrays["vis"]
+    weight = arrays["weight"].astype(np.float64)
     i_weight = weight[:, 0]
 
     planes = np.full((len(STOKES), npix, npix), np.nan, dtype=np.float32)
@@ -97,22 +95,16 @@ def image_channel(
     else:
         beam = {"bmaj_deg": float("nan"), "bmin_deg": float("nan"), "bpa_deg": float("nan")}
 
-    ra, dec = selection.phase_centre_rad
-    header = celestial_header(ra, dec, npix, npix, cell_rad) | observation_keywords(selection.time_range_mjd_s[0], selection.telescope)
     params = {"npix": npix, "cell_rad": cell_rad, "weighting": weighting, "robust": robust, "wgridding": wgridding, "epsilon": epsilon}
-    dataset = xr.Dataset(
-        {
-            "dirty": (("stokes", "y", "x"), planes, {"units": "Jy/beam", "description": "dirty image, PSF peak normalised to 1"}),
-            "psf": (("y", "x"), psf, {"units": "", "description": "point spread function (Stokes I weights)"}),
-        },
-        coords={"stokes": list(STOKES), "freq": freq},
-        attrs={
-            "channel": channel, "freq_hz": freq, "wcs": header, "beam": beam, "imaging": params,
-            "stokes_present": visibilities.attrs["stokes_present"],
-            "provenance": provenance({"vis": str(vis_store)}, config_hash(params)),
-        },
-    )
-    write_zarr(dataset, out_store, encoding={name: {"chunks": dataset[name].shape[-2:] if name == "psf" else (1, npix, npix)} for name in ("dirty", "psf")})
+    write_store(out_store, {
+        "dirty": (("stokes", "y", "x"), planes, {"units": "Jy/beam", "description": "dirty image, PSF peak normalised to 1"}),
+        "psf": (("y", "x"), psf, {"units": "", "description": "point spread function (Stokes I weights)"}),
+        "stokes": (("stokes",), np.array(STOKES), {}),
+    }, {
+        "channel": channel, "freq_hz": freq, "wcs": wcs, "beam": beam, "imaging": params,
+        "stokes_present": vis_attrs["stokes_present"],
+        "provenance": provenance({"vis": str(vis_store)}, config_hash(params)),
+    }, chunks={"dirty": (1, npix, npix)})
 
     stats = {
         "channel": channel, "freq_hz": freq, "beam": beam,

@@ -102,7 +102,30 @@ def quiet_zarr_v3() -> Iterator[None]:
         yield
 
 
-def write_zarr(dataset, path: str | os.PathLike, encoding: dict | None = None, **kwargs) -> None:
-    """Write an xarray Dataset as a Zarr v3 store atomically, metadata consolidated."""
+def write_store(path: str | os.PathLike, variables: dict, attrs: dict, chunks: dict | None = None) -> None:
+    """Write a small labelled Zarr v3 store with zarr alone (no xarray, pandas or dask to import,
+    which is most of a short per-channel job's start-up time). ``variables`` maps a name to
+    (dimension names, array, attributes); a variable named like its dimension is that dimension's
+    coordinate, as xarray.open_zarr reads it."""
+    import zarr
+
+    chunks = chunks or {}
     with atomic_path(path) as partial, quiet_zarr_v3():
-        dataset.to_zarr(partial, mode="w", zarr_format=3, consolidated=True, encoding=encoding or {}, **kwargs)
+        group = zarr.open_group(partial, mode="w", zarr_format=3, attributes=_jsonable(attrs))
+        for name, (dims, data, var_attrs) in variables.items():
+            data = np.asarray(data)
+            array = group.create_array(name, shape=data.shape, dtype=data.dtype, chunks=chunks.get(name, data.shape or None),
+                                       dimension_names=tuple(dims), attributes=_jsonable(var_attrs or {}))
+            if data.size:
+                array[...] = data
+        zarr.consolidate_metadata(partial, zarr_format=3)
+
+
+def read_store(path: str | os.PathLike, names: tuple[str, ...] | None = None) -> tuple[dict, dict]:
+    """Arrays (all, or ``names``) and attributes of a store written by write_store."""
+    import zarr
+
+    with quiet_zarr_v3():
+        group = zarr.open_group(path, mode="r", zarr_format=3)
+        arrays = {name: group[name][...] for name in (names or tuple(group.array_keys()))}
+        return arrays, dict(group.attrs)

@@ -9,7 +9,7 @@ import numpy as np
 
 from .errors import fail
 from .ms import Selection, read_channel
-from .products import provenance, write_qa, write_zarr
+from .products import provenance, read_store, write_qa, write_store
 from .stokes import STOKES, stokes_from_correlations
 
 log = logging.getLogger(__name__)
@@ -34,8 +34,6 @@ def split_channel(selection: Selection, channel: int, out_store: str | os.PathLi
         vis[:, STOKES.index(label)] = stokes_vis[keep, k]
         weight[:, STOKES.index(label)] = stokes_weight[keep, k]
 
-    import xarray as xr
-
     usable = {s: int((weight[:, k] > 0).sum()) for k, s in enumerate(STOKES)}
     flagged_fraction = float(1.0 - (stokes_weight > 0).mean()) if stokes_weight.size else 1.0
     attrs = {
@@ -45,16 +43,13 @@ def split_channel(selection: Selection, channel: int, out_store: str | os.PathLi
         "selection": selection.to_dict() | {"freqs_hz": None},
         "provenance": provenance({"ms": selection.ms, "column": selection.column}),
     }
-    dataset = xr.Dataset(
-        {
-            "vis": (("row", "stokes"), vis, {"units": "Jy", "description": "Stokes visibilities"}),
-            "weight": (("row", "stokes"), weight, {"units": "Jy-2", "description": "inverse variance; 0 = flagged or absent"}),
-            "uvw": (("row", "uvw_axis"), data.uvw[keep], {"units": "m", "description": "MS convention, antenna1 - antenna2"}),
-        },
-        coords={"stokes": list(STOKES), "uvw_axis": ["u", "v", "w"]},
-        attrs=attrs,
-    )
-    write_zarr(dataset, out_store)
+    write_store(out_store, {
+        "vis": (("row", "stokes"), vis, {"units": "Jy", "description": "Stokes visibilities"}),
+        "weight": (("row", "stokes"), weight, {"units": "Jy-2", "description": "inverse variance; 0 = flagged or absent"}),
+        "uvw": (("row", "uvw_axis"), data.uvw[keep], {"units": "m", "description": "MS convention, antenna1 - antenna2"}),
+        "stokes": (("stokes",), np.array(STOKES), {}),
+        "uvw_axis": (("uvw_axis",), np.array(["u", "v", "w"]), {}),
+    }, attrs)
     stats = {
         "channel": int(channel),
         "freq_hz": data.freq,
@@ -73,12 +68,10 @@ def split_channel(selection: Selection, channel: int, out_store: str | os.PathLi
     return stats
 
 
-def load_channel_vis(store: str | os.PathLike):
-    """Open a split store as an xarray Dataset, with a one-line error if it is not one."""
-    import xarray as xr
-
+def load_channel_vis(store: str | os.PathLike) -> tuple[dict, dict]:
+    """The arrays (vis, weight, uvw) and attributes of a split store, with a one-line error if it is not one."""
     try:
-        return xr.open_zarr(store, zarr_format=3, consolidated=True).load()
+        return read_store(store, ("vis", "weight", "uvw"))
     except (FileNotFoundError, KeyError, ValueError) as err:
         raise fail(store, f"not a spectropol channel visibility store ({err})") from None
 
@@ -90,9 +83,15 @@ def plan_split(ms: str, plan_path: str | os.PathLike, *, column: str, spw: int |
     from .imaging import image_geometry
     from .ms import inspect_ms
     from .products import write_json
+    from .wcs import celestial_header, observation_keywords
 
     selection = inspect_ms(ms, column=column, spw=spw, field=field)
-    plan = {"selection": selection.to_dict(), "geometry": image_geometry(selection, size, cell_arcsec, pixels_per_beam)}
+    geometry = image_geometry(selection, size, cell_arcsec, pixels_per_beam)
+    ra, dec = selection.phase_centre_rad
+    # The header every channel image carries, made once (astropy.time is slow to import).
+    geometry["wcs"] = celestial_header(ra, dec, geometry["npix"], geometry["npix"], geometry["cell_rad"]) | \
+        observation_keywords(selection.time_range_mjd_s[0], selection.telescope)
+    plan = {"selection": selection.to_dict(), "geometry": geometry}
     write_json(plan_path, plan)
     log.info("%s: %d rows, %d channels, %s feeds %s, cell %.2f arcsec", ms, selection.nrows, len(selection.freqs),
              plan["selection"]["feed_basis"], list(selection.corr_names), plan["geometry"]["cell_arcsec"])

@@ -1,0 +1,81 @@
+"""Shared pieces of the benchmarks: a random array layout, MS simulation, running the workflow,
+and collecting Snakemake's per-job benchmark files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+
+
+def random_layout(path: Path, nant: int, radius_m: float, seed: int = 1) -> Path:
+    """A layout YAML with ``nant`` stations uniformly inside ``radius_m`` (denser towards the centre)."""
+    rng = np.random.default_rng(seed)
+    r = radius_m * rng.uniform(0, 1, nant) ** 1.5
+    a = rng.uniform(0, 2 * np.pi, nant)
+    stations = {f"S{k:03d}": [float(r[k] * np.cos(a[k])), float(r[k] * np.sin(a[k])), 0.0] for k in range(nant)}
+    document = {"telescope": "benchmark", "location": {"longitude_deg": 116.7644, "latitude_deg": -26.8247, "height_m": 377.0},
+                "dish_diameter_m": 38.0, "stations": stations}
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def simulate(ms: Path, layout: Path, nchan: int, ntimes: int) -> None:
+    from spectropol.simulate import simulate_ms
+
+    simulate_ms(ms, REPO / "resources/skymodels/demo.yaml", layout, ra_deg=60.0, dec_deg=-30.0, start_freq_hz=120e6,
+                chan_width_hz=64e6 / nchan, nchan=nchan, ntimes=ntimes, integration_s=10.0, hour_angle_span_h=6.0,
+                noise_jy=1.0)
+
+
+def run_workflow(workdir: Path, config: dict, targets: list[str], cores: int) -> float:
+    """Run the workflow in ``workdir`` with ``config``; return its wall time in seconds."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    start = time.perf_counter()
+    subprocess.run([SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--configfile",
+                    str(workdir / "config.yaml"), "--cores", str(cores), *targets, "--quiet", "all"],
+                   check=True, cwd=workdir)
+    return time.perf_counter() - start
+
+
+def job_benchmarks(workdir: Path, rule: str) -> list[dict]:
+    """Snakemake's benchmark rows (s, max_rss in MB, ...) for every job of ``rule``."""
+    rows = []
+    for path in sorted((workdir / "logs/benchmark" / rule).glob("*.tsv")):
+        with open(path) as handle:
+            row = next(csv.DictReader(handle, delimiter="\t"))
+        rows.append({k: (float(v) if v not in ("-", "NA", "") else None) for k, v in row.items() if k != "h:m:s"})
+    return rows
+
+
+def machine() -> dict:
+    import os
+
+    return {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()}
+
+
+def write_results(name: str, results: dict, table: str) -> None:
+    """JSON beside the script and a section of docs/benchmarks.md replaced in place."""
+    out = REPO / "benchmarks" / "results"
+    out.mkdir(exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    doc = REPO / "docs/benchmarks.md"
+    text = doc.read_text() if doc.exists() else "# Benchmarks\n\nMeasured by the scripts in benchmarks/; each writes benchmarks/results/NAME.json.\n"
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    section = f"{begin}\n{table.strip()}\n{end}"
+    if begin in text:
+        text = text[: text.index(begin)] + section + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    doc.write_text(text)
