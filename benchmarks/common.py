@@ -59,6 +59,19 @@ def job_benchmarks(workdir: Path, rule: str) -> list[dict]:
     return rows
 
 
+def job_peak_memory_mb(workdir: Path, rule: str) -> list[float]:
+    """Peak RSS of each job of ``rule`` as the job itself logged it (getrusage at exit). Snakemake's
+    benchmark sampling misses jobs shorter than its polling interval, so it is not used here."""
+    import re
+
+    values = []
+    for path in sorted((workdir / "logs" / rule).glob("*.log")):
+        found = re.findall(r"peak memory (\d+) MB", path.read_text())
+        if found:
+            values.append(float(found[-1]))
+    return values
+
+
 def machine() -> dict:
     import os
 

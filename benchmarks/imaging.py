@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import job_benchmarks, machine, random_layout, run_workflow, simulate, write_results
+from common import job_benchmarks, job_peak_memory_mb, machine, random_layout, run_workflow, simulate, write_results
 
 
 def bare_ducc0_loop(ms: Path, npix: int, cell_rad: float, nthreads: int) -> float:
@@ -86,8 +86,7 @@ def main() -> None:
             workdir = tmp / f"mem{channels}"
             run_workflow(workdir, config | {"input": {"ms": str(small)}, "imaging": config["imaging"] | {"size": 512}},
                          image_targets(channels), args.cores)
-            memory[channels] = {rule: max(job["max_rss"] for job in job_benchmarks(workdir, rule))
-                                for rule in ("split_channel", "image_channel")}
+            memory[channels] = {rule: max(job_peak_memory_mb(workdir, rule)) for rule in ("split_channel", "image_channel")}
             shutil.rmtree(workdir)
 
     rows = nant * (nant - 1) // 2 * ntimes
@@ -98,8 +97,8 @@ def main() -> None:
         "ratio": {"workflow_over_ducc0": workflow_s / ducc0_s, "workflow_over_wsclean": workflow_s / wsclean_s if wsclean_s else None},
         "workflow_jobs": {"image_channel_mean_s": float(np.mean([j["s"] for j in image_jobs])),
                           "split_channel_mean_s": float(np.mean([j["s"] for j in split_jobs])),
-                          "image_channel_max_rss_mb": max(j["max_rss"] for j in image_jobs),
-                          "split_channel_max_rss_mb": max(j["max_rss"] for j in split_jobs)},
+                          "image_channel_peak_mb": max(job_peak_memory_mb(tmp / "wf", "image_channel")),
+                          "split_channel_peak_mb": max(job_peak_memory_mb(tmp / "wf", "split_channel"))},
         "peak_rss_mb_by_channel_count": memory,
         "machine": machine(),
     }
@@ -118,7 +117,7 @@ weighting, Stokes I, Q, U, V + PSF per channel, w-gridding, {args.cores} cores; 
 | bare ducc0 loop (read, Stokes, 5 x vis2dirty) | {ducc0_s:.1f} | {workflow_s / ducc0_s:.2f} |
 | WSClean 3.1 `-pol IQUV -channels-out {nchan} -niter 0` | {ws} | {ratio_ws} |
 
-Peak memory per job (max RSS, MB) must not grow with the number of channels (512^2, 30 antennas x 40 times):
+Peak memory per job (RSS at exit from getrusage, MB) must not grow with the number of channels (512^2, 30 antennas x 40 times):
 
 | channels | split_channel | image_channel |
 |---|---|---|

@@ -127,3 +127,19 @@ def test_every_job_left_qa_and_logs(tiny_run, tiny_config):
 def test_rerun_is_a_no_op(tiny_run):
     result = run_snakemake(tiny_run, "--configfile", str(REPO / "tests/configs/tiny.yaml"), "-n")
     assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_qa_documents_follow_the_schema(tiny_run):
+    import jsonschema
+
+    schema = json.loads((REPO / "resources/schemas/qa.schema.json").read_text())
+    documents = sorted((tiny_run / "results/qa").rglob("*.json"))
+    kinds = set()
+    for path in documents:
+        document = json.loads(path.read_text())
+        jsonschema.validate(document, schema)
+        kinds.add(document["kind"])
+    assert kinds == {"split", "channel_image", "cube", "moments"}
+    bad = json.loads(documents[0].read_text()) | {"schema_version": "0.9"}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schema)

@@ -13,6 +13,13 @@ from .errors import SpectropolError
 log = logging.getLogger("spectropol")
 
 
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process so far (MB), as the kernel counts it."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # kB on Linux
+
+
 @contextlib.contextmanager
 def to_file(path: str) -> Iterator[logging.Logger]:
     """Send the library's log records to ``path``; turn our errors into one line and exit 1.
@@ -34,6 +41,6 @@ def to_file(path: str) -> Iterator[logging.Logger]:
         print(f"spectropol: error: {err}", file=sys.stderr)
         raise SystemExit(1) from None
     finally:
-        log.info("finished in %.2f s", time.perf_counter() - start)
+        log.info("finished in %.2f s, peak memory %.0f MB", time.perf_counter() - start, peak_memory_mb())
         root.removeHandler(handler)
         handler.close()

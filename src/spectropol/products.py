@@ -85,7 +85,7 @@ def write_json(path: str | os.PathLike, document: dict) -> None:
 
 
 def write_qa(path: str | os.PathLike, kind: str, body: dict, **envelope) -> None:
-    """A QA document: {schema_version, kind, ..., body} (schema: resources/schemas/qa.schema.json)."""
+    """A QA document: {schema_version, kind, rule, ...statistics} (resources/schemas/qa.schema.json)."""
     write_json(path, {"schema_version": QA_SCHEMA_VERSION, "kind": kind, **envelope, **body})
 
 
