@@ -76,6 +76,7 @@ def main() -> None:
         workflow_s = run_workflow(tmp / "wf", config, image_targets(nchan), args.cores)
         image_jobs = job_benchmarks(tmp / "wf", "image_channel")
         split_jobs = job_benchmarks(tmp / "wf", "split_channel")
+        peak_mb = {rule: max(job_peak_memory_mb(tmp / "wf", rule)) for rule in ("split_channel", "image_channel")}
         ducc0_s = bare_ducc0_loop(ms, npix, cell_arcsec * np.pi / 180 / 3600, args.cores)
         wsclean_s = wsclean(ms, tmp / "ws", npix, cell_arcsec, nchan, args.cores) if shutil.which("wsclean") else None
 
@@ -97,8 +98,8 @@ def main() -> None:
         "ratio": {"workflow_over_ducc0": workflow_s / ducc0_s, "workflow_over_wsclean": workflow_s / wsclean_s if wsclean_s else None},
         "workflow_jobs": {"image_channel_mean_s": float(np.mean([j["s"] for j in image_jobs])),
                           "split_channel_mean_s": float(np.mean([j["s"] for j in split_jobs])),
-                          "image_channel_peak_mb": max(job_peak_memory_mb(tmp / "wf", "image_channel")),
-                          "split_channel_peak_mb": max(job_peak_memory_mb(tmp / "wf", "split_channel"))},
+                          "image_channel_peak_mb": peak_mb["image_channel"],
+                          "split_channel_peak_mb": peak_mb["split_channel"]},
         "peak_rss_mb_by_channel_count": memory,
         "machine": machine(),
     }
