@@ -31,6 +31,7 @@ test-fast: venv
 
 benchmark: venv system-deps
 	$(BIN)/python benchmarks/imaging.py
+	$(BIN)/python benchmarks/faraday.py
 
 clean:
 	rm -rf work results logs .snakemake benchmarks/runs

@@ -18,10 +18,12 @@ include: "rules/split.smk"
 include: "rules/image.smk"
 include: "rules/cube.smk"
 include: "rules/moments.smk"
+include: "rules/faraday.smk"
 
 
 rule all:
     input:
         cube_products(),
         moment_products(),
+        faraday_products(),
     default_target: True

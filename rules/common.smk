@@ -15,6 +15,8 @@ RESULTS = config["results_dir"]
 STOKES = ["I", "Q", "U", "V"]
 QUANTITIES = ["Q", "U", "P"]
 MOMENTS = ["mean", "std", "skewness", "kurtosis"]
+FARADAY_PEAK_MAPS = ["peak_pi", "peak_pi_debiased", "peak_phi", "peak_phi_err", "pol_angle0_deg", "pol_angle0_err_deg",
+                     "fdf_noise", "snr", "cc_moment2"]
 
 
 def resource_path(path):

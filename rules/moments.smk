@@ -10,11 +10,12 @@ rule faraday_moments:
     params:
         weighting=config["moments"]["weighting"],
         chunk_mb=config["moments"]["chunk_mb"],
+        scheduler=config["dask"]["scheduler"],
     log:
         "logs/faraday_moments.log",
     benchmark:
         "logs/benchmark/faraday_moments.tsv"
-    threads: config["moments"]["threads"]
+    threads: config["dask"]["threads"]
     resources:
         # Dask holds about one tile per thread, with headroom for the scheduler and the output.
         mem_mb=lambda wc, threads: int(500 + 3 * config["moments"]["chunk_mb"] * threads),

@@ -30,6 +30,7 @@ rule split_channel:
     input:
         ms=input_ms(),
         selection=rules.inspect_ms.output.selection,
+        ionosphere_rm=config["input"]["ionosphere_rm"] or [],
     output:
         vis=directory(f"{WORK}/vis/{{chan}}.zarr"),
         qa=f"{RESULTS}/qa/split/{{chan}}.json",

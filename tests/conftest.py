@@ -75,6 +75,20 @@ def small_ms(tmp_path):
     return make
 
 
+def write_test_cube(path, q, u, freqs=None, rms=None, chunk=16):
+    """A cube store with the given Q and U (nfreq, ny, nx) and zero I and V."""
+    from spectropol.cube import write_cube
+    from spectropol.wcs import celestial_header
+
+    nfreq, ny, nx = q.shape
+    data = np.zeros((nfreq, 4, ny, nx), np.float32)
+    data[:, 1], data[:, 2] = q, u
+    freqs = np.linspace(120e6, 180e6, nfreq) if freqs is None else freqs
+    rms = np.ones((nfreq, 4), np.float32) if rms is None else rms
+    write_cube(path, data, freqs, celestial_header(1.0, -0.5, nx, ny, 1e-4), rms=rms, chunk=chunk)
+    return path
+
+
 def has_wsclean() -> bool:
     return shutil.which("wsclean") is not None
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from spectropol.products import quiet_zarr_v3
+from conftest import write_test_cube
 from spectropol.moments import MOMENTS, QUANTITIES, faraday_moments, open_moments, weighted_moments
 
 
@@ -38,22 +38,6 @@ def test_integer_weights_equal_repeated_samples():
     np.testing.assert_allclose(weighted_moments(values, weights), weighted_moments(repeated), rtol=1e-10)
 
 
-def _write_cube(path, q, u, rms=None):
-    import xarray as xr
-
-    nfreq, ny, nx = q.shape
-    cube = np.zeros((nfreq, 4, ny, nx), np.float32)
-    cube[:, 1], cube[:, 2] = q, u
-    rms = np.ones((nfreq, 4), np.float32) if rms is None else rms
-    dataset = xr.Dataset(
-        {"dirty": (("freq", "stokes", "y", "x"), cube), "rms": (("freq", "stokes"), rms)},
-        coords={"freq": np.linspace(1e8, 2e8, nfreq), "stokes": ["I", "Q", "U", "V"]},
-        attrs={"image": "dirty", "wcs": {"CTYPE1": "RA---SIN"}, "provenance": {}},
-    )
-    with quiet_zarr_v3():
-        dataset.chunk({"freq": 1, "stokes": 1, "y": 16, "x": 16}).to_zarr(path, zarr_format=3, consolidated=True)
-
-
 @pytest.mark.parametrize("weighting", ["none", "noise"])
 def test_tiled_moments_equal_whole_array_moments(tmp_path, weighting):
     # chunk_mb small enough for tiles of 16 x 16 on a 40 x 40 image: edges and partial tiles are
@@ -64,7 +48,7 @@ def test_tiled_moments_equal_whole_array_moments(tmp_path, weighting):
     u = rng.normal(size=(nfreq, 40, 40)).astype(np.float32)
     q[5] = np.nan
     rms = rng.uniform(0.5, 2.0, (nfreq, 4)).astype(np.float32)
-    _write_cube(tmp_path / "cube.zarr", q, u, rms)
+    write_test_cube(tmp_path / "cube.zarr", q, u, rms=rms)
     faraday_moments(tmp_path / "cube.zarr", tmp_path / "m.zarr", tmp_path / "m.json", weighting=weighting,
                     chunk_mb=nfreq * 2 * 8 * 4 * 16 * 16 / 1e6, nthreads=2)
     maps = open_moments(tmp_path / "m.zarr")

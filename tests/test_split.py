@@ -100,3 +100,39 @@ def test_several_spectral_windows_need_a_choice(small_ms):
     second = inspect_ms(str(ms), spw=1)
     assert second.freqs[0] == pytest.approx(170e6)
     assert second.nrows == inspect_ms(str(ms), spw=0).nrows
+
+
+def test_ionospheric_rotation_is_removed_per_visibility(small_ms, tmp_path, demo_sky):
+    # A table of RM_ion(t) rising through the track: after correction each Stokes visibility is
+    # the sky's, rotated back by RM_ion(t) lambda^2 (so a constant table shifts every RM by -RM_ion).
+    from spectropol.stokes import rotate_linear_polarisation
+
+    ms = small_ms(noise_jy=1e-4)
+    selection = inspect_ms(str(ms))
+    t0, t1 = selection.time_range_mjd_s
+    table = tmp_path / "ionosphere.csv"
+    table.write_text(f"time_mjd_s,rm_rad_m2\n{t0 - 10},0.5\n{t1 + 10},2.5\n")
+    stats = split_channel(selection, 2, tmp_path / "v.zarr", tmp_path / "v.json", ionosphere_rm=table)
+    assert 0.5 < stats["ionosphere"]["rm_mean"] < 2.5
+    arrays, _ = load_channel_vis(tmp_path / "v.zarr")
+    truth = true_stokes_visibilities(selection, 2, arrays["uvw"], demo_sky)
+    data = read_channel(selection, 2)
+    rm = np.interp(data.time, [t0 - 10, t1 + 10], [0.5, 2.5])
+    q, u = rotate_linear_polarisation(truth[:, 1], truth[:, 2], rm * (299792458.0 / selection.freqs[2]) ** 2)
+    np.testing.assert_allclose(arrays["vis"][:, 1], q, atol=2e-3)
+    np.testing.assert_allclose(arrays["vis"][:, 2], u, atol=2e-3)
+    np.testing.assert_allclose(arrays["vis"][:, 0], truth[:, 0], atol=2e-3)  # I untouched
+
+
+def test_ionosphere_table_must_cover_the_observation(small_ms, tmp_path):
+    ms = small_ms()
+    selection = inspect_ms(str(ms))
+    table = tmp_path / "short.csv"
+    table.write_text("time_mjd_s,rm_rad_m2\n0,1.0\n10,1.0\n")
+    with pytest.raises(SpectropolError, match="short.csv: covers MJD seconds 0.0..10.0 but"):
+        split_channel(selection, 0, tmp_path / "v.zarr", tmp_path / "v.json", ionosphere_rm=table)
+    assert not (tmp_path / "v.zarr").exists()
+    bad = tmp_path / "bad.csv"
+    bad.write_text("time,rm\nyesterday,1\n")
+    with pytest.raises(SpectropolError, match="bad.csv: ionospheric RM table is not two numeric CSV columns"):
+        split_channel(selection, 0, tmp_path / "v.zarr", tmp_path / "v.json", ionosphere_rm=bad)

@@ -139,7 +139,44 @@ def test_qa_documents_follow_the_schema(tiny_run):
         document = json.loads(path.read_text())
         jsonschema.validate(document, schema)
         kinds.add(document["kind"])
-    assert kinds == {"split", "channel_image", "cube", "moments"}
+    assert kinds == {"split", "channel_image", "cube", "moments", "rm_synthesis", "rm_clean", "faraday_peaks"}
     bad = json.loads(documents[0].read_text()) | {"schema_version": "0.9"}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, schema)
+
+
+def test_faraday_depth_of_each_source_within_three_sigma(tiny_run, tiny_config, demo_sky):
+    # The peak of the clean FDF at each polarised source: RM and derotated angle within 3 sigma of
+    # their quoted errors, debiased polarised intensity within 5% of the band-averaged truth; the
+    # unpolarised source shows no peak above 8 sigma.
+    import xarray as xr
+
+    peaks = xr.open_zarr(tiny_run / "results/faraday/peaks.zarr").load()
+    freqs = xr.open_zarr(tiny_run / "results/cube/cube.zarr")["freq"].values
+    reference_hz, sources = demo_sky
+    for source in sources:
+        x, y = source_pixel(source, tiny_config["imaging"]["size"], tiny_config["imaging"]["cell_arcsec"])
+        at = {name: float(peaks[name].values[y, x]) for name in peaks.data_vars}
+        if source.pol_fraction == 0:
+            assert at["snr"] < 8, source.name
+            continue
+        assert abs(at["peak_phi"] - source.rm_rad_m2) < 3 * at["peak_phi_err"], source.name
+        angle_error = (at["pol_angle0_deg"] - source.pol_angle_deg + 90) % 180 - 90
+        assert abs(angle_error) < 3 * at["pol_angle0_err_deg"], source.name
+        truth = source.stokes(freqs, reference_hz)
+        assert at["peak_pi_debiased"] == pytest.approx(np.hypot(truth["Q"], truth["U"]).mean(), rel=0.05), source.name
+
+
+def test_faraday_fits_products_read_without_warnings(tiny_run):
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    products = sorted((tiny_run / "results/faraday").glob("*.fits"))
+    names = {p.stem for p in products}
+    assert {"fdf_dirty_amplitude", "fdf_clean_real", "fdf_clean_imag", "rmsf", "peak_phi", "peak_pi_debiased"} <= names
+    for path in products:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with fits.open(path) as hdus:
+                if path.stem != "rmsf":
+                    WCS(hdus[0].header)

@@ -15,6 +15,7 @@ import os
 import numpy as np
 
 from .cube import open_cube
+from .parallel import dask_scheduler
 from .products import atomic_path, provenance, quiet_zarr_v3, write_qa
 from .qa import image_statistics
 from .wcs import to_fits_header
@@ -69,9 +70,8 @@ def tile_size(nfreq: int, chunk_mb: float, npix: int) -> int:
 
 
 def faraday_moments(cube_store: str | os.PathLike, out_store: str | os.PathLike, qa_path: str | os.PathLike, *,
-                    weighting: str = "none", chunk_mb: float = 64.0, nthreads: int = 1) -> dict:
+                    weighting: str = "none", chunk_mb: float = 64.0, scheduler: str = "threads", nthreads: int = 1) -> dict:
     """Faraday moment maps of the cube; written as a Zarr store with variables (quantity, moment, y, x)."""
-    import dask
     import dask.array as da
     import xarray as xr
 
@@ -107,7 +107,7 @@ def faraday_moments(cube_store: str | os.PathLike, out_store: str | os.PathLike,
     )
     log.info("moments of %d channels in tiles of %d x %d pixels (%d tasks), %d threads", nfreq, side, side,
              result.npartitions, nthreads)
-    with dask.config.set(scheduler="threads", num_workers=nthreads), atomic_path(out_store) as partial, quiet_zarr_v3():
+    with dask_scheduler(scheduler, nthreads, "faraday_moments"), atomic_path(out_store) as partial, quiet_zarr_v3():
         dataset.to_zarr(partial, mode="w", zarr_format=3, consolidated=True,
                         encoding={"moments": {"chunks": (1, 1, side, side)}})
 

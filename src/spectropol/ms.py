@@ -179,6 +179,7 @@ class ChannelData:
     flags: np.ndarray
     weights: np.ndarray
     uvw: np.ndarray
+    time: np.ndarray
     freq: float
 
 
@@ -203,10 +204,11 @@ def read_channel(selection: Selection, channel: int) -> ChannelData:
             if "FLAG_ROW" in sub.colnames():
                 flags = flags | sub.getcol("FLAG_ROW")[:, None]
             uvw = sub.getcol("UVW")
+            time = sub.getcol("TIME")
         except RuntimeError as err:
             raise fail(selection.ms, f"cannot read channel {channel} ({str(err).splitlines()[0]})") from None
         sub.close()
     finally:
         main.close()
-    return ChannelData(vis=vis, flags=flags.astype(bool), weights=weights.astype(np.float64), uvw=uvw,
+    return ChannelData(vis=vis, flags=flags.astype(bool), weights=weights.astype(np.float64), uvw=uvw, time=time,
                        freq=float(selection.freqs[channel]))

@@ -10,14 +10,33 @@ import numpy as np
 from .errors import fail
 from .ms import Selection, read_channel
 from .products import provenance, read_store, write_qa, write_store
-from .stokes import STOKES, stokes_from_correlations
+from .measurement import SPEED_OF_LIGHT
+from .stokes import STOKES, rotate_linear_polarisation, stokes_from_correlations
 
 log = logging.getLogger(__name__)
 
 
-def split_channel(selection: Selection, channel: int, out_store: str | os.PathLike, qa_path: str | os.PathLike) -> dict:
+def load_ionosphere_rm(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """A table of ionospheric rotation measure against time: CSV with a header line and columns
+    time (MJD seconds, as the MS TIME column) and RM (rad/m^2), times increasing."""
+    try:
+        table = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2, dtype=np.float64)
+    except OSError:
+        raise fail(path, "ionospheric RM table not found") from None
+    except ValueError as err:
+        raise fail(path, f"ionospheric RM table is not two numeric CSV columns time_mjd_s,rm_rad_m2 ({err})") from None
+    if table.shape[1] != 2 or len(table) == 0 or not np.all(np.isfinite(table)) or np.any(np.diff(table[:, 0]) <= 0):
+        raise fail(path, "ionospheric RM table needs rows of time_mjd_s,rm_rad_m2 with increasing, finite times")
+    return table[:, 0], table[:, 1]
+
+
+def split_channel(selection: Selection, channel: int, out_store: str | os.PathLike, qa_path: str | os.PathLike,
+                  ionosphere_rm: str | os.PathLike | None = None) -> dict:
     """Read ``channel``, form Stokes visibilities and their inverse-variance weights, keep rows with
     any usable Stokes value, and write them with UVW to ``out_store``. Returns the QA statistics.
+
+    ``ionosphere_rm``: a table of ionospheric RM against time (load_ionosphere_rm); Q and U of each
+    visibility are derotated by RM_ion(t) lambda^2, so that Faraday depths are those of the sky.
 
     A channel with nothing usable is not an error: it is written with zero rows and said so in QA,
     and becomes a NaN plane in the cube.
@@ -26,6 +45,17 @@ def split_channel(selection: Selection, channel: int, out_store: str | os.PathLi
     nonfinite = int((~np.isfinite(data.vis)).sum())
     negative_weights = int((data.weights < 0).sum())
     stokes_vis, stokes_weight, labels = stokes_from_correlations(data.vis, data.flags, data.weights, selection.corr_names)
+    ionosphere = None
+    if ionosphere_rm is not None and {"Q", "U"} <= set(labels):
+        times, rms = load_ionosphere_rm(ionosphere_rm)
+        if data.time.min() < times[0] or data.time.max() > times[-1]:
+            raise fail(ionosphere_rm, f"covers MJD seconds {times[0]:.1f}..{times[-1]:.1f} but {selection.ms} has "
+                                      f"{data.time.min():.1f}..{data.time.max():.1f}")
+        rm = np.interp(data.time, times, rms)
+        iq, iu = labels.index("Q"), labels.index("U")
+        angle = rm * (SPEED_OF_LIGHT / data.freq) ** 2
+        stokes_vis[:, iq], stokes_vis[:, iu] = rotate_linear_polarisation(stokes_vis[:, iq], stokes_vis[:, iu], angle)
+        ionosphere = {"table": str(ionosphere_rm), "rm_mean": float(rm.mean()), "rm_min": float(rm.min()), "rm_max": float(rm.max())}
     keep = (stokes_weight > 0).any(axis=1)
     # Always store all four Stokes so that later stages see one layout; absent ones have weight 0.
     vis = np.zeros((int(keep.sum()), len(STOKES)), dtype=np.complex64)
@@ -60,6 +90,7 @@ def split_channel(selection: Selection, channel: int, out_store: str | os.PathLi
         "nonfinite_visibilities": nonfinite,
         "negative_weights": negative_weights,
         "stokes_present": list(labels),
+        "ionosphere": ionosphere,
     }
     write_qa(qa_path, "split", stats, rule="split_channel")
     if keep.sum() == 0:

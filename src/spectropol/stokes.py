@@ -111,3 +111,13 @@ def correlations_from_stokes(stokes: dict[str, np.ndarray], corr_names: list[str
         for label, coefficient in _TO_CORRELATIONS[basis][corr].items():
             out[..., k] += coefficient * stokes.get(label, 0)
     return out
+
+
+def rotate_linear_polarisation(q: np.ndarray, u: np.ndarray, angle_rad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Q, U rotated by -angle: the polarisation angle of Q + iU decreases by ``angle_rad``.
+
+    Works on complex Stokes visibilities as on real images: Q' = Q cos 2a + U sin 2a,
+    U' = -Q sin 2a + U cos 2a. Undoes a Faraday rotation of angle RM lambda^2.
+    """
+    c, s = np.cos(2 * angle_rad), np.sin(2 * angle_rad)
+    return q * c + u * s, -q * s + u * c

@@ -1,0 +1,59 @@
+"""Running Dask graphs inside a workflow job: the scheduler the config asks for, with progress
+reported in the job's log."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterator
+
+log = logging.getLogger(__name__)
+
+
+class _ProgressLog:
+    """A Dask local-scheduler callback that logs progress every ``every_s`` seconds."""
+
+    def __init__(self, label: str, every_s: float = 10.0):
+        from dask.callbacks import Callback
+
+        outer = self
+
+        class _Callback(Callback):
+            def _start_state(self, dsk, state):
+                outer.total = sum(len(state[k]) for k in ("ready", "waiting", "running"))
+                outer.done = 0
+                outer.last = time.monotonic()
+                log.info("%s: %d tasks", label, outer.total)
+
+            def _posttask(self, key, result, dsk, state, worker_id):
+                outer.done += 1
+                now = time.monotonic()
+                if now - outer.last >= every_s:
+                    outer.last = now
+                    log.info("%s: %d of %d tasks done (%.0f%%)", label, outer.done, outer.total, 100.0 * outer.done / max(outer.total, 1))
+
+            def _finish(self, dsk, state, errored):
+                log.info("%s: %d tasks finished%s", label, outer.done, " with an error" if errored else "")
+
+        self.callback = _Callback()
+
+
+@contextlib.contextmanager
+def dask_scheduler(scheduler: str = "threads", nthreads: int = 1, label: str = "dask") -> Iterator[None]:
+    """Use ``scheduler`` for dask computations in this block: 'threads', 'processes', 'synchronous',
+    or the address of a running dask.distributed scheduler (tcp://host:port)."""
+    import dask
+
+    if "://" in scheduler:
+        from distributed import Client
+
+        with Client(scheduler) as client:
+            log.info("%s: on the Dask cluster at %s (%s)", label, scheduler, client.dashboard_link)
+            yield
+        return
+    if scheduler not in ("threads", "processes", "synchronous"):
+        raise ValueError(f"unknown Dask scheduler {scheduler!r} (threads, processes, synchronous or tcp://address)")
+    progress = _ProgressLog(label)
+    with dask.config.set(scheduler=scheduler, num_workers=nthreads), progress.callback:
+        yield
