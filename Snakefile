@@ -24,6 +24,6 @@ include: "rules/faraday.smk"
 rule all:
     input:
         cube_products(),
-        moment_products(),
-        faraday_products(),
+        moment_products() if POLARISATION else [],
+        faraday_products() if POLARISATION else [],
     default_target: True

@@ -3,7 +3,7 @@ import os
 from pathlib import Path
 
 from spectropol.errors import SpectropolError
-from spectropol.ms import channel_frequencies
+from spectropol.ms import channel_frequencies, stokes_available
 
 # Scripts import the library from this checkout, in a venv or in a conda environment alike.
 _src = str(Path(workflow.basedir) / "src")
@@ -39,6 +39,40 @@ def channel_count():
 
 
 CHANNELS = [f"{c:05d}" for c in range(channel_count())]
+
+
+def polarisation_available():
+    """Whether the data can form Stokes Q and U, which the moments and Faraday stages need."""
+    if config["input"]["ms"] is None:
+        return True
+    try:
+        stokes = stokes_available(config["input"]["ms"], config["input"]["spw"])
+    except SpectropolError as err:
+        raise WorkflowError(str(err)) from None
+    if not {"Q", "U"} <= set(stokes):
+        logger.warning(f"{config['input']['ms']}: correlations give Stokes {', '.join(stokes)} only; "
+                       "Faraday moments and RM synthesis need Q and U and are skipped")
+        return False
+    return True
+
+
+POLARISATION = polarisation_available()
+
+
+def check_writable(key):
+    """Refuse, before anything runs, an output folder that cannot be created or written."""
+    path = Path(config[key]).absolute()
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise WorkflowError(f"{config[key]}: cannot create {key} there, {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise WorkflowError(f"{config[key]}: cannot write {key} there, {existing} is not writable")
+
+
+check_writable("work_dir")
+check_writable("results_dir")
 
 
 wildcard_constraints:

@@ -76,6 +76,9 @@ def gather_cube(image_stores: Sequence[str | os.PathLike], cube_store: str | os.
             rms[c] = [mad_rms(plane) for plane in planes]
             if not np.isfinite(planes[0]).any():
                 flagged.append(int(channels[c]))
+        if len(flagged) == nchan:
+            raise fail(first_attrs.get("ms", image_stores[0]),
+                       f"every one of its {nchan} channels is flagged or has no positive weight: nothing to image")
         if np.any(np.diff(freqs) <= 0):
             raise fail(cube_store, "channel frequencies are not increasing; the channel list is out of order")
         extra = xr.Dataset(
@@ -92,6 +95,7 @@ def gather_cube(image_stores: Sequence[str | os.PathLike], cube_store: str | os.
             group = zarr.open_group(partial, mode="r+")
             group.attrs.update({
                 "wcs": first_attrs["wcs"], "image": image, "flagged_channels": flagged,
+                "stokes_present": first_attrs.get("stokes_present", list(STOKES)),
                 "provenance": provenance({"channel_images": f"{len(image_stores)} stores, first {image_stores[0]}"}),
             })
             zarr.consolidate_metadata(partial, zarr_format=3)

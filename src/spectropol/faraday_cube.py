@@ -72,6 +72,7 @@ def rm_synthesis_cube(cube_store: str | os.PathLike, out_store: str | os.PathLik
     import xarray as xr
 
     cube = open_cube(cube_store)
+    require_linear_polarisation(cube, cube_store)
     image = cube.attrs["image"]
     freqs = cube["freq"].values
     rms = cube["rms"].sel(stokes=["Q", "U"]).values.astype(np.float64)
@@ -125,6 +126,14 @@ def rm_synthesis_cube(cube_store: str | os.PathLike, out_store: str | os.PathLik
              "fdf_noise_theoretical": noise}
     write_qa(qa_path, "rm_synthesis", stats, rule="rm_synthesis")
     return stats
+
+
+def require_linear_polarisation(cube, cube_store) -> None:
+    """The Faraday stages need Stokes Q and U; say so plainly when the data could not form them."""
+    present = cube.attrs.get("stokes_present", ["I", "Q", "U", "V"])
+    if not {"Q", "U"} <= set(present):
+        raise fail(cube_store, f"holds Stokes {', '.join(present)} only (the MS lacks cross-hand correlations); "
+                               "Faraday stages need Q and U")
 
 
 def open_fdf(store: str | os.PathLike):

@@ -102,7 +102,7 @@ def image_channel(
         "stokes": (("stokes",), np.array(STOKES), {}),
     }, {
         "channel": channel, "freq_hz": freq, "wcs": wcs, "beam": beam, "imaging": params,
-        "stokes_present": vis_attrs["stokes_present"],
+        "stokes_present": vis_attrs["stokes_present"], "ms": vis_attrs["selection"]["ms"],
         "provenance": provenance({"vis": str(vis_store)}, config_hash(params)),
     }, chunks={"dirty": (1, npix, npix)})
 

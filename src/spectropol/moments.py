@@ -75,7 +75,10 @@ def faraday_moments(cube_store: str | os.PathLike, out_store: str | os.PathLike,
     import dask.array as da
     import xarray as xr
 
+    from .faraday_cube import require_linear_polarisation
+
     cube = open_cube(cube_store)
+    require_linear_polarisation(cube, cube_store)
     image = cube.attrs["image"]
     nfreq = cube.sizes["freq"]
     side = tile_size(nfreq, chunk_mb, max(cube.sizes["y"], cube.sizes["x"]))

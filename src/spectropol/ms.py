@@ -55,6 +55,28 @@ def channel_frequencies(ms_path: str, spw: int | None = None) -> np.ndarray:
         return np.asarray(spw_table.getcell("CHAN_FREQ", spw), dtype=np.float64)
 
 
+def stokes_available(ms_path: str, spw: int | None = None) -> tuple[str, ...]:
+    """The Stokes parameters the correlations of ``spw`` can form (I, Q with XX, YY only). Cheap:
+    reads only the small POLARIZATION and DATA_DESCRIPTION subtables."""
+    from .stokes import stokes_matrix
+
+    if not os.path.isdir(ms_path):
+        raise fail(ms_path, "Measurement Set not found")
+    with _open(ms_path, "SPECTRAL_WINDOW") as t:
+        spw = _select_one(ms_path, "spw", list(range(t.nrows())), spw)
+    with _open(ms_path, "DATA_DESCRIPTION") as t:
+        rows = [r for r in range(t.nrows()) if t.getcell("SPECTRAL_WINDOW_ID", r) == spw]
+        if not rows:
+            raise fail(ms_path, f"no DATA_DESCRIPTION row refers to spectral window {spw}")
+        pol_id = int(t.getcell("POLARIZATION_ID", rows[0]))
+    with _open(ms_path, "POLARIZATION") as t:
+        codes = t.getcell("CORR_TYPE", pol_id)
+    try:
+        return stokes_matrix([CORR_CODES[int(c)] for c in codes])[1]
+    except (KeyError, ValueError):
+        raise fail(ms_path, f"CORR_TYPE {list(map(int, codes))} is not linear (XX..YY) or circular (RR..LL) feeds") from None
+
+
 @dataclass(frozen=True)
 class Selection:
     """What the workflow reads from an MS: one data description (SPW + polarisation) and one field."""

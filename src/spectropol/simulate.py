@@ -174,6 +174,7 @@ def simulate_ms(
     feeds: str = "linear",
     seed: int = 1,
     epoch: str = "2026-01-01T00:00:00",
+    correlations: tuple[str, ...] | None = None,
 ) -> dict:
     """Write a Measurement Set observing ``skymodel`` with ``layout``; return a summary of the truth.
 
@@ -184,6 +185,10 @@ def simulate_ms(
     reference_hz, sources = load_sky_model(skymodel)
     array = load_layout(layout)
     corr_names = ("XX", "XY", "YX", "YY") if feeds == "linear" else ("RR", "RL", "LR", "LL")
+    if correlations is not None:  # another order, or a subset such as XX, YY
+        if not set(correlations) <= set(corr_names):
+            raise ValueError(f"correlations {correlations} are not all {feeds}")
+        corr_names = tuple(correlations)
     freqs = start_freq_hz + chan_width_hz * np.arange(nchan)
     ra, dec = np.deg2rad(ra_deg), np.deg2rad(dec_deg)
 
@@ -326,7 +331,8 @@ def _write_ms(path, *, data, uvw, time, ant1, ant2, integration_s, freqs, chan_w
         t.addrows(1)
         t.putcol("NUM_CORR", np.array([ncorr], dtype=np.int32))
         t.putcol("CORR_TYPE", np.array([[CORR_NUMBERS[c] for c in corr_names]], dtype=np.int32))
-        t.putcol("CORR_PRODUCT", np.array([[[0, 0], [0, 1], [1, 0], [1, 1]]], dtype=np.int32))
+        receptor = {"X": 0, "Y": 1, "R": 0, "L": 1}
+        t.putcol("CORR_PRODUCT", np.array([[[receptor[c[0]], receptor[c[1]]] for c in corr_names]], dtype=np.int32))
 
     with table(f"{path}::DATA_DESCRIPTION", readonly=False, ack=False) as t:
         t.addrows(1)
