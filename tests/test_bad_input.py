@@ -135,18 +135,28 @@ def test_missing_subtable(small_ms):
     assert message.startswith(f"{ms}: ") and "POLARIZATION" in message and "\n" not in message
 
 
-def test_truncated_table_is_a_one_line_error(small_ms, tmp_path):
+@pytest.mark.parametrize("which", range(4))
+def test_truncated_table_is_a_one_line_error(small_ms, tmp_path, which):
+    # Truncate each of the main table's largest storage files in turn: whichever column lives
+    # there, reading fails with one line naming the MS, and no channel store is left behind.
     ms = small_ms()
-    data_files = sorted(ms.glob("table.f*_TSM*")) or sorted(ms.glob("table.f*"))
-    biggest = max(data_files, key=lambda p: p.stat().st_size)
-    with open(biggest, "r+b") as handle:
-        handle.truncate(biggest.stat().st_size // 3)
+    data_files = sorted(ms.glob("table.f*"), key=lambda p: p.stat().st_size, reverse=True)
+    victim = data_files[which]
+    with open(victim, "r+b") as handle:
+        handle.truncate(victim.stat().st_size // 3)
+    out = tmp_path / "out"
+    out.mkdir()
+    failed = None
     with pytest.raises(SpectropolError) as error:
         selection = inspect_ms(str(ms))
-        for channel in range(len(selection.freqs)):
-            split_channel(selection, channel, tmp_path / f"v{channel}.zarr", tmp_path / f"v{channel}.json")
-    assert str(error.value).startswith(f"{ms}: ") and "\n" not in str(error.value)
-    assert not any(p.name.endswith(".zarr") for p in tmp_path.iterdir() if p.name.startswith("v") and not (p / "zarr.json").exists())
+        for failed in range(len(selection.freqs)):
+            split_channel(selection, failed, out / f"v{failed}.zarr", out / f"v{failed}.json")
+    message = str(error.value)
+    assert message.startswith(f"{ms}: ") and "truncated or damaged" in message and "\n" not in message
+    # channels read before the damage are complete; the one that failed left nothing
+    if failed is not None:
+        assert not (out / f"v{failed}.zarr").exists() and not (out / f"v{failed}.json").exists()
+        assert sorted(p.name for p in out.iterdir()) == sorted(f"v{c}.{ext}" for c in range(failed) for ext in ("zarr", "json"))
 
 
 def test_an_unwritable_output_folder_is_refused_before_running(small_ms, tmp_path):

@@ -183,6 +183,8 @@ def inspect_ms(ms_path: str, column: str = "DATA", spw: int | None = None, field
         selected.close()
         if not np.all(np.isfinite(uvw)):
             raise fail(ms_path, "UVW column has non-finite values")
+    except RuntimeError as err:  # casacore's errors for damaged tables
+        raise fail(ms_path, f"cannot be read; it is truncated or damaged ({str(err).splitlines()[0]})") from None
     finally:
         main.close()
     return Selection(
@@ -228,7 +230,8 @@ def read_channel(selection: Selection, channel: int) -> ChannelData:
             uvw = sub.getcol("UVW")
             time = sub.getcol("TIME")
         except RuntimeError as err:
-            raise fail(selection.ms, f"cannot read channel {channel} ({str(err).splitlines()[0]})") from None
+            raise fail(selection.ms, f"cannot read channel {channel}; the table is truncated or damaged "
+                                     f"({str(err).splitlines()[0]})") from None
         sub.close()
     finally:
         main.close()
