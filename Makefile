@@ -31,7 +31,9 @@ test-fast: venv
 
 benchmark: venv system-deps
 	$(BIN)/python benchmarks/imaging.py
-	$(BIN)/python benchmarks/faraday.py
+	$(BIN)/python benchmarks/deconvolution.py
+	$(BIN)/python benchmarks/faraday.py --sky diffuse
+	$(BIN)/python benchmarks/faraday.py --sky points
 
 clean:
 	rm -rf work results logs .snakemake benchmarks/runs

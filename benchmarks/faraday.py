@@ -24,9 +24,11 @@ from common import machine, write_results
 PHI_MAX, DPHI = 200.0, 1.0
 
 
-def make_cube(folder: Path, nchan: int, npix: int, seed: int = 1) -> tuple[Path, np.ndarray]:
-    """A Q/U cube (1.0-1.5 GHz) of noise with a grid of polarised sources, as a Zarr cube and as
-    FITS files + frequency list for RM-Tools."""
+def make_cube(folder: Path, nchan: int, npix: int, sky: str = "diffuse", seed: int = 1) -> tuple[Path, np.ndarray]:
+    """A Q/U cube (1.0-1.5 GHz) as a Zarr cube and as FITS files + frequency list for RM-Tools:
+    noise and 40 polarised point sources ('points'), plus, with 'diffuse', a Galactic-foreground-like
+    polarised screen over the whole field (smooth random amplitude of 5-30 sigma, RM varying
+    smoothly over +-50 rad/m^2), where every pixel has something to clean."""
     from astropy.io import fits
 
     from spectropol.cube import write_cube
@@ -43,6 +45,20 @@ def make_cube(folder: Path, nchan: int, npix: int, seed: int = 1) -> tuple[Path,
         pol = rng.uniform(0.01, 0.1) * np.exp(2j * (rng.uniform(0, np.pi) + rng.uniform(-150, 150) * l2))
         q[:, y, x] += pol.real
         u[:, y, x] += pol.imag
+    if sky == "diffuse":
+        from scipy.ndimage import gaussian_filter
+
+        def smooth_field(scale):
+            field = gaussian_filter(rng.standard_normal((npix, npix)), npix / 16)
+            return (field - field.min()) / (field.max() - field.min()) * scale
+
+        amplitude = sigma * (5 + smooth_field(25))
+        rm = smooth_field(100) - 50
+        angle = smooth_field(np.pi)
+        for c in range(nchan):
+            pol = amplitude * np.exp(2j * (angle + rm * l2[c]))
+            q[c] += pol.real.astype(np.float32)
+            u[c] += pol.imag.astype(np.float32)
     data = np.zeros((nchan, 4, npix, npix), np.float32)
     data[:, 1], data[:, 2] = q, u
     cube = folder / f"cube{nchan}.zarr"
@@ -110,6 +126,8 @@ def kernel_efficiency(cube: Path, freqs: np.ndarray, repeats: int = 3) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--sky", choices=("diffuse", "points"), default="diffuse",
+                        help="diffuse: a polarised foreground over the whole field (default); points: sources on noise")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--chunk-mb", type=float, default=128.0)
     parser.add_argument("--step", choices=("synth", "clean"))
@@ -124,8 +142,8 @@ def main() -> None:
     bindir = Path(sys.executable).parent
     with tempfile.TemporaryDirectory(prefix="spectropol-faraday-") as tmp:
         tmp = Path(tmp)
-        cube, freqs = make_cube(tmp, nchan, npix)
-        results = {"case": {"channels": nchan, "npix": npix, "phi_max": PHI_MAX, "dphi": DPHI, "threads": args.threads,
+        cube, freqs = make_cube(tmp, nchan, npix, args.sky)
+        results = {"case": {"sky": args.sky, "channels": nchan, "npix": npix, "phi_max": PHI_MAX, "dphi": DPHI, "threads": args.threads,
                             "chunk_mb": args.chunk_mb, "weighting": "uniform", "cutoff": "3 sigma (theoretical FDF noise)"}}
         ours_synth = timed(me + ["--step", "synth", "--input", str(cube), "--output", str(tmp / "fdf.zarr")], tmp)
         ours_clean = timed(me + ["--step", "clean", "--input", str(tmp / "fdf.zarr"), "--output", str(tmp / "clean.zarr")], tmp)
@@ -146,7 +164,7 @@ def main() -> None:
         memory = {}
         for factor in (1, 2, 4):
             channels = nchan * factor
-            bigger, _ = make_cube(tmp, channels, npix) if factor > 1 else (cube, freqs)
+            bigger, _ = make_cube(tmp, channels, npix, args.sky) if factor > 1 else (cube, freqs)
             out = tmp / f"fdf{channels}.zarr"
             memory[channels] = timed(me + ["--step", "synth", "--input", str(bigger), "--output", str(out)], tmp)[1]
             shutil.rmtree(out)
@@ -156,8 +174,9 @@ def main() -> None:
     w, r, k = results["wall_s"], results["peak_rss_mb"], results["kernel"]
     mem_rows = "\n".join(f"| {c} | {m:.0f} |" for c, m in memory.items())
     table = f"""
-## Faraday depth (benchmarks/faraday.py{' --quick' if args.quick else ''})
+## Faraday depth, {args.sky} sky (benchmarks/faraday.py --sky {args.sky}{' --quick' if args.quick else ''})
 
+{"A polarised foreground over the whole field (every pixel to clean) plus 40 point sources on noise" if args.sky == "diffuse" else "40 polarised point sources on noise (few pixels to clean)"};
 {nchan} channels x {npix}^2, phi -{PHI_MAX:.0f}..{PHI_MAX:.0f} step {DPHI} rad/m^2, uniform weights, RM-CLEAN to 3 sigma,
 {args.threads} cores for spectropol (Dask threads), RM-Tools as it runs by default (rmsynth3d vectorised,
 rmclean3d serial), chunk {args.chunk_mb:.0f} MB; {results['machine']['platform']}.
@@ -177,7 +196,7 @@ Peak memory of RM synthesis with the chunk fixed, as the channel count grows:
 |---|---|
 {mem_rows}
 """
-    write_results("faraday", results, table)
+    write_results(f"faraday_{args.sky}", results, table)
     print(table)
 
 

@@ -95,6 +95,16 @@ def imaging_params():
     return {k: config["imaging"][k] for k in keys}
 
 
+def clean_params():
+    """Deconvolution settings; a change reruns every image job."""
+    return dict(config["clean"])
+
+
+def cube_image():
+    """Restored images when deconvolution runs, else dirty."""
+    return config["cube"]["image"] if config["clean"]["niter"] > 0 else "dirty"
+
+
 def image_mem_mb(wildcards, input):
     """Visibilities twice (Stokes and weights) plus about 12 image-sized float planes with the
     oversampled gridding grid."""

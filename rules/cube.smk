@@ -9,6 +9,8 @@ rule gather_cube:
         qa=f"{RESULTS}/qa/cube.json",
     params:
         chunk=config["cube"]["chunk"],
+        image=cube_image(),
+        common_beam=config["cube"]["common_beam"],
     log:
         "logs/gather_cube.log",
     benchmark:

@@ -10,6 +10,7 @@ rule image_channel:
         qa=f"{RESULTS}/qa/image/{{chan}}.json",
     params:
         imaging=imaging_params(),
+        clean=clean_params(),
     log:
         "logs/image_channel/{chan}.log",
     benchmark:

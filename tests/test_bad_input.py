@@ -1,7 +1,6 @@
 """Unusual and broken Measurement Sets: each is processed correctly or refused with one line that
 names the file and the problem, and never leaves a product that looks complete."""
 
-import json
 import os
 import shutil
 import signal
@@ -15,7 +14,7 @@ from casacore.tables import table
 
 from conftest import REPO, SNAKEMAKE, run_snakemake
 from spectropol.errors import SpectropolError
-from spectropol.ms import inspect_ms, read_channel
+from spectropol.ms import inspect_ms
 from spectropol.split import load_channel_vis, split_channel
 
 SMALL_IMAGES = {"imaging": {"size": 64, "cell_arcsec": 60.0}, "cube": {"chunk": 64}, "faraday": {"chunk_mb": 8}}

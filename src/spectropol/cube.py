@@ -14,8 +14,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .beam import common_beam as find_common_beam
+from .beam import convolve_to_beam
 from .errors import fail
-from .products import atomic_path, provenance, quiet_zarr_v3, read_store, write_qa
+from .products import atomic_path, open_dataset, provenance, quiet_zarr_v3, read_store, write_qa
 from .qa import mad_rms
 from .stokes import STOKES
 from .wcs import beam_keywords, spectral_axis, stokes_axis, to_fits_header
@@ -33,11 +35,13 @@ def read_channel_image(store: str | os.PathLike, image: str) -> tuple[np.ndarray
 
 
 def gather_cube(image_stores: Sequence[str | os.PathLike], cube_store: str | os.PathLike, qa_path: str | os.PathLike, *,
-                image: str = "dirty", chunk: int = 256) -> dict:
+                image: str = "dirty", chunk: int = 256, common_beam: bool = False) -> dict:
     """Write the ``image`` planes of each channel store, in the given order, into one cube store.
 
     The cube carries per-channel beams (bmaj, bmin, bpa in deg) and the MAD rms of each plane
-    (``rms``, Jy/beam), which later stages use as channel noise.
+    (``rms``, Jy/beam), which later stages use as channel noise. With ``common_beam`` every channel
+    is first convolved to one beam that contains all of theirs (needed for RM synthesis of resolved
+    emission across a wide band); the cube's beams are then all that beam.
     """
     import dask.array as da
     import xarray as xr
@@ -45,6 +49,16 @@ def gather_cube(image_stores: Sequence[str | os.PathLike], cube_store: str | os.
 
     first_planes, first_attrs = read_channel_image(image_stores[0], image)
     npix_y, npix_x = first_planes.shape[-2:]
+    target = None
+    if common_beam:
+        import zarr
+
+        with quiet_zarr_v3():
+            channel_beams = [dict(zarr.open_group(store, mode="r").attrs)["beam"] for store in image_stores]
+        channel_beams = [{k: np.nan if v is None else v for k, v in b.items()} for b in channel_beams]
+        target = find_common_beam(channel_beams)
+        cell_rad = first_attrs["imaging"]["cell_rad"]
+        log.info("common beam %.2f x %.2f arcsec, pa %.1f deg", target["bmaj_deg"] * 3600, target["bmin_deg"] * 3600, target["bpa_deg"])
     nchan = len(image_stores)
     chunk = min(chunk, npix_y, npix_x)
     freqs = np.empty(nchan)
@@ -62,16 +76,19 @@ def gather_cube(image_stores: Sequence[str | os.PathLike], cube_store: str | os.
         with quiet_zarr_v3():
             template.to_zarr(partial, mode="w", zarr_format=3, compute=False, consolidated=False,
                              encoding={image: {"chunks": (1, 1, chunk, chunk)}})
-        target = zarr.open_array(partial / image, mode="r+")
+        array = zarr.open_array(partial / image, mode="r+")
         flagged = []
         for c, store in enumerate(image_stores):
             planes, attrs = read_channel_image(store, image)
             if planes.shape[-2:] != (npix_y, npix_x):
                 raise fail(store, f"image size {planes.shape[-2]}x{planes.shape[-1]} differs from the first channel's {npix_y}x{npix_x}")
-            target[c] = planes
+            beam = {k: np.nan if v is None else v for k, v in attrs["beam"].items()}
+            if target is not None and np.isfinite(beam["bmaj_deg"]):
+                planes = convolve_to_beam(planes, beam, target, cell_rad)
+                beam = target
+            array[c] = planes
             freqs[c] = attrs["freq_hz"]
             channels[c] = attrs["channel"]
-            beam = {k: np.nan if v is None else v for k, v in attrs["beam"].items()}
             beams[c] = [beam["bmaj_deg"], beam["bmin_deg"], beam["bpa_deg"]]
             rms[c] = [mad_rms(plane) for plane in planes]
             if not np.isfinite(planes[0]).any():
@@ -96,6 +113,7 @@ def gather_cube(image_stores: Sequence[str | os.PathLike], cube_store: str | os.
             group.attrs.update({
                 "wcs": first_attrs["wcs"], "image": image, "flagged_channels": flagged,
                 "stokes_present": first_attrs.get("stokes_present", list(STOKES)),
+                "common_beam": target,
                 "provenance": provenance({"channel_images": f"{len(image_stores)} stores, first {image_stores[0]}"}),
             })
             zarr.consolidate_metadata(partial, zarr_format=3)
@@ -138,13 +156,7 @@ def write_cube(cube_store: str | os.PathLike, data: np.ndarray, freqs: np.ndarra
 
 def open_cube(cube_store: str | os.PathLike):
     """The cube as a labelled xarray Dataset (lazy, dask-backed)."""
-    import xarray as xr
-
-    try:
-        with quiet_zarr_v3():
-            return xr.open_zarr(cube_store, zarr_format=3, consolidated=True)
-    except (FileNotFoundError, KeyError, ValueError) as err:
-        raise fail(cube_store, f"not a spectropol cube store ({err})") from None
+    return open_dataset(cube_store, "cube")
 
 
 def export_fits_cubes(cube_store: str | os.PathLike, fits_paths: dict[str, str | os.PathLike]) -> None:

@@ -16,7 +16,7 @@ from .errors import fail
 from .faraday import (FaradayGrid, doubled_phi, faraday_grid, fdf_noise_theoretical, fdf_peak, restore_components,
                       rm_clean_block, rm_synthesis_block, rmsf, robust_fdf_noise, synthesis_matrix)
 from .parallel import dask_scheduler
-from .products import atomic_path, provenance, quiet_zarr_v3, write_qa
+from .products import atomic_path, open_dataset, provenance, quiet_zarr_v3, write_qa
 from .qa import image_statistics
 from .wcs import to_fits_header
 
@@ -137,13 +137,8 @@ def require_linear_polarisation(cube, cube_store) -> None:
 
 
 def open_fdf(store: str | os.PathLike):
-    import xarray as xr
-
-    try:
-        with quiet_zarr_v3():
-            return xr.open_zarr(store, zarr_format=3, consolidated=True)
-    except (FileNotFoundError, KeyError, ValueError) as err:
-        raise fail(store, f"not a spectropol FDF store ({err})") from None
+    """An FDF (or peak-map) store as a lazy labelled xarray Dataset."""
+    return open_dataset(store, "Faraday")
 
 
 def rm_clean_cube(fdf_store: str | os.PathLike, out_store: str | os.PathLike, qa_path: str | os.PathLike, *,

@@ -16,7 +16,7 @@ import numpy as np
 
 from .cube import open_cube
 from .parallel import dask_scheduler
-from .products import atomic_path, provenance, quiet_zarr_v3, write_qa
+from .products import atomic_path, open_dataset, provenance, quiet_zarr_v3, write_qa
 from .qa import image_statistics
 from .wcs import to_fits_header
 
@@ -121,10 +121,8 @@ def faraday_moments(cube_store: str | os.PathLike, out_store: str | os.PathLike,
 
 
 def open_moments(store: str | os.PathLike):
-    import xarray as xr
-
-    with quiet_zarr_v3():
-        return xr.open_zarr(store, zarr_format=3, consolidated=True)
+    """The moment maps as a labelled xarray Dataset."""
+    return open_dataset(store, "moments")
 
 
 def export_moment_fits(moments_store: str | os.PathLike, fits_paths: dict[tuple[str, str], str | os.PathLike]) -> None:

@@ -129,3 +129,17 @@ def read_store(path: str | os.PathLike, names: tuple[str, ...] | None = None) ->
         group = zarr.open_group(path, mode="r", zarr_format=3)
         arrays = {name: group[name][...] for name in (names or tuple(group.array_keys()))}
         return arrays, dict(group.attrs)
+
+
+def open_dataset(path: str | os.PathLike, what: str):
+    """A product store as a lazy labelled xarray Dataset; a one-line error naming ``what`` it should
+    have been (e.g. 'cube') if it cannot be opened."""
+    import xarray as xr
+
+    from .errors import fail
+
+    try:
+        with quiet_zarr_v3():
+            return xr.open_zarr(path, zarr_format=3, consolidated=True)
+    except (FileNotFoundError, KeyError, ValueError) as err:
+        raise fail(path, f"not a spectropol {what} store ({err})") from None

@@ -1,0 +1,182 @@
+"""Deconvolution of one channel's Stokes images: Cotton-Schwab major cycles around Hogbom minor
+cycles, with Stokes Q and U cleaned jointly on the peak of |Q + iU| (Pratley & Johnston-Hollitt
+2016) so that polarised flux is found once and not biased by cleaning Q and U apart.
+
+Images are array[y, x]; the PSF used by the minor cycles is twice the image size, so that a
+component anywhere in the image can be subtracted everywhere. Visibility-domain work (prediction
+of the model and the residual images) is done by the caller's ``predict`` and ``image`` callables
+so that this module stays free of gridding details.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+
+import numpy as np
+
+from .beam import gaussian_beam_image
+from .errors import fail
+from .qa import mad_rms
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class CleanSettings:
+    niter: int = 0               # minor-cycle iterations per Stokes group, in total
+    gain: float = 0.1            # fraction of the peak removed per iteration
+    mgain: float = 0.8           # a major cycle starts when the peak fell by this fraction
+    threshold: float = 0.0       # absolute stopping threshold (Jy/beam)
+    auto_threshold: float = 3.0  # stopping threshold in units of the residual's MAD rms (0 = off)
+    auto_mask: float = 0.0       # clean to this many sigma unmasked first, then only within that mask
+    max_major: int = 20
+
+
+def _subtract_psf(residual: np.ndarray, psf2: np.ndarray, y: int, x: int, amount) -> None:
+    """residual -= amount * PSF centred on (y, x); psf2 is (2ny, 2nx) with its peak at (ny, nx)."""
+    ny, nx = residual.shape
+    residual -= amount * psf2[ny - y : 2 * ny - y, nx - x : 2 * nx - x]
+
+
+def hogbom(residual: np.ndarray, psf2: np.ndarray, model: np.ndarray, *, gain: float, threshold: float,
+           niter: int, mask: np.ndarray | None = None) -> int:
+    """Hogbom CLEAN of one real image in place: returns the iterations done."""
+    search = np.abs(residual) if mask is None else np.where(mask, np.abs(residual), 0)
+    for iteration in range(niter):
+        index = int(np.argmax(search))
+        y, x = divmod(index, residual.shape[1])
+        peak = residual[y, x]
+        if abs(peak) < threshold:
+            return iteration
+        model[y, x] += gain * peak
+        _subtract_psf(residual, psf2, y, x, gain * peak)
+        search = np.abs(residual) if mask is None else np.where(mask, np.abs(residual), 0)
+    return niter
+
+
+def hogbom_polarised(q: np.ndarray, u: np.ndarray, psf2: np.ndarray, model_q: np.ndarray, model_u: np.ndarray, *,
+                     gain: float, threshold: float, niter: int, mask: np.ndarray | None = None) -> int:
+    """Joint Hogbom CLEAN of Q and U in place on the peak of P = |Q + iU|; each component takes
+    gain x (Q, U) at that pixel from both, so the polarisation angle is kept."""
+    for iteration in range(niter):
+        p = np.hypot(q, u)
+        if mask is not None:
+            p = np.where(mask, p, 0)
+        index = int(np.argmax(p))
+        y, x = divmod(index, q.shape[1])
+        if p[y, x] < threshold:
+            return iteration
+        dq, du = gain * q[y, x], gain * u[y, x]
+        model_q[y, x] += dq
+        model_u[y, x] += du
+        _subtract_psf(q, psf2, y, x, dq)
+        _subtract_psf(u, psf2, y, x, du)
+    return niter
+
+
+def _groups(stokes: tuple[str, ...]) -> list[tuple[int, ...]]:
+    """Stokes indices cleaned together: I alone, V alone, Q and U jointly (or alone if one is absent)."""
+    groups = []
+    if "I" in stokes:
+        groups.append((stokes.index("I"),))
+    if "Q" in stokes and "U" in stokes:
+        groups.append((stokes.index("Q"), stokes.index("U")))
+    else:
+        groups += [(stokes.index(s),) for s in ("Q", "U") if s in stokes]
+    if "V" in stokes:
+        groups.append((stokes.index("V"),))
+    return groups
+
+
+def _peak(images: np.ndarray, group: tuple[int, ...], mask=None) -> float:
+    plane = np.hypot(images[group[0]], images[group[1]]) if len(group) == 2 else np.abs(images[group[0]])
+    if mask is not None:
+        plane = np.where(mask, plane, 0)
+    return float(np.nanmax(plane)) if np.isfinite(plane).any() else 0.0
+
+
+def cotton_schwab(
+    dirty: np.ndarray, psf2: np.ndarray, residual_of: Callable[[np.ndarray], np.ndarray], settings: CleanSettings,
+    stokes: tuple[str, ...], label: str = "",
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Deconvolve the (nstokes, ny, nx) dirty images.
+
+    ``residual_of(model)`` returns the residual images of a model (nstokes, ny, nx) computed from
+    the visibilities (degridding and gridding): the major cycle. Returns (model, residual, report)
+    with the report holding iterations, major cycles, final rms and peak, the threshold and
+    whether it was reached. A residual peak that grows from one major cycle to the next means the
+    clean diverged: that is an error.
+    """
+    model = np.zeros_like(dirty)
+    residual = dirty.copy()
+    groups = _groups(stokes)
+    remaining = {g: settings.niter for g in groups}
+    masks: dict[tuple[int, ...], np.ndarray | None] = {g: None for g in groups}
+    deep = {g: settings.auto_mask <= 0 for g in groups}  # past the auto-mask phase
+    previous_peak = {g: np.inf for g in groups}
+    report = {"iterations": 0, "major_cycles": 0, "diverged": False}
+    for major in range(settings.max_major):
+        any_work = False
+        for group in groups:
+            rms = float(np.nanmean([mad_rms(residual[k]) for k in group]))
+            peak = _peak(residual, group, masks[group])
+            if peak > 1.5 * previous_peak[group] and major > 0:
+                report["diverged"] = True
+                raise fail(label or None, f"CLEAN diverged in Stokes {'+'.join(stokes[k] for k in group)}: the residual peak grew "
+                                          f"from {previous_peak[group]:.4g} to {peak:.4g} Jy/beam; lower clean.mgain or clean.gain")
+            previous_peak[group] = peak
+            floor = max(settings.threshold, settings.auto_threshold * rms if settings.auto_threshold > 0 else 0.0)
+            if not deep[group]:
+                floor = max(floor, settings.auto_mask * rms)
+            stop = max(floor, (1.0 - settings.mgain) * peak)
+            if remaining[group] <= 0 or peak < floor:
+                if not deep[group] and peak < floor:
+                    # auto-mask: from now on clean only where components were found, to the threshold
+                    masks[group] = np.any([model[k] != 0 for k in group], axis=0)
+                    deep[group] = True
+                    any_work = any_work or remaining[group] > 0
+                continue
+            any_work = True
+            if len(group) == 2:
+                done = hogbom_polarised(residual[group[0]], residual[group[1]], psf2, model[group[0]], model[group[1]],
+                                        gain=settings.gain, threshold=stop, niter=remaining[group], mask=masks[group])
+            else:
+                done = hogbom(residual[group[0]], psf2, model[group[0]], gain=settings.gain, threshold=stop,
+                              niter=remaining[group], mask=masks[group])
+            remaining[group] -= done
+            report["iterations"] += done
+        if not any_work:
+            break
+        residual = residual_of(model)
+        report["major_cycles"] = major + 1
+        log.info("%smajor cycle %d: %d iterations so far, residual peak %s", f"{label}: " if label else "", major + 1,
+                 report["iterations"], ", ".join(f"{'+'.join(stokes[k] for k in g)} {_peak(residual, g):.4g}" for g in groups))
+    rms = {stokes[k]: mad_rms(residual[k]) for k in range(len(stokes))}
+    peaks = {stokes[k]: float(np.nanmax(np.abs(residual[k]))) if np.isfinite(residual[k]).any() else None for k in range(len(stokes))}
+    threshold = {"+".join(stokes[k] for k in g): max(settings.threshold, settings.auto_threshold * float(np.nanmean([rms[stokes[k]] for k in g])))
+                 for g in groups}
+    report.update({
+        "residual_rms": rms, "residual_peak": peaks, "threshold": threshold,
+        "threshold_reached": all(_peak(residual, g, masks[g]) <= 1.05 * threshold["+".join(stokes[k] for k in g)] for g in groups),
+    })
+    return model, residual, report
+
+
+def restore(model: np.ndarray, residual: np.ndarray, beam: dict, cell_rad: float) -> np.ndarray:
+    """Restored images: each model plane convolved with the Gaussian restoring beam (peak 1, so
+    units stay Jy/beam) plus the residual."""
+    from scipy.signal import fftconvolve
+
+    ny, nx = model.shape[-2:]
+    # An odd-sized kernel out to 3 FWHM, centred on its middle pixel, so that mode='same' keeps
+    # every component on its own pixel.
+    half = int(np.ceil(3 * beam["bmaj_deg"] / np.rad2deg(cell_rad)))
+    half = min(half, (min(ny, nx) - 1) // 2)
+    kernel = gaussian_beam_image(beam, (2 * half + 1, 2 * half + 1), cell_rad)
+    restored = residual.copy()
+    for k in range(model.shape[0]):
+        if np.any(model[k]):
+            restored[k] += fftconvolve(model[k], kernel, mode="same").astype(residual.dtype)
+    return restored
