@@ -192,3 +192,34 @@ def test_workflow_cube_is_restored_with_a_common_beam(small_ms, tmp_path, demo_s
         x, y = source_pixel(source)
         # point sources keep their flux in Jy/beam whatever the beam
         np.testing.assert_allclose(restored_i[:, y, x], source.stokes(freqs, reference_hz)["I"], rtol=0.03, err_msg=source.name)
+
+
+def test_auto_mask_cleans_deeper_only_where_sources_were_found():
+    # Two sources and a noise floor: with auto_mask 5 and auto_threshold 1, the deep phase may
+    # only add components on pixels already found above 5 sigma.
+    rng = np.random.default_rng(3)
+    n = 64
+    psf2 = psf_with_sidelobes(n)
+    noise = 0.01 * rng.standard_normal((n, n))
+    dirty = (dirty_from([(20, 20, 1.0), (40, 44, 0.5)], psf2, n) + noise)[None]
+    truth = dirty_from([(20, 20, 1.0), (40, 44, 0.5)], psf2, n)
+
+    def residual_of(model):  # an exact major cycle for this image-domain problem
+        out = dirty.copy()
+        from scipy.signal import fftconvolve
+
+        out[0] -= fftconvolve(model[0], psf2, mode="full")[n : 2 * n, n : 2 * n]
+        return out
+
+    settings = CleanSettings(niter=5000, gain=0.1, auto_threshold=1.0, auto_mask=5.0)
+    model, residual, report = cotton_schwab(dirty.copy(), psf2, residual_of, settings, ("I",))
+    def far_from_sources(m):
+        return [tuple(p) for p in np.argwhere(m != 0) if min(np.hypot(*(p - (20, 20))), np.hypot(*(p - (40, 44)))) > 2]
+
+    assert far_from_sources(model[0]) == []  # no component on a noise peak
+    assert model[0, 19:22, 19:22].sum() == pytest.approx(1.0, abs=0.03)
+    assert model[0, 39:42, 43:46].sum() == pytest.approx(0.5, abs=0.03)
+    # without the mask, cleaning to 1 sigma puts components on noise
+    unmasked, _, _ = cotton_schwab(dirty.copy(), psf2, residual_of, CleanSettings(niter=5000, gain=0.1, auto_threshold=1.0), ("I",))
+    assert len(far_from_sources(unmasked[0])) > 10
+    assert np.abs(residual[0] - (dirty[0] - truth)).max() < 0.05
