@@ -19,6 +19,10 @@ include: "rules/image.smk"
 include: "rules/cube.smk"
 include: "rules/moments.smk"
 include: "rules/faraday.smk"
+include: "rules/catalogue.smk"
+
+
+report: "resources/report/workflow.rst"
 
 
 rule all:
@@ -26,4 +30,5 @@ rule all:
         cube_products(),
         moment_products() if POLARISATION else [],
         faraday_products() if POLARISATION else [],
+        list(catalogue_products().values()) + list(rules.report_figures.output) if POLARISATION else [],
     default_target: True

@@ -193,8 +193,8 @@ def test_a_job_killed_mid_write_is_redone_and_the_products_match_a_clean_run(tin
     run_snakemake(tmp_path, *config, "--unlock")
     rerun = run_snakemake(tmp_path, *config, "--rerun-incomplete")
     assert "Nothing to be done" not in rerun.stdout + rerun.stderr
-    clean = xr.open_zarr(tiny_run / "results/cube/cube.zarr")["dirty"].values
-    redone = xr.open_zarr(tmp_path / "results/cube/cube.zarr")["dirty"].values
+    clean = xr.open_zarr(tiny_run / "results/cube/cube.zarr")["restored"].values
+    redone = xr.open_zarr(tmp_path / "results/cube/cube.zarr")["restored"].values
     np.testing.assert_array_equal(redone, clean)
     peaks_clean = xr.open_zarr(tiny_run / "results/faraday/peaks.zarr")["peak_phi"].values
     peaks_redone = xr.open_zarr(tmp_path / "results/faraday/peaks.zarr")["peak_phi"].values

@@ -23,8 +23,9 @@ def cube(tiny_run):
 def test_cube_is_a_labelled_dataset(cube, tiny_config):
     nchan = tiny_config["simulate"]["nchan"]
     npix = tiny_config["imaging"]["size"]
-    assert cube["dirty"].dims == ("freq", "stokes", "y", "x")
-    assert cube["dirty"].shape == (nchan, 4, npix, npix)
+    assert cube.attrs["image"] == "restored"  # the tiny config cleans
+    assert cube["restored"].dims == ("freq", "stokes", "y", "x")
+    assert cube["restored"].shape == (nchan, 4, npix, npix)
     assert list(cube["stokes"].values) == STOKES
     expected = tiny_config["simulate"]["start_freq_hz"] + tiny_config["simulate"]["chan_width_hz"] * np.arange(nchan)
     np.testing.assert_allclose(cube["freq"].values, expected)
@@ -33,19 +34,31 @@ def test_cube_is_a_labelled_dataset(cube, tiny_config):
     assert np.all(cube["bmaj"].values > cube["bmin"].values * 0.99)
 
 
-def test_sources_at_their_pixels_with_true_stokes(cube, tiny_config, demo_sky):
-    # Each source's dirty-image peak is on its true pixel, and at that pixel I is within 5% of the
-    # true I and Q, U within 5% of the true polarised flux, in every channel. The PSF peaks at 1,
-    # so a point source's dirty value is its flux; sidelobes of the other sources are what is left.
+@pytest.fixture(scope="module")
+def dirty_cube(tiny_run, tiny_config):
+    """(freq, stokes, y, x) dirty images, from the channel stores."""
+    import xarray as xr
+
+    nchan = tiny_config["simulate"]["nchan"]
+    return np.stack([xr.open_zarr(tiny_run / f"results/channels/{c:05d}.zarr")["dirty"].values for c in range(nchan)])
+
+
+@pytest.mark.parametrize("kind", ["dirty", "restored"])
+def test_sources_at_their_pixels_with_true_stokes(cube, dirty_cube, tiny_config, demo_sky, kind):
+    # Each source's peak is on its true pixel, and at that pixel I is within 5% of the true I and
+    # Q, U within 5% of the true polarised flux, in every channel. The PSF peaks at 1, so a point
+    # source's dirty value is its flux; sidelobes of the other sources are what is left, and
+    # CLEAN removes them from the restored images.
     reference_hz, sources = demo_sky
     npix = tiny_config["imaging"]["size"]
     freqs = cube["freq"].values
+    images = dirty_cube if kind == "dirty" else cube["restored"].values
     for source in sources:
         x, y = source_pixel(source, npix, tiny_config["imaging"]["cell_arcsec"])
         truth = source.stokes(freqs, reference_hz)
-        stamp = cube["dirty"].sel(stokes="I").values[:, y - 5 : y + 6, x - 5 : x + 6].mean(axis=0)
+        stamp = images[:, 0, y - 5 : y + 6, x - 5 : x + 6].mean(axis=0)
         assert np.unravel_index(np.argmax(stamp), stamp.shape) == (5, 5), source.name
-        measured = {s: cube["dirty"].sel(stokes=s).values[:, y, x] for s in STOKES}
+        measured = {s: images[:, k, y, x] for k, s in enumerate(STOKES)}
         np.testing.assert_array_less(np.abs(measured["I"] - truth["I"]), 0.05 * truth["I"], err_msg=source.name)
         pol = np.hypot(truth["Q"], truth["U"])
         if source.pol_fraction > 0:
@@ -86,7 +99,7 @@ def test_fits_cubes_read_without_warnings(tiny_run, cube):
         assert list(wcs.wcs.ctype) == ["RA---SIN", "DEC--SIN", "FREQ", "STOKES"]
         assert header["BUNIT"] == "Jy/beam" and header["CRVAL4"] == k + 1
         assert header["BMAJ"] == pytest.approx(cube["bmaj"].max().item())
-        np.testing.assert_array_equal(data[0], cube["dirty"].values[:, k])
+        np.testing.assert_array_equal(data[0], cube["restored"].values[:, k])
         np.testing.assert_allclose(beams["BMAJ"], cube["bmaj"].values * 3600, rtol=1e-6)
 
 
@@ -139,7 +152,7 @@ def test_qa_documents_follow_the_schema(tiny_run):
         document = json.loads(path.read_text())
         jsonschema.validate(document, schema)
         kinds.add(document["kind"])
-    assert kinds == {"split", "channel_image", "cube", "moments", "rm_synthesis", "rm_clean", "faraday_peaks"}
+    assert kinds == {"split", "channel_image", "cube", "moments", "rm_synthesis", "rm_clean", "faraday_peaks", "catalogue"}
     bad = json.loads(documents[0].read_text()) | {"schema_version": "0.9"}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, schema)

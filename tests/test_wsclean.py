@@ -50,14 +50,15 @@ def test_natural_weighting_agrees_with_wsclean(tiny_run, tiny_config, demo_sky, 
         assert ours[0, y, x] == pytest.approx(theirs_i[y, x], rel=0.005), source.name
 
 
-def test_workflow_cube_puts_sources_where_wsclean_does(tiny_run, tiny_config, demo_sky, tmp_path):
+def test_workflow_dirty_images_put_sources_where_wsclean_does(tiny_run, tiny_config, demo_sky, tmp_path):
     import xarray as xr
 
     npix, cell = tiny_config["imaging"]["size"], tiny_config["imaging"]["cell_arcsec"]
     nchan = tiny_config["simulate"]["nchan"]
     robust = tiny_config["imaging"]["robust"]
     wsclean_images(tiny_run / "work/ms/demo.ms", tmp_path / "briggs", npix, cell, nchan, ["briggs", str(robust)])
-    cube = xr.open_zarr(tiny_run / "results/cube/cube.zarr")["dirty"].sel(stokes="I").values
+    cube = np.stack([xr.open_zarr(tiny_run / f"results/channels/{c:05d}.zarr")["dirty"].sel(stokes="I").values
+                     for c in range(nchan)])
     for channel in range(nchan):
         theirs = read_plane(tmp_path / f"briggs-{channel:04d}-I-image.fits")
         for source in demo_sky[1]:

@@ -1,0 +1,122 @@
+"""Figures for the Snakemake report: maps, the RMSF, FDF spectra of the brightest sources and the
+per-channel QA, as PNG files (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from .products import atomic_path, open_dataset
+
+
+def _figure():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path) -> None:
+    with atomic_path(path) as partial:
+        fig.savefig(partial, format="png", dpi=90, bbox_inches="tight")
+
+
+def map_figures(cube_store, moments_store, peaks_store, catalogue_path, out: dict[str, str | os.PathLike]) -> None:
+    """maps: Stokes I (band mean) and peak polarised intensity with the catalogue marked;
+    moments: the twelve Faraday moment maps; peak_rm: Faraday depth of the peak where PI > 8 sigma."""
+    from astropy.table import Table
+
+    plt = _figure()
+    cube = open_dataset(cube_store, "cube")
+    moments = open_dataset(moments_store, "moments")
+    peaks = open_dataset(peaks_store, "Faraday peak")
+    catalogue = Table.read(catalogue_path, format="ascii.ecsv")
+    stokes_i = cube[cube.attrs["image"]].sel(stokes="I").mean("freq").values
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 5))
+    for axis, (image, title) in zip(axes, ((stokes_i, "Stokes I, band mean (Jy/beam)"),
+                                           (peaks["peak_pi_debiased"].values, "peak polarised intensity (Jy/beam)"))):
+        shown = axis.imshow(image, origin="lower", cmap="inferno")
+        axis.scatter(catalogue["x_pix"], catalogue["y_pix"], s=80, facecolors="none", edgecolors="cyan")
+        axis.set_title(title)
+        fig.colorbar(shown, ax=axis, shrink=0.8)
+    _save(fig, out["maps"])
+    plt.close(fig)
+
+    fig, axes = plt.subplots(3, 4, figsize=(14, 10))
+    for i, quantity in enumerate(moments["quantity"].values):
+        for j, moment in enumerate(moments["moment"].values):
+            shown = axes[i, j].imshow(moments["moments"].sel(quantity=quantity, moment=moment).values, origin="lower", cmap="viridis")
+            axes[i, j].set_title(f"{quantity} {moment}")
+            fig.colorbar(shown, ax=axes[i, j], shrink=0.7)
+    _save(fig, out["moments"])
+    plt.close(fig)
+
+    fig, axis = plt.subplots(figsize=(6, 5))
+    rm = np.where(peaks["snr"].values > 8, peaks["peak_phi"].values, np.nan)
+    shown = axis.imshow(rm, origin="lower", cmap="coolwarm")
+    axis.set_title("Faraday depth of the FDF peak (rad/m$^2$), SNR > 8")
+    fig.colorbar(shown, ax=axis)
+    _save(fig, out["peak_rm"])
+    plt.close(fig)
+
+
+def faraday_figures(fdf_dirty_store, fdf_clean_store, catalogue_path, out: dict[str, str | os.PathLike], brightest: int = 4) -> None:
+    """rmsf: the RMSF amplitude, real and imaginary parts; spectra: dirty and clean |FDF| of the
+    brightest catalogued sources."""
+    from astropy.table import Table
+
+    plt = _figure()
+    dirty = open_dataset(fdf_dirty_store, "Faraday")
+    fig, axis = plt.subplots(figsize=(7, 4))
+    phi, rmsf = dirty["phi_rmsf"].values, dirty["rmsf"].values
+    for values, label in ((np.abs(rmsf), "|R|"), (rmsf.real, "real"), (rmsf.imag, "imaginary")):
+        axis.plot(phi, values, label=label)
+    axis.set_xlabel("Faraday depth (rad/m$^2$)")
+    axis.set_title(f"RMSF, FWHM {dirty.attrs['faraday_grid']['rmsf_fwhm']:.3g} rad/m$^2$")
+    axis.legend()
+    _save(fig, out["rmsf"])
+    plt.close(fig)
+
+    catalogue = Table.read(catalogue_path, format="ascii.ecsv")
+    catalogue.sort("polint", reverse=True)
+    clean = open_dataset(fdf_clean_store, "Faraday") if fdf_clean_store else None
+    count = max(1, min(brightest, len(catalogue)))
+    fig, axes = plt.subplots(count, 1, figsize=(7, 2.5 * count), squeeze=False)
+    for axis, row in zip(axes[:, 0], catalogue[:count]):
+        y, x = int(round(row["y_pix"])), int(round(row["x_pix"]))
+        axis.plot(dirty["phi"].values, np.abs(dirty["fdf"].isel(y=y, x=x).values), label="dirty")
+        if clean is not None:
+            axis.plot(clean["phi"].values, np.abs(clean["fdf_clean"].isel(y=y, x=x).values), label="clean")
+        axis.axvline(row["rm"], color="grey", lw=0.8)
+        axis.set_title(f"{row['cat_id']}: RM {row['rm']:.2f} +- {row['rm_err']:.2f} rad/m$^2$")
+        axis.legend()
+    axes[-1, 0].set_xlabel("Faraday depth (rad/m$^2$)")
+    _save(fig, out["spectra"])
+    plt.close(fig)
+
+
+def qa_figure(image_qa: Sequence[str | os.PathLike], out_path: str | os.PathLike) -> None:
+    """Per-channel MAD rms and peak of each Stokes image against frequency, from the QA documents."""
+    plt = _figure()
+    documents = [json.loads(open(path).read()) for path in image_qa]
+    freqs = np.array([d["freq_hz"] for d in documents]) / 1e6
+    fig, axes = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    for stokes in "IQUV":
+        rms = [d["stokes"][stokes]["mad_rms"] for d in documents]
+        peak = [d["stokes"][stokes]["peak"] for d in documents]
+        axes[0].plot(freqs, np.array(rms, dtype=float), ".-", label=stokes)
+        axes[1].plot(freqs, np.abs(np.array(peak, dtype=float)), ".-", label=stokes)
+    axes[0].set_ylabel("MAD rms (Jy/beam)")
+    axes[1].set_ylabel("|peak| (Jy/beam)")
+    axes[1].set_xlabel("frequency (MHz)")
+    axes[0].set_yscale("log")
+    axes[1].set_yscale("log")
+    axes[0].legend(ncol=4)
+    _save(fig, out_path)
+    plt.close(fig)

@@ -1,0 +1,98 @@
+"""Source finding and the polarised source catalogue (RMTable), and the workflow report."""
+
+import numpy as np
+import pytest
+
+from conftest import REPO, run_snakemake, source_pixel
+from spectropol.catalogue import RMTABLE_COLUMNS, background_and_rms, find_islands, spectral_index
+
+
+def test_background_and_rms_are_robust_to_sources():
+    rng = np.random.default_rng(0)
+    image = 0.2 + 0.01 * rng.standard_normal((128, 128))
+    y, x = np.mgrid[0:128, 0:128]
+    for cy, cx in [(30, 40), (90, 100), (64, 64)]:
+        image += 5.0 * np.exp(-0.5 * ((y - cy) ** 2 + (x - cx) ** 2) / 2.0**2)
+    background, rms = background_and_rms(image, box=32)
+    assert np.median(background) == pytest.approx(0.2, abs=0.002)
+    assert np.median(rms) == pytest.approx(0.01, rel=0.1)
+    islands = find_islands(image, 6.0, box=32)
+    found = sorted((round(i.y), round(i.x)) for i in islands)
+    assert found == [(30, 40), (64, 64), (90, 100)]
+
+
+def test_spectral_index_fit():
+    freqs = np.linspace(120e6, 180e6, 30)
+    flux = 2.0 * (freqs / 150e6) ** -0.7
+    s0, s0_err, alpha, alpha_err = spectral_index(freqs, flux, np.full(30, 0.01), 150e6)
+    assert s0 == pytest.approx(2.0, rel=1e-6) and alpha == pytest.approx(-0.7, abs=1e-6)
+    assert 0 < alpha_err < 0.05
+
+
+@pytest.fixture(scope="module")
+def catalogue(tiny_run):
+    from astropy.table import Table
+
+    return Table.read(tiny_run / "results/catalogue/catalogue.vot")
+
+
+@pytest.mark.slow
+def test_catalogue_columns_and_units(catalogue, tiny_run):
+    from astropy import units as u
+    from astropy.table import Table
+
+    assert set(RMTABLE_COLUMNS) <= set(catalogue.colnames)
+    assert catalogue["ra"].unit == u.deg and catalogue["rm"].unit == u.Unit("rad/m2")
+    assert catalogue["polint"].unit == u.Unit("Jy/beam") and catalogue["reffreq_pol"].unit == u.Hz
+    for other in ("catalogue.fits", "catalogue.ecsv"):
+        again = Table.read(tiny_run / "results/catalogue" / other)
+        assert len(again) == len(catalogue) and np.allclose(again["rm"], catalogue["rm"])
+
+
+@pytest.mark.slow
+def test_every_simulated_polarised_source_is_found_and_measured(catalogue, tiny_run, tiny_config, demo_sky):
+    import xarray as xr
+
+    cube = xr.open_zarr(tiny_run / "results/cube/cube.zarr")
+    freqs = cube["freq"].values
+    cell = tiny_config["imaging"]["cell_arcsec"]
+    beam_px = float(np.median(cube["bmaj"].values)) * 3600 / cell
+    reference_hz, sources = demo_sky
+    matched = set()
+    for source in sources:
+        if source.pol_fraction == 0:
+            continue
+        x, y = source_pixel(source, tiny_config["imaging"]["size"], cell)
+        distance = np.hypot(catalogue["x_pix"] - x, catalogue["y_pix"] - y)
+        k = int(np.argmin(distance))
+        assert distance[k] < 0.1 * beam_px, source.name  # position within a tenth of the beam
+        row = catalogue[k]
+        matched.add(k)
+        assert row["snr_pol"] > 8
+        assert abs(row["rm"] - source.rm_rad_m2) < 3 * row["rm_err"], source.name
+        truth_pi = np.hypot(*[source.stokes(freqs, reference_hz)[s] for s in "QU"]).mean()
+        assert row["polint"] == pytest.approx(truth_pi, rel=0.05), source.name
+        assert row["spectral_index"] == pytest.approx(source.spectral_index, abs=0.1), source.name
+    # false detections: no more than one per 100 beams of the field
+    npix = tiny_config["imaging"]["size"]
+    beams = npix**2 / (1.1331 * beam_px**2)
+    false = len(catalogue) - len(matched)
+    assert false <= beams / 100, f"{false} false detections in {beams:.0f} beams"
+
+
+@pytest.mark.slow
+def test_sky_model_of_the_detections_loads(tiny_run, catalogue):
+    from spectropol.simulate import load_sky_model
+
+    reference_hz, sources = load_sky_model(tiny_run / "results/catalogue/skymodel.yaml")
+    assert len(sources) == len(catalogue) and reference_hz > 0
+
+
+@pytest.mark.slow
+def test_report_builds(tiny_run):
+    report = tiny_run / "report.html"
+    run_snakemake(tiny_run, "--configfile", str(REPO / "tests/configs/tiny.yaml"), "--report", str(report))
+    text = report.read_text(errors="replace")
+    assert report.stat().st_size > 100_000
+    for name in ("catalogue.ecsv", "maps.png", "fdf_spectra.png", "channel_qa.png"):
+        assert name in text
