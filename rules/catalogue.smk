@@ -3,7 +3,8 @@
 
 
 def catalogue_products():
-    names = {"votable": "catalogue.vot", "fits": "catalogue.fits", "csv": "catalogue.ecsv", "skymodel": "skymodel.yaml"}
+    names = {"votable": "catalogue.vot", "fits": "catalogue.fits", "ecsv": "catalogue.ecsv", "csv": "catalogue.csv",
+             "skymodel": "skymodel.yaml"}
     return {kind: f"{RESULTS}/catalogue/{name}" for kind, name in names.items()}
 
 
@@ -15,7 +16,8 @@ rule catalogue:
     output:
         votable=f"{RESULTS}/catalogue/catalogue.vot",
         fits=f"{RESULTS}/catalogue/catalogue.fits",
-        csv=report(f"{RESULTS}/catalogue/catalogue.ecsv", caption="../resources/report/catalogue.rst", category="Catalogue"),
+        ecsv=f"{RESULTS}/catalogue/catalogue.ecsv",
+        csv=report(f"{RESULTS}/catalogue/catalogue.csv", caption="../resources/report/catalogue.rst", category="Catalogue"),
         skymodel=f"{RESULTS}/catalogue/skymodel.yaml",
         qa=f"{RESULTS}/qa/catalogue.json",
     params:
@@ -42,7 +44,7 @@ rule report_figures:
         peaks=rules.faraday_peaks.output.peaks,
         fdf_dirty=rules.rm_synthesis.output.fdf,
         fdf_clean=rules.rm_clean.output.fdf if config["faraday"]["clean"] else [],
-        catalogue=rules.catalogue.output.csv,
+        catalogue=rules.catalogue.output.ecsv,
         image_qa=expand(f"{RESULTS}/qa/image/{{chan}}.json", chan=CHANNELS),
     output:
         maps=report(f"{RESULTS}/report/maps.png", caption="../resources/report/maps.rst", category="Maps"),

@@ -44,8 +44,8 @@ def test_catalogue_columns_and_units(catalogue, tiny_run):
     assert set(RMTABLE_COLUMNS) <= set(catalogue.colnames)
     assert catalogue["ra"].unit == u.deg and catalogue["rm"].unit == u.Unit("rad/m2")
     assert catalogue["polint"].unit == u.Unit("Jy/beam") and catalogue["reffreq_pol"].unit == u.Hz
-    for other in ("catalogue.fits", "catalogue.ecsv"):
-        again = Table.read(tiny_run / "results/catalogue" / other)
+    for other, kind in (("catalogue.fits", "fits"), ("catalogue.ecsv", "ascii.ecsv"), ("catalogue.csv", "ascii.csv")):
+        again = Table.read(tiny_run / "results/catalogue" / other, format=kind)
         assert len(again) == len(catalogue) and np.allclose(again["rm"], catalogue["rm"])
 
 
@@ -94,5 +94,5 @@ def test_report_builds(tiny_run):
     run_snakemake(tiny_run, "--configfile", str(REPO / "tests/configs/tiny.yaml"), "--report", str(report))
     text = report.read_text(errors="replace")
     assert report.stat().st_size > 100_000
-    for name in ("catalogue.ecsv", "maps.png", "fdf_spectra.png", "channel_qa.png"):
+    for name in ("catalogue.csv", "maps.png", "fdf_spectra.png", "channel_qa.png"):
         assert name in text

@@ -129,7 +129,7 @@ RMTABLE_COLUMNS = {
 
 def build_catalogue(cube_store, moments_store, peaks_store, out_paths: dict[str, str | os.PathLike], qa_path, *,
                     threshold_sigma: float = 6.0, min_snr: float = 8.0, box: int = 32, telescope: str = "") -> int:
-    """Find and measure polarised sources; write the RMTable (votable, fits, csv) and a sky model
+    """Find and measure polarised sources; write the RMTable (votable, fits, ecsv, csv) and a sky model
     (skymodel, the YAML format of resources/skymodels). Returns the number of sources."""
     import yaml
     from astropy import units as u
@@ -151,7 +151,9 @@ def build_catalogue(cube_store, moments_store, peaks_store, out_paths: dict[str,
 
     p_mean = moments["moments"].sel(quantity="P", moment="mean").values
     peak_pi = peaks["peak_pi_debiased"].values
-    islands = merge_islands([find_islands(peak_pi, threshold_sigma, box), find_islands(p_mean, threshold_sigma, box)], beam_px)
+    band_i = cube[image].sel(stokes="I").mean("freq").values  # Stokes I candidates: faint PI at bright I
+    islands = merge_islands([find_islands(peak_pi, threshold_sigma, box), find_islands(p_mean, threshold_sigma, box),
+                             find_islands(band_i, threshold_sigma, box)], beam_px)
     grid = peaks.attrs["faraday_grid"]
     lambda0_sq = float(peaks.attrs["lambda0_sq"])
     reffreq_pol = float(299792458.0 / np.sqrt(lambda0_sq))
@@ -194,16 +196,19 @@ def build_catalogue(cube_store, moments_store, peaks_store, out_paths: dict[str,
     for name, unit in RMTABLE_COLUMNS.items():
         if unit:
             table[name].unit = u.Unit(unit)
-    table.meta.update({"description": "spectropol polarised source catalogue (RMTable columns, Van Eck et al. 2023)",
-                       "rmtable_version": "1.1", "detection_threshold_sigma": threshold_sigma, "min_snr": min_snr})
+    # FITS-length keys, so the FITS table carries them without HIERARCH cards
+    table.meta.update({"ORIGIN": "spectropol", "RMTVER": "1.1", "DETSIG": threshold_sigma, "MINSNR": min_snr,
+                       "COMMENT": ["polarised source catalogue, RMTable columns (Van Eck et al. 2023)"]})
     for kind, path in out_paths.items():
         with atomic_path(path) as partial:
             if kind == "votable":
                 table.write(partial, format="votable")
             elif kind == "fits":
                 table.write(partial, format="fits")
-            elif kind == "csv":
+            elif kind == "ecsv":
                 table.write(partial, format="ascii.ecsv")
+            elif kind == "csv":
+                table.write(partial, format="ascii.csv")
             elif kind == "skymodel":
                 ra0, dec0 = np.deg2rad(cube.attrs["wcs"]["CRVAL1"]), np.deg2rad(cube.attrs["wcs"]["CRVAL2"])
                 sources = []
