@@ -30,6 +30,7 @@ rule catalogue:
         "logs/benchmark/catalogue.tsv"
     threads: 1
     resources:
+        runtime=30,
         mem_mb=lambda wc: int(800 + 8 * config["imaging"]["size"] ** 2 * 4 / 1e6 * 4),
     conda:
         "../envs/spectropol.yaml"
@@ -59,6 +60,7 @@ rule report_figures:
         "logs/benchmark/report_figures.tsv"
     threads: 1
     resources:
+        runtime=30,
         mem_mb=lambda wc: int(1000 + 16 * config["imaging"]["size"] ** 2 * 4 / 1e6),
     conda:
         "../envs/spectropol.yaml"

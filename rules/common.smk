@@ -112,6 +112,14 @@ def image_mem_mb(wildcards, input):
     return int(300 + 3 * input.size_mb + 12 * npix * npix * 4 / 1e6 * 4)
 
 
+def image_runtime(wildcards, input):
+    """Minutes for one channel: gridding grows with visibilities and pixels, CLEAN with pixels and
+    iterations; generous, since a job killed at its limit costs more than an idle reservation."""
+    npix = config["imaging"]["size"]
+    clean = config["clean"]["niter"] / 1000 * (npix / 1024) ** 2 * 2
+    return int(10 + input.size_mb / 50 + (npix / 1024) ** 2 * 2 + clean)
+
+
 def cube_mem_mb(wildcards):
     npix = config["imaging"]["size"]
     return int(400 + 6 * 4 * npix * npix * 4 / 1e6)

@@ -17,6 +17,7 @@ rule gather_cube:
         "logs/benchmark/gather_cube.tsv"
     threads: 1
     resources:
+        runtime=30,
         mem_mb=cube_mem_mb,
     conda:
         "../envs/spectropol.yaml"
@@ -37,6 +38,7 @@ rule export_cube_fits:
         "logs/benchmark/export_cube_fits.tsv"
     threads: 1
     resources:
+        runtime=30,
         mem_mb=cube_mem_mb,
     conda:
         "../envs/spectropol.yaml"

@@ -43,6 +43,7 @@ rule rm_synthesis:
         "logs/benchmark/rm_synthesis.tsv"
     threads: config["dask"]["threads"]
     resources:
+        runtime=120,
         mem_mb=faraday_mem_mb,
     conda:
         "../envs/spectropol.yaml"
@@ -68,6 +69,7 @@ rule rm_clean:
         "logs/benchmark/rm_clean.tsv"
     threads: config["dask"]["threads"]
     resources:
+        runtime=120,
         mem_mb=faraday_mem_mb,
     conda:
         "../envs/spectropol.yaml"
@@ -90,6 +92,7 @@ rule faraday_peaks:
         "logs/benchmark/faraday_peaks.tsv"
     threads: config["dask"]["threads"]
     resources:
+        runtime=120,
         mem_mb=faraday_mem_mb,
     conda:
         "../envs/spectropol.yaml"
@@ -110,6 +113,7 @@ rule export_faraday_fits:
         "logs/benchmark/export_faraday_fits.tsv"
     threads: 1
     resources:
+        runtime=120,
         mem_mb=lambda wc: int(600 + 2 * config["faraday"]["chunk_mb"]),
     conda:
         "../envs/spectropol.yaml"

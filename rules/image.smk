@@ -18,6 +18,7 @@ rule image_channel:
     threads: config["imaging"]["threads"]
     resources:
         mem_mb=image_mem_mb,
+        runtime=image_runtime,
     conda:
         "../envs/spectropol.yaml"
     script:

@@ -17,6 +17,7 @@ rule faraday_moments:
         "logs/benchmark/faraday_moments.tsv"
     threads: config["dask"]["threads"]
     resources:
+        runtime=120,
         # Dask holds about one tile per thread, with headroom for the scheduler and the output.
         mem_mb=lambda wc, threads: int(500 + 3 * config["moments"]["chunk_mb"] * threads),
     conda:
@@ -38,6 +39,7 @@ rule export_moment_fits:
         "logs/benchmark/export_moment_fits.tsv"
     threads: 1
     resources:
+        runtime=30,
         mem_mb=1000,
     conda:
         "../envs/spectropol.yaml"

@@ -15,6 +15,7 @@ rule simulate_ms:
         "logs/benchmark/simulate_ms.tsv"
     threads: 1
     resources:
+        runtime=30,
         mem_mb=lambda wc: int(500 + config["simulate"]["nchan"] * config["simulate"]["ntimes"] * 0.2),
     conda:
         "../envs/spectropol.yaml"

@@ -19,6 +19,7 @@ rule inspect_ms:
         "logs/benchmark/inspect_ms.tsv"
     threads: 1
     resources:
+        runtime=10,
         mem_mb=1000,
     conda:
         "../envs/spectropol.yaml"
@@ -40,6 +41,7 @@ rule split_channel:
         "logs/benchmark/split_channel/{chan}.tsv"
     threads: 1
     resources:
+        runtime=10,
         mem_mb=1000,
     conda:
         "../envs/spectropol.yaml"
