@@ -15,9 +15,7 @@ import os
 import numpy as np
 from scipy import ndimage
 
-from .errors import fail
-from .faraday import lambda_squared
-from .products import atomic_path, open_dataset, provenance, write_qa
+from .products import atomic_path, open_dataset, write_qa
 
 log = logging.getLogger(__name__)
 

@@ -51,8 +51,6 @@ def gather_cube(image_stores: Sequence[str | os.PathLike], cube_store: str | os.
     npix_y, npix_x = first_planes.shape[-2:]
     target = None
     if common_beam:
-        import zarr
-
         with quiet_zarr_v3():
             channel_beams = [dict(zarr.open_group(store, mode="r").attrs)["beam"] for store in image_stores]
         channel_beams = [{k: np.nan if v is None else v for k, v in b.items()} for b in channel_beams]
