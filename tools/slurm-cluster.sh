@@ -15,6 +15,7 @@ start() {
         apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends slurm-wlm munge >/dev/null
     fi
     stop >/dev/null 2>&1 || true
+    rm -f "$STATE"/*.log
     mkdir -p /etc/slurm /etc/munge /run/munge /var/log/munge /var/lib/munge "$STATE/ctld" "$STATE/d"
     chmod 0755 /run/munge
     if [ ! -s /etc/munge/munge.key ]; then
