@@ -234,8 +234,8 @@ def fdf_peak(fdf: np.ndarray, grid: FaradayGrid, sigma: np.ndarray | float) -> d
     offset, peak = parabolic_peak(amplitude, index)
     phi_peak = grid.phi[index] + offset * grid.dphi
     # Real and imaginary parts interpolated at the same fractional position.
-    _, real = _interpolate_at(fdf.real, index, offset)
-    _, imag = _interpolate_at(fdf.imag, index, offset)
+    real = _interpolate_at(fdf.real, index, offset)
+    imag = _interpolate_at(fdf.imag, index, offset)
     sigma = np.broadcast_to(np.asarray(sigma, dtype=np.float64), peak.shape)
     snr = peak / sigma
     angle = 0.5 * np.arctan2(imag, real)
@@ -259,14 +259,14 @@ def fdf_peak(fdf: np.ndarray, grid: FaradayGrid, sigma: np.ndarray | float) -> d
     return out
 
 
-def _interpolate_at(values: np.ndarray, index: np.ndarray, offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Value of the parabola through three samples at a given fractional offset."""
+def _interpolate_at(values: np.ndarray, index: np.ndarray, offset: np.ndarray) -> np.ndarray:
+    """Value of the parabola through values[index-1..index+1] at a fractional offset."""
     n = values.shape[0]
     cols = np.arange(values.shape[1])
     left = values[np.clip(index - 1, 0, n - 1), cols]
     mid = values[index, cols]
     right = values[np.clip(index + 1, 0, n - 1), cols]
-    return offset, mid + 0.5 * offset * (right - left) + 0.5 * offset**2 * (left - 2 * mid + right)
+    return mid + 0.5 * offset * (right - left) + 0.5 * offset**2 * (left - 2 * mid + right)
 
 
 def robust_fdf_noise(fdf: np.ndarray) -> np.ndarray:

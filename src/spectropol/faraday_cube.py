@@ -15,7 +15,7 @@ from .cube import open_cube
 from .errors import fail
 from .faraday import (FaradayGrid, doubled_phi, faraday_grid, fdf_noise_theoretical, fdf_peak, restore_components,
                       rm_clean_block, rm_synthesis_block, rmsf, robust_fdf_noise, synthesis_matrix)
-from .parallel import dask_scheduler
+from .parallel import dask_scheduler, tile_side
 from .products import atomic_path, open_dataset, provenance, quiet_zarr_v3, write_qa
 from .qa import image_statistics
 from .wcs import to_fits_header
@@ -33,20 +33,6 @@ PEAK_MAPS = {
     "snr": ("", "peak polarised intensity over FDF noise"),
     "cc_moment2": ("rad/m2", "second moment of the clean components about their mean depth (Faraday complexity)"),
 }
-
-
-def _tile(npix_y: int, npix_x: int, bytes_per_pixel: float, chunk_mb: float, align: int | None = None) -> int:
-    """Side of a square spatial tile of about chunk_mb; with ``align`` (the stored chunk), a divisor
-    or multiple of it, so that each task reads whole stored chunks and nothing is split."""
-    side = max(8, min(max(npix_y, npix_x), int(np.sqrt(chunk_mb * 1e6 / bytes_per_pixel))))
-    if align:
-        if side >= align:
-            side = side // align * align
-        else:
-            while align > 8 and align > side:
-                align //= 2
-            side = align
-    return side
 
 
 def _grid_from_store(attrs: dict) -> FaradayGrid:
@@ -91,7 +77,7 @@ def rm_synthesis_cube(cube_store: str | os.PathLike, out_store: str | os.PathLik
     nphi, nfreq = len(grid.phi), len(freqs)
     ny, nx = cube.sizes["y"], cube.sizes["x"]
     stored = cube[image].encoding.get("chunks", (1, 1, ny, nx))[-1]
-    side = _tile(ny, nx, 4 * (3 * nfreq + 4 * nphi), chunk_mb, align=stored)  # Q, U, P in; FDF out
+    side = tile_side(ny, nx, 4 * (3 * nfreq + 4 * nphi), chunk_mb, align=stored)  # Q, U, P in; FDF out
     q = cube[image].sel(stokes="Q").data.rechunk((nfreq, side, side))
     u = cube[image].sel(stokes="U").data.rechunk((nfreq, side, side))
     matrix = synthesis_matrix(grid)
@@ -158,7 +144,7 @@ def rm_clean_cube(fdf_store: str | os.PathLike, out_store: str | os.PathLike, qa
     rmsf_doubled = dirty["rmsf"].values
     cutoff = cutoff_sigma * dirty.attrs["fdf_noise_theoretical"]
     ny, nx = dirty.sizes["y"], dirty.sizes["x"]
-    side = _tile(ny, nx, 8 * nphi * 6, chunk_mb)  # in, residual, components, clean, temporaries
+    side = tile_side(ny, nx, 8 * nphi * 6, chunk_mb)  # in, residual, components, clean, temporaries
     fdf = dirty["fdf"].data.rechunk((nphi, side, side))
 
     def block(fdf_block):
@@ -219,7 +205,7 @@ def faraday_peaks(fdf_store: str | os.PathLike, out_store: str | os.PathLike, qa
     grid = _grid_from_store(store.attrs)
     nphi = len(grid.phi)
     ny, nx = store.sizes["y"], store.sizes["x"]
-    side = _tile(ny, nx, 8 * nphi * 5, chunk_mb)
+    side = tile_side(ny, nx, 8 * nphi * 5, chunk_mb)
     cleaned = "fdf_clean" in store
     fdf = (store["fdf_clean"] if cleaned else store["fdf"]).data.rechunk((nphi, side, side))
     sigma_theory = store.attrs["fdf_noise_theoretical"]

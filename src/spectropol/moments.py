@@ -15,7 +15,7 @@ import os
 import numpy as np
 
 from .cube import open_cube
-from .parallel import dask_scheduler
+from .parallel import dask_scheduler, tile_side
 from .products import atomic_path, open_dataset, provenance, quiet_zarr_v3, write_qa
 from .qa import image_statistics
 from .wcs import to_fits_header
@@ -61,14 +61,6 @@ def _moments_block(q: np.ndarray, u: np.ndarray, wq: np.ndarray, wu: np.ndarray,
     ]).astype(np.float32)
 
 
-def tile_size(nfreq: int, chunk_mb: float, npix: int) -> int:
-    """Side of a square spatial tile such that Q and U over all channels fit in about chunk_mb,
-    counting the float64 working copies made while computing."""
-    bytes_per_pixel = nfreq * 2 * 8 * 4  # Q, U as float64, with temporaries
-    side = int(np.sqrt(chunk_mb * 1e6 / bytes_per_pixel))
-    return max(16, min(npix, side))
-
-
 def faraday_moments(cube_store: str | os.PathLike, out_store: str | os.PathLike, qa_path: str | os.PathLike, *,
                     weighting: str = "none", chunk_mb: float = 64.0, scheduler: str = "threads", nthreads: int = 1) -> dict:
     """Faraday moment maps of the cube; written as a Zarr store with variables (quantity, moment, y, x)."""
@@ -81,7 +73,9 @@ def faraday_moments(cube_store: str | os.PathLike, out_store: str | os.PathLike,
     require_linear_polarisation(cube, cube_store)
     image = cube.attrs["image"]
     nfreq = cube.sizes["freq"]
-    side = tile_size(nfreq, chunk_mb, max(cube.sizes["y"], cube.sizes["x"]))
+    stored = cube[image].encoding.get("chunks", (1, 1, cube.sizes["y"], cube.sizes["x"]))[-1]
+    # Q and U as float64 with temporaries: 2 x 8 x 4 bytes per pixel and channel
+    side = tile_side(cube.sizes["y"], cube.sizes["x"], nfreq * 2 * 8 * 4, chunk_mb, align=stored)
     q = cube[image].sel(stokes="Q").data.rechunk((nfreq, side, side))
     u = cube[image].sel(stokes="U").data.rechunk((nfreq, side, side))
 

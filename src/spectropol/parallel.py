@@ -57,3 +57,19 @@ def dask_scheduler(scheduler: str = "threads", nthreads: int = 1, label: str = "
     progress = _ProgressLog(label)
     with dask.config.set(scheduler=scheduler, num_workers=nthreads), progress.callback:
         yield
+
+
+def tile_side(npix_y: int, npix_x: int, bytes_per_pixel: float, chunk_mb: float, align: int | None = None) -> int:
+    """Side of a square spatial tile of about chunk_mb for an array stage; with ``align`` (the stored
+    chunk), a divisor or multiple of it, so that each task reads whole stored chunks."""
+    import numpy as np
+
+    side = max(8, min(max(npix_y, npix_x), int(np.sqrt(chunk_mb * 1e6 / bytes_per_pixel))))
+    if align:
+        if side >= align:
+            side = side // align * align
+        else:
+            while align > 8 and align > side:
+                align //= 2
+            side = align
+    return side
