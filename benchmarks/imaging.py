@@ -54,7 +54,7 @@ def wsclean(ms: Path, prefix: Path, npix: int, cell_arcsec: float, nchan: int, c
 
 
 def image_targets(nchan: int) -> list[str]:
-    return [f"results/channels/{c:05d}.zarr" for c in range(nchan)]
+    return [f"results/channels/{c:05d}" for c in range(nchan)]
 
 
 def main() -> None:

@@ -46,7 +46,7 @@ rule report_figures:
         fdf_dirty=rules.rm_synthesis.output.fdf,
         fdf_clean=rules.rm_clean.output.fdf if config["faraday"]["clean"] else [],
         catalogue=rules.catalogue.output.ecsv,
-        image_qa=expand(f"{RESULTS}/qa/image/{{chan}}.json", chan=CHANNELS),
+        image_qa=expand(f"{RESULTS}/qa/image/{{block}}", block=BLOCKS),
     output:
         maps=report(f"{RESULTS}/report/maps.png", caption="../resources/report/maps.rst", category="Maps"),
         moments=report(f"{RESULTS}/report/moments.png", caption="../resources/report/moments.rst", category="Maps"),

@@ -2,7 +2,9 @@
 import os
 from pathlib import Path
 
+from spectropol.channels import channel_settings, channel_width, parse_channel_ranges, plan_blocks
 from spectropol.errors import SpectropolError
+from spectropol.fingerprint import ms_fingerprints
 from spectropol.ms import channel_frequencies, stokes_available
 
 # Scripts import the library from this checkout, in a venv or in a conda environment alike.
@@ -25,7 +27,9 @@ def resource_path(path):
 
 
 def input_ms():
-    return config["input"]["ms"] or f"{WORK}/ms/demo.ms"
+    """The MS the rules read. A given MS is reached through a link at a fixed path, so that
+    pointing the config at a re-delivered copy reruns only what its content changes."""
+    return f"{WORK}/ms/input.ms" if config["input"]["ms"] else f"{WORK}/ms/demo.ms"
 
 
 def channel_count():
@@ -38,7 +42,51 @@ def channel_count():
         raise WorkflowError(str(err)) from None
 
 
-CHANNELS = [f"{c:05d}" for c in range(channel_count())]
+def imaging_params():
+    """Everything that changes the images; a change reruns every image job."""
+    keys = ("size", "weighting", "robust", "wgridding", "epsilon")
+    return {k: config["imaging"][k] for k in keys}
+
+
+def clean_params():
+    """Deconvolution settings; a change reruns every image job."""
+    return dict(config["clean"])
+
+
+NCHAN = channel_count()
+CHANNEL_WIDTH = channel_width(NCHAN)
+try:
+    EXCLUDED = parse_channel_ranges(config["channels"]["exclude"], NCHAN, "channels.exclude")
+    CHANNEL_SETTINGS = channel_settings(imaging_params(), clean_params(), config["channels"]["overrides"], NCHAN)
+except ValueError as err:
+    raise WorkflowError(f"config: {err}") from None
+# {label: channel numbers}: the unit of split and image jobs, and of reruns.
+BLOCKS = plan_blocks(NCHAN, config["channels"]["block"], EXCLUDED)
+if not BLOCKS:
+    raise WorkflowError(f"config: channels.exclude leaves none of the {NCHAN} channels to image")
+
+
+def channel_name(channel):
+    return f"{channel:0{CHANNEL_WIDTH}d}"
+
+
+def stage_input_ms():
+    """Link the configured MS at input_ms() and fingerprint its channels (cached, incremental).
+    The demo MS is made by a rule, so its jobs follow file times instead."""
+    if config["input"]["ms"] is None or not config["channels"]["fingerprint"]:
+        return None
+    link, target = Path(input_ms()), os.path.abspath(config["input"]["ms"])
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if not (link.is_symlink() and os.readlink(link) == target):
+        partial = link.with_name(link.name + ".partial")
+        partial.unlink(missing_ok=True)
+        partial.symlink_to(target, target_is_directory=True)
+        partial.replace(link)
+    try:
+        return ms_fingerprints(target, column=config["input"]["column"], spw=config["input"]["spw"],
+                               field=config["input"]["field"], cache_path=f"{WORK}/ms/fingerprints.json")
+    except SpectropolError as err:
+        raise WorkflowError(str(err)) from None
 
 
 def polarisation_available():
@@ -73,10 +121,35 @@ def check_writable(key):
 
 check_writable("work_dir")
 check_writable("results_dir")
+FINGERPRINTS = stage_input_ms()
+
+
+def ms_input():
+    """With fingerprints the MS's content decides what reruns, so its file times are ignored."""
+    return ancient(input_ms()) if FINGERPRINTS else input_ms()
+
+
+def block_channels(wildcards):
+    return BLOCKS[wildcards.block]
+
+
+def block_fingerprints(wildcards):
+    """The content of the block's channels: a change to any reruns the block (params trigger)."""
+    return [FINGERPRINTS.channels[c] for c in BLOCKS[wildcards.block]] if FINGERPRINTS else None
+
+
+def block_settings(wildcards):
+    """Imaging and CLEAN settings of each channel of the block, overrides applied."""
+    return [CHANNEL_SETTINGS[c] for c in BLOCKS[wildcards.block]]
+
+
+def channel_image_stores():
+    """Every imaged channel's image store, in frequency order."""
+    return [f"{RESULTS}/channels/{label}/{channel_name(c)}.zarr" for label, chans in BLOCKS.items() for c in chans]
 
 
 wildcard_constraints:
-    chan=r"\d{5}",
+    block=r"\d+(-\d+)?",
 
 
 def cube_products():
@@ -89,35 +162,31 @@ def moment_products():
     )
 
 
-def imaging_params():
-    """Everything that changes the images; a change reruns every image job."""
-    keys = ("size", "weighting", "robust", "wgridding", "epsilon")
-    return {k: config["imaging"][k] for k in keys}
-
-
-def clean_params():
-    """Deconvolution settings; a change reruns every image job."""
-    return dict(config["clean"])
-
-
 def cube_image():
     """Restored images when deconvolution runs, else dirty."""
     return config["cube"]["image"] if config["clean"]["niter"] > 0 else "dirty"
 
 
 def image_mem_mb(wildcards, input):
-    """Visibilities twice (Stokes and weights) plus about 12 image-sized float planes with the
-    oversampled gridding grid."""
+    """One channel at a time: its visibilities twice (Stokes and weights) plus about 12
+    image-sized float planes with the oversampled gridding grid."""
     npix = config["imaging"]["size"]
-    return int(300 + 3 * input.size_mb + 12 * npix * npix * 4 / 1e6 * 4)
+    per_channel_mb = input.size_mb / len(BLOCKS[wildcards.block])
+    return int(300 + 3 * per_channel_mb + 12 * npix * npix * 4 / 1e6 * 4)
 
 
 def image_runtime(wildcards, input):
-    """Minutes for one channel: gridding grows with visibilities and pixels, CLEAN with pixels and
+    """Minutes for the block: gridding grows with visibilities and pixels, CLEAN with pixels and
     iterations; generous, since a job killed at its limit costs more than an idle reservation."""
     npix = config["imaging"]["size"]
-    clean = config["clean"]["niter"] / 1000 * (npix / 1024) ** 2 * 2
-    return int(10 + input.size_mb / 50 + (npix / 1024) ** 2 * 2 + clean)
+    nchan = len(BLOCKS[wildcards.block])
+    niter = max(s["clean"]["niter"] for s in block_settings(wildcards))
+    clean = niter / 1000 * (npix / 1024) ** 2 * 2
+    return int(10 + input.size_mb / 50 + nchan * ((npix / 1024) ** 2 * 2 + clean))
+
+
+def split_runtime(wildcards):
+    return int(10 + len(BLOCKS[wildcards.block]) * 0.5)
 
 
 def cube_mem_mb(wildcards):

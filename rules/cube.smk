@@ -3,11 +3,13 @@
 
 rule gather_cube:
     input:
-        images=expand(f"{RESULTS}/channels/{{chan}}.zarr", chan=CHANNELS),
+        images=expand(f"{RESULTS}/channels/{{block}}", block=BLOCKS),
+        selection=rules.inspect_ms.output.selection,
     output:
-        cube=directory(f"{RESULTS}/cube/cube.zarr"),
+        cube=update(directory(f"{RESULTS}/cube/cube.zarr")),
         qa=f"{RESULTS}/qa/cube.json",
     params:
+        stores=channel_image_stores(),
         chunk=config["cube"]["chunk"],
         image=cube_image(),
         common_beam=config["cube"]["common_beam"],

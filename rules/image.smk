@@ -1,4 +1,4 @@
-# Image: weighted dirty Stokes images and PSF of one channel, with a fitted restoring beam.
+# Image: weighted Stokes images, PSF and CLEAN of each channel of a block, with a fitted restoring beam.
 
 
 rule image_channel:
@@ -6,15 +6,16 @@ rule image_channel:
         vis=rules.split_channel.output.vis,
         selection=rules.inspect_ms.output.selection,
     output:
-        image=directory(f"{RESULTS}/channels/{{chan}}.zarr"),
-        qa=f"{RESULTS}/qa/image/{{chan}}.json",
+        image=directory(f"{RESULTS}/channels/{{block}}"),
+        qa=directory(f"{RESULTS}/qa/image/{{block}}"),
     params:
-        imaging=imaging_params(),
-        clean=clean_params(),
+        channels=block_channels,
+        settings=block_settings,
+        width=CHANNEL_WIDTH,
     log:
-        "logs/image_channel/{chan}.log",
+        "logs/image_channel/{block}.log",
     benchmark:
-        "logs/benchmark/image_channel/{chan}.tsv"
+        "logs/benchmark/image_channel/{block}.tsv"
     threads: config["imaging"]["threads"]
     resources:
         mem_mb=image_mem_mb,

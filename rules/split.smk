@@ -1,9 +1,9 @@
-# Split: check the MS once, then one job per channel writes its Stokes visibilities.
+# Split: check the MS once, then one job per block of channels writes their Stokes visibilities.
 
 
 rule inspect_ms:
     input:
-        ms=input_ms(),
+        ms=ms_input(),
     output:
         selection=f"{WORK}/ms/selection.json",
     params:
@@ -13,6 +13,7 @@ rule inspect_ms:
         size=config["imaging"]["size"],
         cell_arcsec=config["imaging"]["cell_arcsec"],
         pixels_per_beam=config["imaging"]["pixels_per_beam"],
+        layout=FINGERPRINTS.layout if FINGERPRINTS else None,
     log:
         "logs/inspect_ms.log",
     benchmark:
@@ -29,19 +30,23 @@ rule inspect_ms:
 
 rule split_channel:
     input:
-        ms=input_ms(),
+        ms=ms_input(),
         selection=rules.inspect_ms.output.selection,
         ionosphere_rm=config["input"]["ionosphere_rm"] or [],
     output:
-        vis=directory(f"{WORK}/vis/{{chan}}.zarr"),
-        qa=f"{RESULTS}/qa/split/{{chan}}.json",
+        vis=directory(f"{WORK}/vis/{{block}}"),
+        qa=directory(f"{RESULTS}/qa/split/{{block}}"),
+    params:
+        channels=block_channels,
+        fingerprints=block_fingerprints,
+        width=CHANNEL_WIDTH,
     log:
-        "logs/split_channel/{chan}.log",
+        "logs/split_channel/{block}.log",
     benchmark:
-        "logs/benchmark/split_channel/{chan}.tsv"
+        "logs/benchmark/split_channel/{block}.tsv"
     threads: 1
     resources:
-        runtime=10,
+        runtime=split_runtime,
         mem_mb=1000,
     conda:
         "../envs/spectropol.yaml"

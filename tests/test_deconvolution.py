@@ -181,9 +181,9 @@ def test_workflow_cube_is_restored_with_a_common_beam(small_ms, tmp_path, demo_s
     assert cube.attrs["image"] == "restored" and "restored" in cube
     assert np.allclose(cube["bmaj"].values, cube["bmaj"].values[0]) and cube.attrs["common_beam"]["bmaj_deg"] > 0
     # every channel's own beam fits inside the common one
-    channel_beam = xr.open_zarr(tmp_path / "results/channels/00000.zarr").attrs["beam"]
+    channel_beam = xr.open_zarr(tmp_path / "results/channels/00000/00000.zarr").attrs["beam"]
     assert channel_beam["bmaj_deg"] <= cube.attrs["common_beam"]["bmaj_deg"]
-    qa = json.loads((tmp_path / "results/qa/image/00002.json").read_text())
+    qa = json.loads((tmp_path / "results/qa/image/00002/00002.json").read_text())
     assert qa["clean"]["iterations"] > 0 and qa["clean"]["threshold_reached"]
     reference_hz, sources = demo_sky
     freqs = cube["freq"].values

@@ -60,7 +60,7 @@ def test_lofar_3c48_is_at_the_phase_centre_with_the_visibility_flux(tmp_path):
     expected = vis.real[usable & short[:, None]].mean()
     assert stokes_i[npix // 2, npix // 2] == pytest.approx(expected, rel=0.10)
     assert expected > 50  # 3C48 is about 75 Jy at 134 MHz: the calibrated column really is in Jy
-    split_qa = json.loads((workdir / "results/qa/split/00000.json").read_text())
+    split_qa = json.loads((workdir / "results/qa/split/00000/00000.json").read_text())
     assert split_qa["stokes_present"] == ["I", "Q", "U", "V"] and 0.2 < split_qa["flagged_fraction"] < 0.5
 
 

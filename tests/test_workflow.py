@@ -40,7 +40,7 @@ def dirty_cube(tiny_run, tiny_config):
     import xarray as xr
 
     nchan = tiny_config["simulate"]["nchan"]
-    return np.stack([xr.open_zarr(tiny_run / f"results/channels/{c:05d}.zarr")["dirty"].values for c in range(nchan)])
+    return np.stack([xr.open_zarr(tiny_run / f"results/channels/{c:05d}/{c:05d}.zarr")["dirty"].values for c in range(nchan)])
 
 
 @pytest.mark.parametrize("kind", ["dirty", "restored"])
@@ -127,7 +127,7 @@ def test_moment_maps_peak_at_polarised_sources(tiny_run, tiny_config, demo_sky):
 
 def test_every_job_left_qa_and_logs(tiny_run, tiny_config):
     nchan = tiny_config["simulate"]["nchan"]
-    images = sorted((tiny_run / "results/qa/image").glob("*.json"))
+    images = sorted((tiny_run / "results/qa/image").glob("*/*.json"))
     assert [p.stem for p in images] == [f"{c:05d}" for c in range(nchan)]
     document = json.loads(images[0].read_text())
     assert document["schema_version"] == "1.0" and document["kind"] == "channel_image"

@@ -36,7 +36,7 @@ def test_natural_weighting_agrees_with_wsclean(tiny_run, tiny_config, demo_sky, 
     nchan, channel = tiny_config["simulate"]["nchan"], 3
     wsclean_images(tiny_run / "work/ms/demo.ms", tmp_path / "nat", npix, cell, nchan, ["natural"])
     _, geometry = load_plan(tiny_run / "work/ms/selection.json")
-    image_channel(tiny_run / f"work/vis/{channel:05d}.zarr", tmp_path / "ours.zarr", tmp_path / "ours.json",
+    image_channel(tiny_run / f"work/vis/{channel:05d}/{channel:05d}.zarr", tmp_path / "ours.zarr", tmp_path / "ours.json",
                   npix=npix, cell_rad=geometry["cell_rad"], wcs=geometry["wcs"], weighting="natural")
     ours = xr.open_zarr(tmp_path / "ours.zarr")["dirty"].values
     inner = slice(npix // 4, 3 * npix // 4)
@@ -57,7 +57,7 @@ def test_workflow_dirty_images_put_sources_where_wsclean_does(tiny_run, tiny_con
     nchan = tiny_config["simulate"]["nchan"]
     robust = tiny_config["imaging"]["robust"]
     wsclean_images(tiny_run / "work/ms/demo.ms", tmp_path / "briggs", npix, cell, nchan, ["briggs", str(robust)])
-    cube = np.stack([xr.open_zarr(tiny_run / f"results/channels/{c:05d}.zarr")["dirty"].sel(stokes="I").values
+    cube = np.stack([xr.open_zarr(tiny_run / f"results/channels/{c:05d}/{c:05d}.zarr")["dirty"].sel(stokes="I").values
                      for c in range(nchan)])
     for channel in range(nchan):
         theirs = read_plane(tmp_path / f"briggs-{channel:04d}-I-image.fits")

@@ -8,9 +8,11 @@ reads one column of chunks. Memory is one channel image, whatever the number of 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -34,68 +36,158 @@ def read_channel_image(store: str | os.PathLike, image: str) -> tuple[np.ndarray
     return arrays[image], attrs
 
 
+def _channel_attrs(store: str | os.PathLike) -> dict:
+    import zarr
+
+    try:
+        with quiet_zarr_v3():
+            return dict(zarr.open_group(store, mode="r").attrs)
+    except (FileNotFoundError, KeyError, ValueError) as err:
+        raise fail(store, f"not a spectropol channel image store ({err})") from None
+
+
+def _nan_beam(beam: dict) -> dict:
+    return {k: np.nan if v is None else v for k, v in beam.items()}
+
+
+def _open_for_update(cube_store: str | os.PathLike, layout: dict):
+    """The existing cube's group if it is complete and laid out as ``layout`` says, else None."""
+    import zarr
+
+    if not os.path.isdir(cube_store):
+        return None
+    try:
+        with quiet_zarr_v3():
+            group = zarr.open_group(cube_store, mode="r+", zarr_format=3)
+            attrs = dict(group.attrs)
+    except (FileNotFoundError, KeyError, ValueError):
+        return None
+    if attrs.get("complete") is not True or attrs.get("layout") != json.loads(json.dumps(layout)):
+        return None
+    return group
+
+
 def gather_cube(image_stores: Sequence[str | os.PathLike], cube_store: str | os.PathLike, qa_path: str | os.PathLike, *,
-                image: str = "dirty", chunk: int = 256, common_beam: bool = False) -> dict:
-    """Write the ``image`` planes of each channel store, in the given order, into one cube store.
+                image: str = "dirty", chunk: int = 256, common_beam: bool = False,
+                spectral_window: Sequence[float] | None = None, update: bool = False) -> dict:
+    """Write the ``image`` planes of each channel store into one cube store.
+
+    Without ``spectral_window`` the cube has one plane per store, in the given order. With it (the
+    frequencies of every channel of the spectral window) the cube has one plane per channel and
+    each store goes to the plane of its channel number; channels without a store (excluded) are NaN
+    planes, listed in the attributes.
 
     The cube carries per-channel beams (bmaj, bmin, bpa in deg) and the MAD rms of each plane
     (``rms``, Jy/beam), which later stages use as channel noise. With ``common_beam`` every channel
     is first convolved to one beam that contains all of theirs (needed for RM synthesis of resolved
     emission across a wide band); the cube's beams are then all that beam.
+
+    With ``update``, an existing complete cube of the same layout (planes, image kind, chunks,
+    WCS, common beam) is updated in place: only planes whose channel store is not the one it was
+    made from are rewritten. Otherwise the cube is written whole, under a temporary name.
     """
     import dask.array as da
     import xarray as xr
     import zarr
 
-    first_planes, first_attrs = read_channel_image(image_stores[0], image)
-    npix_y, npix_x = first_planes.shape[-2:]
+    attrs = [_channel_attrs(store) for store in image_stores]
+    first_attrs = attrs[0]
+    if spectral_window is None:
+        planes_of = list(range(len(image_stores)))
+        nchan = len(image_stores)
+    else:
+        nchan = len(spectral_window)
+        planes_of = [int(a["channel"]) for a in attrs]
+        if len(set(planes_of)) != len(planes_of) or not all(0 <= p < nchan for p in planes_of):
+            raise fail(cube_store, f"channel image stores do not map one to one onto the {nchan} channels")
     target = None
     if common_beam:
-        with quiet_zarr_v3():
-            channel_beams = [dict(zarr.open_group(store, mode="r").attrs)["beam"] for store in image_stores]
-        channel_beams = [{k: np.nan if v is None else v for k, v in b.items()} for b in channel_beams]
-        target = find_common_beam(channel_beams)
-        cell_rad = first_attrs["imaging"]["cell_rad"]
+        target = find_common_beam([_nan_beam(a["beam"]) for a in attrs])
         log.info("common beam %.2f x %.2f arcsec, pa %.1f deg", target["bmaj_deg"] * 3600, target["bmin_deg"] * 3600, target["bpa_deg"])
-    nchan = len(image_stores)
-    chunk = min(chunk, npix_y, npix_x)
-    freqs = np.empty(nchan)
-    channels = np.empty(nchan, dtype=np.int32)
-    beams = np.full((nchan, 3), np.nan)
-    rms = np.full((nchan, len(STOKES)), np.nan, dtype=np.float32)
+    cell_rad = first_attrs["imaging"]["cell_rad"]
+    npix = first_attrs["imaging"]["npix"]
+    chunk = min(chunk, npix)
+    stored = set(planes_of)
+    excluded = [p for p in range(nchan) if p not in stored]
+    layout = {"nchan": nchan, "npix": npix, "image": image, "chunk": chunk, "wcs": first_attrs["wcs"],
+              "common_beam": target, "excluded": excluded}
+    plane_ids = [None] * nchan
+    for p, a in zip(planes_of, attrs):
+        plane_ids[p] = a["provenance"].get("product_id")
 
-    template = xr.Dataset(
-        {image: (("freq", "stokes", "y", "x"), da.zeros((nchan, len(STOKES), npix_y, npix_x), dtype=np.float32,
-                                                          chunks=(1, 1, chunk, chunk)),
-                 {"units": "Jy/beam", "description": f"{image} image cube"})},
-        coords={"stokes": list(STOKES)},
-    )
-    with atomic_path(cube_store) as partial:
-        with quiet_zarr_v3():
-            template.to_zarr(partial, mode="w", zarr_format=3, compute=False, consolidated=False,
-                             encoding={image: {"chunks": (1, 1, chunk, chunk)}})
-        array = zarr.open_array(partial / image, mode="r+")
-        flagged = []
-        for c, store in enumerate(image_stores):
-            planes, attrs = read_channel_image(store, image)
-            if planes.shape[-2:] != (npix_y, npix_x):
-                raise fail(store, f"image size {planes.shape[-2]}x{planes.shape[-1]} differs from the first channel's {npix_y}x{npix_x}")
-            beam = {k: np.nan if v is None else v for k, v in attrs["beam"].items()}
+    def fill(array, freqs, channels, beams, rms, planes_to_write):
+        for p, store in planes_to_write:
+            planes, store_attrs = read_channel_image(store, image)
+            if planes.shape[-2:] != (npix, npix):
+                raise fail(store, f"image size {planes.shape[-2]}x{planes.shape[-1]} differs from the first channel's {npix}x{npix}")
+            beam = _nan_beam(store_attrs["beam"])
             if target is not None and np.isfinite(beam["bmaj_deg"]):
                 planes = convolve_to_beam(planes, beam, target, cell_rad)
                 beam = target
-            array[c] = planes
-            freqs[c] = attrs["freq_hz"]
-            channels[c] = attrs["channel"]
-            beams[c] = [beam["bmaj_deg"], beam["bmin_deg"], beam["bpa_deg"]]
-            rms[c] = [mad_rms(plane) for plane in planes]
-            if not np.isfinite(planes[0]).any():
-                flagged.append(int(channels[c]))
-        if len(flagged) == nchan:
-            raise fail(first_attrs.get("ms", image_stores[0]),
-                       f"every one of its {nchan} channels is flagged or has no positive weight: nothing to image")
-        if np.any(np.diff(freqs) <= 0):
-            raise fail(cube_store, "channel frequencies are not increasing; the channel list is out of order")
+            array[p] = planes
+            freqs[p] = store_attrs["freq_hz"]
+            channels[p] = store_attrs["channel"]
+            beams[p] = [beam["bmaj_deg"], beam["bmin_deg"], beam["bpa_deg"]]
+            rms[p] = [mad_rms(plane) for plane in planes]
+
+    existing = _open_for_update(cube_store, layout) if update else None
+    if existing is None:
+        freqs = np.array(spectral_window, dtype=np.float64) if spectral_window is not None else np.full(nchan, np.nan)
+        channels = np.arange(nchan, dtype=np.int32)
+        beams = np.full((nchan, 3), np.nan)
+        rms = np.full((nchan, len(STOKES)), np.nan, dtype=np.float32)
+        template = xr.Dataset(
+            {image: (("freq", "stokes", "y", "x"), da.zeros((nchan, len(STOKES), npix, npix), dtype=np.float32,
+                                                              chunks=(1, 1, chunk, chunk)),
+                     {"units": "Jy/beam", "description": f"{image} image cube"})},
+            coords={"stokes": list(STOKES)},
+        )
+        to_write = list(zip(planes_of, image_stores))
+        with atomic_path(cube_store) as partial:
+            with quiet_zarr_v3():
+                template.to_zarr(partial, mode="w", zarr_format=3, compute=False, consolidated=False,
+                                 encoding={image: {"chunks": (1, 1, chunk, chunk)}})
+            array = zarr.open_array(partial / image, mode="r+")
+            for p in excluded:
+                array[p] = np.nan
+            fill(array, freqs, channels, beams, rms, to_write)
+            stats = _finish_cube(partial, image, freqs, channels, beams, rms, plane_ids, layout, first_attrs,
+                                 image_stores, new=True)
+    else:
+        old_ids = existing.attrs["plane_ids"]
+        to_write = [(p, store) for p, store in zip(planes_of, image_stores) if old_ids[p] != plane_ids[p]]
+        log.info("updating %d of %d planes of %s in place", len(to_write), nchan, cube_store)
+        with quiet_zarr_v3():
+            existing.attrs["complete"] = False
+            zarr.consolidate_metadata(cube_store, zarr_format=3)
+            freqs, channels = existing["freq"][...], existing["channel"][...]
+            beams = np.column_stack([existing[k][...] for k in ("bmaj", "bmin", "bpa")])
+            rms = existing["rms"][...]
+        fill(existing[image], freqs, channels, beams, rms, to_write)
+        stats = _finish_cube(Path(cube_store), image, freqs, channels, beams, rms, plane_ids, layout, first_attrs,
+                             image_stores, new=False)
+    stats["planes_written"] = len(to_write)
+    write_qa(qa_path, "cube", stats, rule="gather_cube")
+    log.info("cube %s: %d channels (%d written), %d fully flagged, %d excluded", cube_store, nchan, len(to_write),
+             len(stats["flagged_channels"]), len(excluded))
+    return stats
+
+
+def _finish_cube(path: Path, image: str, freqs, channels, beams, rms, plane_ids, layout, first_attrs, image_stores,
+                 *, new: bool) -> dict:
+    """Checks, the per-channel arrays and attributes of a cube whose planes are written."""
+    import xarray as xr
+    import zarr
+
+    nchan = len(freqs)
+    excluded = set(layout["excluded"])
+    flagged = [int(channels[p]) for p in range(nchan) if p not in excluded and not np.isfinite(rms[p, 0])]
+    if len(flagged) + len(excluded) == nchan:
+        raise fail(first_attrs.get("ms", image_stores[0]),
+                   f"every one of its {nchan - len(excluded)} channels is flagged or has no positive weight: nothing to image")
+    if np.any(np.diff(freqs) <= 0):
+        raise fail(path, "channel frequencies are not increasing; the channel list is out of order")
+    if new:
         extra = xr.Dataset(
             {
                 "bmaj": ("freq", beams[:, 0], {"units": "deg"}),
@@ -106,25 +198,29 @@ def gather_cube(image_stores: Sequence[str | os.PathLike], cube_store: str | os.
             coords={"freq": ("freq", freqs, {"units": "Hz"}), "channel": ("freq", channels), "stokes": list(STOKES)},
         )
         with quiet_zarr_v3():
-            extra.to_zarr(partial, mode="a", zarr_format=3, consolidated=False)
-            group = zarr.open_group(partial, mode="r+")
-            group.attrs.update({
-                "wcs": first_attrs["wcs"], "image": image, "flagged_channels": flagged,
-                "stokes_present": first_attrs.get("stokes_present", list(STOKES)),
-                "common_beam": target,
-                "provenance": provenance({"channel_images": f"{len(image_stores)} stores, first {image_stores[0]}"}),
-            })
-            zarr.consolidate_metadata(partial, zarr_format=3)
-
-    stats = {
-        "channels": nchan, "freq_min_hz": float(freqs.min()), "freq_max_hz": float(freqs.max()),
-        "flagged_channels": flagged,
-        "rms_median": {s: float(np.nanmedian(rms[:, k])) if np.isfinite(rms[:, k]).any() else None for k, s in enumerate(STOKES)},
+            extra.to_zarr(path, mode="a", zarr_format=3, consolidated=False)
+    with quiet_zarr_v3():
+        group = zarr.open_group(path, mode="r+")
+        if not new:
+            for k, name in enumerate(("bmaj", "bmin", "bpa")):
+                group[name][...] = beams[:, k]
+            group["rms"][...] = rms
+        group.attrs.update({
+            "wcs": first_attrs["wcs"], "image": image, "flagged_channels": flagged,
+            "excluded_channels": layout["excluded"],
+            "stokes_present": first_attrs.get("stokes_present", list(STOKES)),
+            "common_beam": layout["common_beam"], "layout": layout, "plane_ids": plane_ids,
+            "provenance": provenance({"channel_images": f"{len(image_stores)} stores, first {image_stores[0]}"}),
+            "complete": True,
+        })
+        zarr.consolidate_metadata(path, zarr_format=3)
+    finite_rms = np.isfinite(rms)
+    return {
+        "channels": nchan, "freq_min_hz": float(np.nanmin(freqs)), "freq_max_hz": float(np.nanmax(freqs)),
+        "flagged_channels": flagged, "excluded_channels": layout["excluded"],
+        "rms_median": {s: float(np.nanmedian(rms[:, k])) if finite_rms[:, k].any() else None for k, s in enumerate(STOKES)},
         "beam_bmaj_deg_range": [float(np.nanmin(beams[:, 0])), float(np.nanmax(beams[:, 0]))] if np.isfinite(beams[:, 0]).any() else None,
     }
-    write_qa(qa_path, "cube", stats, rule="gather_cube")
-    log.info("cube %s: %d channels, %d fully flagged", cube_store, nchan, len(flagged))
-    return stats
 
 
 def write_cube(cube_store: str | os.PathLike, data: np.ndarray, freqs: np.ndarray, wcs: dict, *, rms: np.ndarray | None = None,

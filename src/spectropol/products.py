@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import socket
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,6 +33,8 @@ def provenance(inputs: dict[str, str] | None = None, config_hash: str | None = N
         "host": socket.gethostname(),
         "inputs": {k: str(v) for k, v in (inputs or {}).items()},
         "config_hash": config_hash or "",
+        # Unique per product written: lets a later stage tell whether an input is the one it used.
+        "product_id": uuid.uuid4().hex,
     }
 
 
@@ -140,6 +143,9 @@ def open_dataset(path: str | os.PathLike, what: str):
 
     try:
         with quiet_zarr_v3():
-            return xr.open_zarr(path, zarr_format=3, consolidated=True)
+            dataset = xr.open_zarr(path, zarr_format=3, consolidated=True)
     except (FileNotFoundError, KeyError, ValueError) as err:
         raise fail(path, f"not a spectropol {what} store ({err})") from None
+    if dataset.attrs.get("complete") is False:
+        raise fail(path, f"{what} store is incomplete: an update of it was interrupted; rerun its rule")
+    return dataset

@@ -31,3 +31,14 @@ def image_statistics(image: np.ndarray) -> dict:
         "peak_x": int(x),
         "peak_y": int(y),
     }
+
+
+def qa_documents(paths) -> list[str]:
+    """QA document paths from a list of documents and folders of them (a block job writes one
+    folder of per-channel documents), folders expanded in name order."""
+    from pathlib import Path
+
+    found = []
+    for path in map(Path, paths):
+        found.extend(sorted(str(p) for p in path.glob("*.json")) if path.is_dir() else [str(path)])
+    return found

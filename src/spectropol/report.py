@@ -104,7 +104,9 @@ def faraday_figures(fdf_dirty_store, fdf_clean_store, catalogue_path, out: dict[
 def qa_figure(image_qa: Sequence[str | os.PathLike], out_path: str | os.PathLike) -> None:
     """Per-channel MAD rms and peak of each Stokes image against frequency, from the QA documents."""
     plt = _figure()
-    documents = [json.loads(open(path).read()) for path in image_qa]
+    from .qa import qa_documents
+
+    documents = [json.loads(open(path).read()) for path in qa_documents(image_qa)]
     freqs = np.array([d["freq_hz"] for d in documents]) / 1e6
     fig, axes = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
     for stokes in "IQUV":

@@ -1,0 +1,147 @@
+"""Reruns and scale of the DAG.
+
+1. Incremental rerun: the whole workflow on a simulated MS, then one channel's data changed and
+   the workflow rerun; wall time of the rerun against the full run (target <= 5%).
+2. DAG size: `snakemake -n` wall time and peak memory for 1,024, 16,384 and 65,536 channels, one
+   channel per job and blocks of channels per job (target: 65,536 channels in under 60 s and 2 GB).
+
+    python benchmarks/incremental.py [--nchan 256] [--dag-only | --rerun-only] [--dag-limit-s 900]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import REPO, SNAKEMAKE, machine, random_layout, simulate, write_results  # noqa: E402
+
+
+def timed(command: list[str], cwd: Path, limit_s: float | None = None) -> tuple[float, float | None, str]:
+    """Wall time (s), peak RSS of the process (MB; None if stopped at ``limit_s``) and its output."""
+    import threading
+
+    start = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as output:
+        process = subprocess.Popen(command, cwd=cwd, stdout=output, stderr=subprocess.STDOUT)
+        timer = threading.Timer(limit_s, process.kill) if limit_s else None
+        if timer:
+            timer.start()
+        _, status, usage = os.wait4(process.pid, 0)  # rusage of this child alone
+        process.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - start
+        if timer:
+            timer.cancel()
+        output.seek(0)
+        text = output.read()
+    if process.returncode == -9:
+        return wall, None, text
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{text[-3000:]}")
+    return wall, usage.ru_maxrss / 1024, text
+
+
+def dag_figures(limit_s: float) -> list[dict]:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for nchan in (1024, 16384, 65536):
+            for block in (1, 64):
+                config = {"work_dir": str(tmp / "work"), "results_dir": str(tmp / "results"),
+                          "simulate": {"nchan": nchan}, "channels": {"block": block}}
+                path = tmp / f"config_{nchan}_{block}.yaml"
+                path.write_text(yaml.safe_dump(config))
+                wall, peak, text = timed([SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(tmp),
+                                          "--configfile", str(path), "--cores", "2", "-n", "--quiet", "all"], tmp, limit_s)
+                jobs = None
+                for line in text.splitlines():
+                    if line.startswith("total"):
+                        jobs = int(line.split()[1])
+                rows.append({"nchan": nchan, "block": block, "jobs": jobs, "wall_s": round(wall, 1),
+                             "peak_mb": None if peak is None else round(peak), "finished": peak is not None})
+                print(rows[-1], flush=True)
+    return rows
+
+
+def rerun_figures(nchan: int, cores: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        ms = tmp / "survey.ms"
+        simulate(ms, random_layout(tmp / "layout.yaml", 40, 2500.0), nchan, 40)
+        config = {"input": {"ms": str(ms)}, "imaging": {"size": 512, "cell_arcsec": 20.0}, "clean": {"niter": 500},
+                  "cube": {"chunk": 128}}
+        (tmp / "config.yaml").write_text(yaml.safe_dump(config))
+        command = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(tmp), "--configfile",
+                   str(tmp / "config.yaml"), "--cores", str(cores), "--quiet", "all"]
+        full, _, _ = timed(command, tmp)
+        from casacore.tables import table
+
+        with table(str(ms), readonly=False, ack=False) as main:
+            data = main.getcolslice("DATA", [nchan // 2, 0], [nchan // 2, 3])
+            main.putcolslice("DATA", data * 1.1, [nchan // 2, 0], [nchan // 2, 3])
+        rerun, _, text = timed(command, tmp)
+        nothing, _, _ = timed(command, tmp)
+        jobs = {}
+        table_text = text.split("Job stats:", 1)[1].splitlines()[3:]
+        for line in table_text:
+            parts = line.split()
+            if len(parts) != 2 or not parts[1].isdigit():
+                break
+            jobs[parts[0]] = int(parts[1])
+    return {"nchan": nchan, "full_s": round(full, 1), "rerun_s": round(rerun, 1), "nothing_changed_s": round(nothing, 1),
+            "rerun_fraction": round(rerun / full, 4), "rerun_jobs": jobs}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--nchan", type=int, default=256)
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--dag-only", action="store_true")
+    parser.add_argument("--rerun-only", action="store_true")
+    parser.add_argument("--dag-limit-s", type=float, default=900.0)
+    args = parser.parse_args()
+    results = {"machine": machine()}
+    previous = REPO / "benchmarks/results/incremental.json"
+    if previous.exists():
+        import json
+
+        results |= {k: v for k, v in json.loads(previous.read_text()).items() if k in ("rerun", "dag")}
+    if not args.dag_only:
+        results["rerun"] = rerun_figures(args.nchan, args.cores)
+        print(results["rerun"], flush=True)
+    if not args.rerun_only:
+        results["dag"] = dag_figures(args.dag_limit_s)
+
+    lines = ["## Incremental reruns and DAG size (benchmarks/incremental.py)", ""]
+    if "rerun" in results:
+        r = results["rerun"]
+        jobs = ", ".join(f"{k} {v}" for k, v in r["rerun_jobs"].items())
+        lines += [f"A simulated MS of {r['nchan']} channels (40 antennas x 40 times, 512^2, CLEAN 500, "
+                  f"{args.cores} cores); one channel's DATA scaled by 1.1, then the workflow rerun.", "",
+                  "| run | wall time (s) | of the full run |", "|---|---|---|",
+                  f"| full | {r['full_s']} | 100% |",
+                  f"| rerun, 1 channel changed | {r['rerun_s']} | {100 * r['rerun_fraction']:.1f}% |",
+                  f"| rerun, nothing changed | {r['nothing_changed_s']} | {100 * r['nothing_changed_s'] / r['full_s']:.1f}% |",
+                  "", f"Jobs of the rerun: {jobs}.", ""]
+    if "dag" in results:
+        lines += ["`snakemake -n` on the demo configuration with `simulate.nchan` channels (wall time, peak RSS):", "",
+                  "| channels | channels per job | jobs | wall time (s) | peak memory (MB) |", "|---|---|---|---|---|"]
+        for row in results["dag"]:
+            if row["finished"]:
+                lines.append(f"| {row['nchan']:,} | {row['block']} | {row['jobs']:,} | {row['wall_s']} | {row['peak_mb']} |")
+            else:
+                lines.append(f"| {row['nchan']:,} | {row['block']} | - | > {row['wall_s']} (stopped) | - |")
+    lines.append(f"\n{machine()['platform']}, Python {machine()['python']}.")
+    write_results("incremental", results, "\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

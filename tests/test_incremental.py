@@ -1,0 +1,191 @@
+"""Reruns: exactly the channels whose data or settings changed are reprocessed, and the products
+equal those of a fresh run."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+import yaml
+
+from conftest import run_snakemake
+from spectropol.channels import channel_settings, parse_channel_ranges, plan_blocks
+from spectropol.fingerprint import ms_fingerprints
+
+NCHAN = 32
+CHANGED = (3, 17, 30)
+
+
+def job_counts(result) -> dict[str, int]:
+    """Jobs per rule from the 'Job stats' table Snakemake prints before it runs anything."""
+    text = result.stdout + result.stderr
+    if "Nothing to be done" in text:
+        return {}
+    table = text.split("Job stats:", 1)[1]
+    counts = {}
+    for line in table.splitlines()[3:]:
+        match = re.fullmatch(r"(\w+)\s+(\d+)", line.strip())
+        if not match:
+            break
+        counts[match[1]] = int(match[2])
+    return counts
+
+
+def scale_channels(ms: Path, channels, factor: float) -> None:
+    from casacore.tables import table
+
+    with table(str(ms), readonly=False, ack=False) as main:
+        for c in channels:
+            data = main.getcolslice("DATA", [c, 0], [c, 3])
+            main.putcolslice("DATA", data * factor, [c, 0], [c, 3])
+
+
+def write_config(workdir: Path, ms: Path, **sections) -> Path:
+    config = {
+        "input": {"ms": str(ms)},
+        "imaging": {"size": 128, "cell_arcsec": 60.0},
+        "clean": {"niter": 200},
+        "cube": {"chunk": 64},
+        "moments": {"chunk_mb": 4},
+        "faraday": {"chunk_mb": 16},
+    }
+    for section, values in sections.items():
+        config.setdefault(section, {}).update(values)
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def mtimes(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+
+
+def products(workdir: Path) -> dict[str, np.ndarray]:
+    cube = xr.open_zarr(workdir / "results/cube/cube.zarr")
+    peaks = xr.open_zarr(workdir / "results/faraday/peaks.zarr")
+    return {"cube": cube["restored"].values, "rms": cube["rms"].values, "bmaj": cube["bmaj"].values,
+            **{name: peaks[name].values for name in ("peak_pi", "peak_phi")}}
+
+
+@pytest.fixture
+def survey_ms(small_ms):
+    return small_ms("survey.ms", nchan=NCHAN, chan_width_hz=1e6, ntimes=6, noise_jy=0.05)
+
+
+@pytest.mark.slow
+def test_rerun_reprocesses_exactly_the_changed_channels(survey_ms, tmp_path):
+    work = tmp_path / "run"
+    work.mkdir()
+    config = write_config(work, survey_ms)
+    first = job_counts(run_snakemake(work, "--configfile", str(config)))
+    assert first["image_channel"] == NCHAN and first["split_channel"] == NCHAN
+    before = {name: mtimes(work / sub) for name, sub in (("images", "results/channels"), ("vis", "work/vis"))}
+
+    scale_channels(survey_ms, CHANGED, 1.25)
+    rerun = job_counts(run_snakemake(work, "--configfile", str(config)))
+    assert rerun["split_channel"] == len(CHANGED) and rerun["image_channel"] == len(CHANGED)
+    assert rerun["gather_cube"] == 1 and rerun.get("inspect_ms", 0) == 0
+    changed_names = {f"{c:05d}" for c in CHANGED}
+    for name, sub in (("images", "results/channels"), ("vis", "work/vis")):
+        after = mtimes(work / sub)
+        assert set(after) == set(before[name])
+        for path, mtime in after.items():
+            block = path.split("/")[0]
+            assert (mtime != before[name][path]) == (block in changed_names), path
+    cube_qa = json.loads((work / "results/qa/cube.json").read_text())
+    assert cube_qa["planes_written"] == len(CHANGED)  # the cube was updated in place
+
+    # The same products as a fresh run on the modified MS.
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    run_snakemake(fresh, "--configfile", str(write_config(fresh, survey_ms)))
+    ours, theirs = products(work), products(fresh)
+    for name in ours:
+        np.testing.assert_allclose(ours[name], theirs[name], rtol=1e-6, atol=1e-7, err_msg=name)
+
+    # Touching every file of the MS changes no content: nothing reruns.
+    for path in [survey_ms, *survey_ms.rglob("*")]:
+        os.utime(path)
+    assert job_counts(run_snakemake(work, "--configfile", str(config))) == {}
+
+    # One channel's override: that channel only.
+    config = write_config(work, survey_ms, channels={"overrides": [{"channels": [5], "imaging": {"robust": 0.5}}]})
+    counts = job_counts(run_snakemake(work, "--configfile", str(config)))
+    assert counts["image_channel"] == 1 and counts.get("split_channel", 0) == 0
+    assert json.loads((work / "results/qa/image/00005/00005.json").read_text())["imaging"]["robust"] == 0.5
+
+    # A global imaging parameter: every channel (channel 5 keeps its robust, but not its weighting).
+    config = write_config(work, survey_ms, imaging={"weighting": "natural"},
+                          channels={"overrides": [{"channels": [5], "imaging": {"robust": 0.5}}]})
+    counts = job_counts(run_snakemake(work, "--configfile", str(config)))
+    assert counts["image_channel"] == NCHAN and counts.get("split_channel", 0) == 0
+
+
+@pytest.mark.slow
+def test_blocks_rerun_as_a_unit_and_a_redelivered_ms_reruns_its_changes(survey_ms, tmp_path):
+    work = tmp_path / "run"
+    work.mkdir()
+    config = write_config(work, survey_ms, channels={"block": 8, "exclude": ["28-31"]}, faraday={"clean": False})
+    first = job_counts(run_snakemake(work, "--configfile", str(config)))
+    assert first["image_channel"] == 4 and first["split_channel"] == 4
+    cube = xr.open_zarr(work / "results/cube/cube.zarr")
+    assert cube.sizes["freq"] == NCHAN and cube.attrs["excluded_channels"] == [28, 29, 30, 31]
+    assert np.isnan(cube["restored"].isel(freq=slice(28, 32)).values).all()
+    assert np.isfinite(cube["restored"].isel(freq=slice(0, 28), stokes=0).values).all()
+
+    # A re-delivered copy with one channel changed, at another path: that channel's block only.
+    copy = tmp_path / "redelivered.ms"
+    shutil.copytree(survey_ms, copy)
+    scale_channels(copy, [9], 0.8)
+    config = write_config(work, copy, channels={"block": 8, "exclude": ["28-31"]}, faraday={"clean": False})
+    counts = job_counts(run_snakemake(work, "--configfile", str(config)))
+    assert counts["split_channel"] == 1 and counts["image_channel"] == 1
+    assert json.loads((work / "results/qa/cube.json").read_text())["planes_written"] == 8
+
+
+def test_fingerprints_follow_content_not_file_times(small_ms, tmp_path):
+    ms = small_ms(nchan=6)
+    cache = tmp_path / "fingerprints.json"
+    first = ms_fingerprints(str(ms), column="DATA", spw=None, field=None, cache_path=cache)
+    assert len(set(first.channels)) == 6
+    for path in [ms, *ms.rglob("*")]:
+        os.utime(path)
+    assert ms_fingerprints(str(ms), column="DATA", spw=None, field=None, cache_path=cache) == first
+
+    from casacore.tables import table
+
+    with table(str(ms), readonly=False, ack=False) as main:
+        flags = main.getcolslice("FLAG", [2, 0], [2, 3])
+        flags[:10] = True
+        main.putcolslice("FLAG", flags, [2, 0], [2, 3])
+    cached = json.loads(cache.read_text())["columns"]
+    flagged = ms_fingerprints(str(ms), column="DATA", spw=None, field=None, cache_path=cache)
+    assert [a != b for a, b in zip(first.channels, flagged.channels)] == [False, False, True, False, False, False]
+    assert flagged.layout == first.layout
+    # Only FLAG was read again; the cached DATA hashes were kept as they were.
+    assert json.loads(cache.read_text())["columns"]["DATA"] == cached["DATA"]
+
+    copy = tmp_path / "copy.ms"
+    shutil.copytree(ms, copy)
+    assert ms_fingerprints(str(copy), column="DATA", spw=None, field=None, cache_path=cache) == flagged
+
+
+def test_channel_plan_blocks_exclusions_and_overrides():
+    assert parse_channel_ranges([0, "4-6", 5], 10) == [0, 4, 5, 6]
+    with pytest.raises(ValueError, match="not within channels 0..9"):
+        parse_channel_ranges(["8-12"], 10)
+    blocks = plan_blocks(10, 4, exclude=[4, 5, 6, 7])
+    assert blocks == {"00000-00003": [0, 1, 2, 3], "00008-00009": [8, 9]}
+    assert plan_blocks(3, 1) == {"00000": [0], "00001": [1], "00002": [2]}
+    settings = channel_settings({"robust": 0.0}, {"niter": 100}, [
+        {"channels": ["1-2"], "imaging": {"robust": 1.0}},
+        {"channels": [2], "clean": {"niter": 5}, "imaging": {"robust": -1.0}},
+    ], 4)
+    assert [s["imaging"]["robust"] for s in settings] == [0.0, 1.0, -1.0, 0.0]
+    assert [s["clean"]["niter"] for s in settings] == [100, 100, 5, 100]
