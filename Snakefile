@@ -20,6 +20,7 @@ include: "rules/cube.smk"
 include: "rules/moments.smk"
 include: "rules/faraday.smk"
 include: "rules/catalogue.smk"
+include: "rules/qa.smk"
 
 
 report: "resources/report/workflow.rst"
@@ -31,4 +32,5 @@ rule all:
         moment_products() if POLARISATION else [],
         faraday_products() if POLARISATION else [],
         list(catalogue_products().values()) + list(rules.report_figures.output) if POLARISATION else [],
+        rules.qa_summary.output,
     default_target: True

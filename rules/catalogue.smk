@@ -46,14 +46,12 @@ rule report_figures:
         fdf_dirty=rules.rm_synthesis.output.fdf,
         fdf_clean=rules.rm_clean.output.fdf if config["faraday"]["clean"] else [],
         catalogue=rules.catalogue.output.ecsv,
-        image_qa=expand(f"{RESULTS}/qa/image/{{block}}", block=BLOCKS),
     output:
         maps=report(f"{RESULTS}/report/maps.png", caption="../resources/report/maps.rst", category="Maps"),
         moments=report(f"{RESULTS}/report/moments.png", caption="../resources/report/moments.rst", category="Maps"),
         peak_rm=report(f"{RESULTS}/report/peak_rm.png", caption="../resources/report/peak_rm.rst", category="Maps"),
         rmsf=report(f"{RESULTS}/report/rmsf.png", caption="../resources/report/rmsf.rst", category="Faraday depth"),
         spectra=report(f"{RESULTS}/report/fdf_spectra.png", caption="../resources/report/spectra.rst", category="Faraday depth"),
-        qa=report(f"{RESULTS}/report/channel_qa.png", caption="../resources/report/channel_qa.rst", category="Quality"),
     log:
         "logs/report_figures.log",
     benchmark:

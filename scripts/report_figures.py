@@ -1,8 +1,7 @@
 from spectropol.logs import to_file
-from spectropol.report import faraday_figures, map_figures, qa_figure
+from spectropol.report import faraday_figures, map_figures
 
 with to_file(snakemake.log[0]):
     i, o = snakemake.input, snakemake.output
     map_figures(i.cube, i.moments, i.peaks, i.catalogue, {"maps": o.maps, "moments": o.moments, "peak_rm": o.peak_rm})
     faraday_figures(i.fdf_dirty, i.fdf_clean or None, i.catalogue, {"rmsf": o.rmsf, "spectra": o.spectra})
-    qa_figure(i.image_qa, o.qa)

@@ -99,26 +99,3 @@ def faraday_figures(fdf_dirty_store, fdf_clean_store, catalogue_path, out: dict[
     axes[-1, 0].set_xlabel("Faraday depth (rad/m$^2$)")
     _save(fig, out["spectra"])
     plt.close(fig)
-
-
-def qa_figure(image_qa: Sequence[str | os.PathLike], out_path: str | os.PathLike) -> None:
-    """Per-channel MAD rms and peak of each Stokes image against frequency, from the QA documents."""
-    plt = _figure()
-    from .qa import qa_documents
-
-    documents = [json.loads(open(path).read()) for path in qa_documents(image_qa)]
-    freqs = np.array([d["freq_hz"] for d in documents]) / 1e6
-    fig, axes = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
-    for stokes in "IQUV":
-        rms = [d["stokes"][stokes]["mad_rms"] for d in documents]
-        peak = [d["stokes"][stokes]["peak"] for d in documents]
-        axes[0].plot(freqs, np.array(rms, dtype=float), ".-", label=stokes)
-        axes[1].plot(freqs, np.abs(np.array(peak, dtype=float)), ".-", label=stokes)
-    axes[0].set_ylabel("MAD rms (Jy/beam)")
-    axes[1].set_ylabel("|peak| (Jy/beam)")
-    axes[1].set_xlabel("frequency (MHz)")
-    axes[0].set_yscale("log")
-    axes[1].set_yscale("log")
-    axes[0].legend(ncol=4)
-    _save(fig, out_path)
-    plt.close(fig)
