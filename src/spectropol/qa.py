@@ -34,11 +34,11 @@ def image_statistics(image: np.ndarray) -> dict:
 
 
 def qa_documents(paths) -> list[str]:
-    """QA document paths from a list of documents and folders of them (a block job writes one
-    folder of per-channel documents), folders expanded in name order."""
+    """QA document paths from a list of documents and folders holding them at any depth (a block
+    job writes a folder of per-channel documents), folders expanded in name order."""
     from pathlib import Path
 
     found = []
     for path in map(Path, paths):
-        found.extend(sorted(str(p) for p in path.glob("*.json")) if path.is_dir() else [str(path)])
+        found.extend(sorted(str(p) for p in path.rglob("*.json")) if path.is_dir() else [str(path)])
     return found

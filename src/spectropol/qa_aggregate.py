@@ -189,7 +189,9 @@ def aggregate_documents(paths: Iterable[str | os.PathLike], summary_path, plot_p
     aggregation = Aggregation(k, printer)
     for path in qa_documents(paths):
         with open(path) as handle:
-            aggregation.add_document(json.load(handle), path)
+            document = json.load(handle)
+        if isinstance(document, dict) and "kind" in document and "schema_version" in document:
+            aggregation.add_document(document, path)  # other JSON (a summary, zarr.json) is not QA
     return aggregation.write(summary_path, plot_path)
 
 
