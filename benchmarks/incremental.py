@@ -5,7 +5,7 @@
 2. DAG size: `snakemake -n` wall time and peak memory for 1,024, 16,384 and 65,536 channels, one
    channel per job and blocks of channels per job (target: 65,536 channels in under 60 s and 2 GB).
 
-    python benchmarks/incremental.py [--nchan 256] [--dag-only | --rerun-only] [--dag-limit-s 900]
+    python benchmarks/incremental.py [--nchan 256] [--dag-only | --rerun-only | --fingerprint-only] [--dag-limit-s 900]
 """
 
 from __future__ import annotations
@@ -78,8 +78,9 @@ def rerun_figures(nchan: int, cores: int) -> dict:
         config = {"input": {"ms": str(ms)}, "imaging": {"size": 512, "cell_arcsec": 20.0}, "clean": {"niter": 500},
                   "cube": {"chunk": 128}}
         (tmp / "config.yaml").write_text(yaml.safe_dump(config))
+        # Not --quiet: the job counts of the rerun come from the "Job stats" table.
         command = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(tmp), "--configfile",
-                   str(tmp / "config.yaml"), "--cores", str(cores), "--quiet", "all"]
+                   str(tmp / "config.yaml"), "--cores", str(cores)]
         full, _, _ = timed(command, tmp)
         from casacore.tables import table
 
@@ -99,12 +100,40 @@ def rerun_figures(nchan: int, cores: int) -> dict:
             "rerun_fraction": round(rerun / full, 4), "rerun_jobs": jobs}
 
 
+def fingerprint_figures(nchan: int) -> dict:
+    """Fingerprinting cost: the first pass reads data, flags and weights once; a warm cache reads
+    nothing; after an edit of one column only that column is read."""
+    from casacore.tables import table
+
+    from spectropol.fingerprint import ms_fingerprints
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        ms = tmp / "survey.ms"
+        simulate(ms, random_layout(tmp / "layout.yaml", 40, 2500.0), nchan, 40)
+        size_mb = sum(p.stat().st_size for p in ms.rglob("*") if p.is_file()) / 1e6
+
+        def run():
+            start = time.perf_counter()
+            ms_fingerprints(str(ms), column="DATA", spw=None, field=None, cache_path=tmp / "fp.json")
+            return time.perf_counter() - start
+
+        cold, warm = run(), run()
+        with table(str(ms), readonly=False, ack=False) as main:
+            flags = main.getcolslice("FLAG", [1, 0], [1, 3])
+            main.putcolslice("FLAG", ~flags, [1, 0], [1, 3])
+        flag_edit = run()
+    return {"nchan": nchan, "ms_mb": round(size_mb), "cold_s": round(cold, 2), "warm_s": round(warm, 4),
+            "after_flag_edit_s": round(flag_edit, 2), "cold_mb_per_s": round(size_mb / cold)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nchan", type=int, default=256)
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--dag-only", action="store_true")
     parser.add_argument("--rerun-only", action="store_true")
+    parser.add_argument("--fingerprint-only", action="store_true")
     parser.add_argument("--dag-limit-s", type=float, default=900.0)
     args = parser.parse_args()
     results = {"machine": machine()}
@@ -112,11 +141,15 @@ def main() -> None:
     if previous.exists():
         import json
 
-        results |= {k: v for k, v in json.loads(previous.read_text()).items() if k in ("rerun", "dag")}
-    if not args.dag_only:
+        results |= {k: v for k, v in json.loads(previous.read_text()).items() if k in ("rerun", "dag", "fingerprint")}
+    only = args.dag_only or args.rerun_only or args.fingerprint_only
+    if args.rerun_only or not only:
         results["rerun"] = rerun_figures(args.nchan, args.cores)
         print(results["rerun"], flush=True)
-    if not args.rerun_only:
+    if args.fingerprint_only or not only:
+        results["fingerprint"] = fingerprint_figures(args.nchan)
+        print(results["fingerprint"], flush=True)
+    if args.dag_only or not only:
         results["dag"] = dag_figures(args.dag_limit_s)
 
     lines = ["## Incremental reruns and DAG size (benchmarks/incremental.py)", ""]
@@ -130,6 +163,11 @@ def main() -> None:
                   f"| rerun, 1 channel changed | {r['rerun_s']} | {100 * r['rerun_fraction']:.1f}% |",
                   f"| rerun, nothing changed | {r['nothing_changed_s']} | {100 * r['nothing_changed_s'] / r['full_s']:.1f}% |",
                   "", f"Jobs of the rerun: {jobs}.", ""]
+    if "fingerprint" in results:
+        f = results["fingerprint"]
+        lines += [f"Fingerprinting the same kind of MS ({f['nchan']} channels, {f['ms_mb']} MB): first pass "
+                  f"{f['cold_s']} s ({f['cold_mb_per_s']} MB/s), unchanged MS {1000 * f['warm_s']:.1f} ms (cache), "
+                  f"after editing FLAG {f['after_flag_edit_s']} s (FLAG read again, not DATA).", ""]
     if "dag" in results:
         lines += ["`snakemake -n` on the demo configuration with `simulate.nchan` channels (wall time, peak RSS):", "",
                   "| channels | channels per job | jobs | wall time (s) | peak memory (MB) |", "|---|---|---|---|---|"]
