@@ -34,6 +34,9 @@ benchmark: venv system-deps
 	$(BIN)/python benchmarks/deconvolution.py
 	$(BIN)/python benchmarks/faraday.py --sky diffuse
 	$(BIN)/python benchmarks/faraday.py --sky points
+	$(BIN)/python benchmarks/detection.py
+	$(BIN)/python benchmarks/incremental.py
+	$(BIN)/python benchmarks/kafka.py
 
 clean:
 	rm -rf work results logs .snakemake benchmarks/runs

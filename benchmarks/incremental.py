@@ -70,24 +70,39 @@ def dag_figures(limit_s: float) -> list[dict]:
     return rows
 
 
-def rerun_figures(nchan: int, cores: int) -> dict:
+def rule_seconds(workdir: Path, since: float) -> dict[str, float]:
+    """Seconds per rule of the jobs that ran after ``since`` (Snakemake's benchmark files)."""
+    totals: dict[str, float] = {}
+    for path in (workdir / "logs/benchmark").rglob("*.tsv"):
+        if path.stat().st_mtime >= since:
+            rule = path.relative_to(workdir / "logs/benchmark").parts[0].removesuffix(".tsv")
+            seconds = float(path.read_text().splitlines()[1].split("\t")[0])
+            totals[rule] = round(totals.get(rule, 0.0) + seconds, 1)
+    return dict(sorted(totals.items(), key=lambda item: -item[1]))
+
+
+def rerun_figures(nchan: int, cores: int, nant: int, ntimes: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         ms = tmp / "survey.ms"
-        simulate(ms, random_layout(tmp / "layout.yaml", 40, 2500.0), nchan, 40)
+        simulate(ms, random_layout(tmp / "layout.yaml", nant, 2500.0), nchan, ntimes)
         config = {"input": {"ms": str(ms)}, "imaging": {"size": 512, "cell_arcsec": 20.0}, "clean": {"niter": 500},
                   "cube": {"chunk": 128}}
         (tmp / "config.yaml").write_text(yaml.safe_dump(config))
         # Not --quiet: the job counts of the rerun come from the "Job stats" table.
         command = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(tmp), "--configfile",
                    str(tmp / "config.yaml"), "--cores", str(cores)]
+        started = time.time()
         full, _, _ = timed(command, tmp)
+        full_rules = rule_seconds(tmp, started)
         from casacore.tables import table
 
         with table(str(ms), readonly=False, ack=False) as main:
             data = main.getcolslice("DATA", [nchan // 2, 0], [nchan // 2, 3])
             main.putcolslice("DATA", data * 1.1, [nchan // 2, 0], [nchan // 2, 3])
+        started = time.time()
         rerun, _, text = timed(command, tmp)
+        rerun_rules = rule_seconds(tmp, started)
         nothing, _, _ = timed(command, tmp)
         jobs = {}
         table_text = text.split("Job stats:", 1)[1].splitlines()[3:]
@@ -96,7 +111,8 @@ def rerun_figures(nchan: int, cores: int) -> dict:
             if len(parts) != 2 or not parts[1].isdigit():
                 break
             jobs[parts[0]] = int(parts[1])
-    return {"nchan": nchan, "full_s": round(full, 1), "rerun_s": round(rerun, 1), "nothing_changed_s": round(nothing, 1),
+    return {"nchan": nchan, "nant": nant, "ntimes": ntimes, "full_rules_s": full_rules, "rerun_rules_s": rerun_rules,
+            "full_s": round(full, 1), "rerun_s": round(rerun, 1), "nothing_changed_s": round(nothing, 1),
             "rerun_fraction": round(rerun / full, 4), "rerun_jobs": jobs}
 
 
@@ -130,6 +146,8 @@ def fingerprint_figures(nchan: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nchan", type=int, default=256)
+    parser.add_argument("--nant", type=int, default=60, help="antennas of the rerun benchmark's MS")
+    parser.add_argument("--ntimes", type=int, default=100, help="time samples of the rerun benchmark's MS")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--dag-only", action="store_true")
     parser.add_argument("--rerun-only", action="store_true")
@@ -144,7 +162,7 @@ def main() -> None:
         results |= {k: v for k, v in json.loads(previous.read_text()).items() if k in ("rerun", "dag", "fingerprint")}
     only = args.dag_only or args.rerun_only or args.fingerprint_only
     if args.rerun_only or not only:
-        results["rerun"] = rerun_figures(args.nchan, args.cores)
+        results["rerun"] = rerun_figures(args.nchan, args.cores, args.nant, args.ntimes)
         print(results["rerun"], flush=True)
     if args.fingerprint_only or not only:
         results["fingerprint"] = fingerprint_figures(args.nchan)
@@ -156,13 +174,18 @@ def main() -> None:
     if "rerun" in results:
         r = results["rerun"]
         jobs = ", ".join(f"{k} {v}" for k, v in r["rerun_jobs"].items())
-        lines += [f"A simulated MS of {r['nchan']} channels (40 antennas x 40 times, 512^2, CLEAN 500, "
+        lines += [f"A simulated MS of {r['nchan']} channels ({r['nant']} antennas x {r['ntimes']} times, 512^2, CLEAN 500, "
                   f"{args.cores} cores); one channel's DATA scaled by 1.1, then the workflow rerun.", "",
                   "| run | wall time (s) | of the full run |", "|---|---|---|",
                   f"| full | {r['full_s']} | 100% |",
                   f"| rerun, 1 channel changed | {r['rerun_s']} | {100 * r['rerun_fraction']:.1f}% |",
                   f"| rerun, nothing changed | {r['nothing_changed_s']} | {100 * r['nothing_changed_s'] / r['full_s']:.1f}% |",
-                  "", f"Jobs of the rerun: {jobs}.", ""]
+                  "", f"Jobs of the rerun: {jobs}.", "",
+                  "Job seconds per rule (Snakemake benchmark files; jobs overlap on the cores):", "",
+                  "| rule | full run | rerun |", "|---|---|---|"]
+        for rule in r["full_rules_s"]:
+            lines.append(f"| {rule} | {r['full_rules_s'][rule]} | {r['rerun_rules_s'].get(rule, '-')} |")
+        lines.append("")
     if "fingerprint" in results:
         f = results["fingerprint"]
         lines += [f"Fingerprinting the same kind of MS ({f['nchan']} channels, {f['ms_mb']} MB): first pass "
