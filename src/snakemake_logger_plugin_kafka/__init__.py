@@ -11,7 +11,6 @@ the end of the run, never a job. Message format: resources/schemas/qa-message.sc
 """
 
 
-import json
 import logging
 import os
 import re
@@ -23,7 +22,7 @@ from snakemake_interface_logger_plugins.base import LogHandlerBase
 from snakemake_interface_logger_plugins.common import LogEvent
 from snakemake_interface_logger_plugins.settings import LogHandlerSettingsBase
 
-from spectropol.products import QA_SCHEMA_VERSION
+from spectropol.qa import read_qa_documents
 from spectropol.qa_messages import QAProducer, Spool, client_config, flush_spool, new_message
 
 log = logging.getLogger("spectropol.kafka")
@@ -50,20 +49,9 @@ class LogHandlerSettings(LogHandlerSettingsBase):
 
 
 def qa_documents(outputs) -> list[tuple[str, dict]]:
-    """(path, document) of every QA document among a job's outputs: a JSON file with the QA schema
-    version and a kind, or such files directly inside an output folder."""
-    found = []
-    for output in outputs:
-        path = Path(output if os.path.exists(output) else _ANNOTATION.sub("", output))
-        candidates = sorted(path.glob("*.json")) if path.is_dir() else [path] if path.suffix == ".json" else []
-        for candidate in candidates:
-            try:
-                document = json.loads(candidate.read_text())
-            except (OSError, ValueError):
-                continue
-            if isinstance(document, dict) and document.get("schema_version") == QA_SCHEMA_VERSION and "kind" in document:
-                found.append((str(candidate), document))
-    return found
+    """(path, document) of every QA document among a job's outputs: QA JSON files, or such files
+    directly inside an output folder (not deeper: a folder of Zarr stores is not searched)."""
+    return read_qa_documents([o if os.path.exists(o) else _ANNOTATION.sub("", o) for o in outputs], recursive=False)
 
 
 def job_error(logs) -> str | None:

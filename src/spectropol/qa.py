@@ -33,12 +33,24 @@ def image_statistics(image: np.ndarray) -> dict:
     }
 
 
-def qa_documents(paths) -> list[str]:
-    """QA document paths from a list of documents and folders holding them at any depth (a block
-    job writes a folder of per-channel documents), folders expanded in name order."""
+def read_qa_documents(paths, *, recursive: bool = True) -> list[tuple[str, dict]]:
+    """(path, document) of every QA document among ``paths``: JSON files with a QA schema version
+    and a kind, and such files inside folders (at any depth, or directly inside when not
+    ``recursive``), folders in name order. Other JSON (a store's zarr.json, a summary) is passed over."""
+    import json
     from pathlib import Path
 
     found = []
     for path in map(Path, paths):
-        found.extend(sorted(str(p) for p in path.rglob("*.json")) if path.is_dir() else [str(path)])
+        if path.is_dir():
+            candidates = sorted(path.rglob("*.json") if recursive else path.glob("*.json"))
+        else:
+            candidates = [path] if path.suffix == ".json" else []
+        for candidate in candidates:
+            try:
+                document = json.loads(candidate.read_text())
+            except (OSError, ValueError):
+                continue
+            if isinstance(document, dict) and "schema_version" in document and "kind" in document:
+                found.append((str(candidate), document))
     return found

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .products import write_json
-from .qa import qa_documents
+from .qa import read_qa_documents
 from .qa_messages import validation_error
 
 log = logging.getLogger(__name__)
@@ -187,11 +187,8 @@ def aggregate_documents(paths: Iterable[str | os.PathLike], summary_path, plot_p
                         printer=None) -> dict:
     """The aggregation of QA documents on disk (files, or folders of them)."""
     aggregation = Aggregation(k, printer)
-    for path in qa_documents(paths):
-        with open(path) as handle:
-            document = json.load(handle)
-        if isinstance(document, dict) and "kind" in document and "schema_version" in document:
-            aggregation.add_document(document, path)  # other JSON (a summary, zarr.json) is not QA
+    for path, document in read_qa_documents(paths):
+        aggregation.add_document(document, path)
     return aggregation.write(summary_path, plot_path)
 
 
