@@ -27,9 +27,12 @@ def resource_path(path):
 
 
 def input_ms():
-    """The MS the rules read. A given MS is reached through a link at a fixed path, so that
-    pointing the config at a re-delivered copy reruns only what its content changes."""
-    return f"{WORK}/ms/input.ms" if config["input"]["ms"] else f"{WORK}/ms/demo.ms"
+    """The MS the rules read. A given MS is reached through a link at a fixed path when reruns
+    follow its content, so that pointing the config at a re-delivered copy reruns only what its
+    content changes; without fingerprints, the MS itself (file times decide)."""
+    if config["input"]["ms"] is None:
+        return f"{WORK}/ms/demo.ms"
+    return f"{WORK}/ms/input.ms" if config["channels"]["fingerprint"] else config["input"]["ms"]
 
 
 def channel_count():

@@ -152,6 +152,14 @@ def test_blocks_rerun_as_a_unit_and_a_redelivered_ms_reruns_its_changes(survey_m
     assert json.loads((work / "results/qa/cube.json").read_text())["planes_written"] == 8
 
 
+def test_without_fingerprints_the_ms_is_read_where_it_is(small_ms, tmp_path):
+    ms = small_ms()
+    config = write_config(tmp_path, ms, channels={"fingerprint": False})
+    result = run_snakemake(tmp_path, "--configfile", str(config), "-n")
+    assert job_counts(result)["split_channel"] == 6
+    assert not (tmp_path / "work/ms/input.ms").exists() and not (tmp_path / "work/ms/fingerprints.json").exists()
+
+
 def test_fingerprints_follow_content_not_file_times(small_ms, tmp_path):
     ms = small_ms(nchan=6)
     cache = tmp_path / "fingerprints.json"
