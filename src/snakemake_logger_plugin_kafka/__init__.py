@@ -106,7 +106,7 @@ class LogHandler(LogHandlerBase):
             self._send("run_started", {"workdir": os.getcwd(), "snakefile": str(getattr(record, "snakefile_main", "")),
                                        "snakemake_version": str(getattr(record, "snakemake_version", ""))})
             # Messages a previous run could not deliver go first (in their own order).
-            if len(self.spool):
+            if self.spool.has_messages():
                 delivered, left = flush_spool(self.spool, self.config, self.settings.topic,
                                               timeout_s=self.settings.delivery_timeout)
                 log.info("resent %d spooled QA messages, %d still spooled", delivered, left)

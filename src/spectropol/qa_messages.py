@@ -70,7 +70,10 @@ def validation_error(message) -> str | None:
         return "not a JSON object"
     if message.get("schema_version") != MESSAGE_SCHEMA_VERSION:
         return f"schema version {message.get('schema_version')!r}, this reader knows {MESSAGE_SCHEMA_VERSION!r}"
-    error = next(iter(sorted(_validator().iter_errors(message), key=lambda e: e.path)), None)
+    from jsonschema.exceptions import best_match
+
+    # best_match ranks the errors by relevance; sorting their paths would compare ints with strings
+    error = best_match(_validator().iter_errors(message))
     if error is None:
         return None
     where = "/".join(str(p) for p in error.absolute_path) or "message"
@@ -129,8 +132,9 @@ class Spool:
                 log.warning("%s:%d: not a JSON message, skipped", self.path, number)
         return messages
 
-    def __len__(self) -> int:
-        return len(self._read())
+    def has_messages(self) -> bool:
+        """Cheap: whether anything is spooled at all (the file is not read)."""
+        return self.path.exists() and self.path.stat().st_size > 0
 
     @contextmanager
     def draining(self) -> Iterator[tuple[list[dict], list[dict]]]:
@@ -142,6 +146,12 @@ class Spool:
             partial = self.path.with_name(self.path.name + ".partial")
             partial.write_text("".join(json.dumps(m, separators=(",", ":")) + "\n" for m in remaining))
             partial.replace(self.path)
+
+
+def produce(producer, topic: str, message: dict, on_delivery) -> None:
+    """Queue one message: JSON value, key by channel block (message_key), id in a header."""
+    producer.produce(topic, json.dumps(message).encode(), key=message_key(message),
+                     headers=[("message_id", message["message_id"].encode())], on_delivery=on_delivery)
 
 
 class QAProducer:
@@ -178,9 +188,7 @@ class QAProducer:
 
         self.pending[message["message_id"]] = message
         try:
-            self._producer.produce(self.topic, json.dumps(message).encode(), key=message_key(message),
-                                   headers=[("message_id", message["message_id"].encode())],
-                                   on_delivery=partial(self._report, message["message_id"]))
+            produce(self._producer, self.topic, message, partial(self._report, message["message_id"]))
         except (BufferError, KafkaException) as err:
             log.warning("QA message %s not queued (%s); spooled", message["message_id"], err)
             self.pending.pop(message["message_id"], None)
@@ -217,13 +225,12 @@ def flush_spool(spool: Spool, config: dict, topic: str, *, timeout_s: float = 30
         producer = Producer(config | {"enable.idempotence": True, "acks": "all",
                                       "message.timeout.ms": int(timeout_s * 1000)})
         for message in messages:
-            arguments = dict(key=message_key(message), headers=[("message_id", message["message_id"].encode())],
-                             on_delivery=partial(report, message["message_id"]))
+            callback = partial(report, message["message_id"])
             try:
-                producer.produce(topic, json.dumps(message).encode(), **arguments)
+                produce(producer, topic, message, callback)
             except BufferError:  # the local queue is full: let it drain, then go on
                 producer.flush(timeout_s)
-                producer.produce(topic, json.dumps(message).encode(), **arguments)
+                produce(producer, topic, message, callback)
             producer.poll(0)
         producer.flush(timeout_s + 5)
         remaining.extend(m for m in messages if not outcome.get(m["message_id"], False))
