@@ -1,9 +1,26 @@
-# spectropol: Measurement Set -> per-channel Stokes images -> Zarr cube -> Faraday moments.
-# Stages, one rule file each, in data-flow order; rules call thin scripts, scripts call the library.
+# spectropol: Measurement Set -> per-channel Stokes images -> Zarr cube -> Faraday products -> catalogue.
+# Stages, one rule file each, in data-flow order; rules call thin scripts, scripts call
+# src/spectropol/stages/<stage>.py. What runs is planned by spectropol.planning (rules/common.smk).
+
+import os
+import sys
 
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
+
+# The workflow and its scripts import the library from this checkout, in a venv or a conda
+# environment alike.
+_src = os.path.join(workflow.basedir, "src")
+if _src not in sys.path:
+    sys.path.insert(0, _src)
+if _src not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_src, os.environ.get("PYTHONPATH")) if p)
+
+
+# Declared, so that Snakemake passes it on to jobs on other hosts (SLURM) as well.
+envvars:
+    "PYTHONPATH",
 
 
 configfile: workflow.source_path("config/config.yaml")
@@ -14,12 +31,14 @@ validate(config, "config/config.schema.yaml")
 
 include: "rules/common.smk"
 include: "rules/simulate.smk"
+include: "rules/inspect.smk"
 include: "rules/split.smk"
 include: "rules/image.smk"
 include: "rules/cube.smk"
 include: "rules/moments.smk"
 include: "rules/faraday.smk"
 include: "rules/catalogue.smk"
+include: "rules/report.smk"
 include: "rules/qa.smk"
 
 
@@ -28,9 +47,8 @@ report: "resources/report/workflow.rst"
 
 rule all:
     input:
-        cube_products(),
-        moment_products() if POLARISATION else [],
-        faraday_products() if POLARISATION else [],
-        list(catalogue_products().values()) + list(rules.report_figures.output) if POLARISATION else [],
+        rules.gather_cube.output,
+        rules.export_cube_fits.output,
         rules.qa_summary.output,
+        polarisation_products(),
     default_target: True

@@ -24,14 +24,15 @@ def random_layout(path: Path, nant: int, radius_m: float, seed: int = 1) -> Path
     r = radius_m * rng.uniform(0, 1, nant) ** 1.5
     a = rng.uniform(0, 2 * np.pi, nant)
     stations = {f"S{k:03d}": [float(r[k] * np.cos(a[k])), float(r[k] * np.sin(a[k])), 0.0] for k in range(nant)}
-    document = {"telescope": "benchmark", "location": {"longitude_deg": 116.7644, "latitude_deg": -26.8247, "height_m": 377.0},
+    document = {"telescope": "benchmark", "location": {"longitude_deg": 116.7644, "latitude_deg": -26.8247,
+                                                       "height_m": 377.0},
                 "dish_diameter_m": 38.0, "stations": stations}
     path.write_text(yaml.safe_dump(document))
     return path
 
 
 def simulate(ms: Path, layout: Path, nchan: int, ntimes: int) -> None:
-    from spectropol.simulate import simulate_ms
+    from spectropol.stages.simulate import simulate_ms
 
     simulate_ms(ms, REPO / "resources/skymodels/demo.yaml", layout, ra_deg=60.0, dec_deg=-30.0, start_freq_hz=120e6,
                 chan_width_hz=64e6 / nchan, nchan=nchan, ntimes=ntimes, integration_s=10.0, hour_angle_span_h=6.0,
@@ -84,7 +85,8 @@ def write_results(name: str, results: dict, table: str) -> None:
     out.mkdir(exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
     doc = REPO / "docs/benchmarks.md"
-    text = doc.read_text() if doc.exists() else "# Benchmarks\n\nMeasured by the scripts in benchmarks/; each writes benchmarks/results/NAME.json.\n"
+    new = "# Benchmarks\n\nMeasured by the scripts in benchmarks/; each writes benchmarks/results/NAME.json.\n"
+    text = doc.read_text() if doc.exists() else new
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     section = f"{begin}\n{table.strip()}\n{end}"
     if begin in text:

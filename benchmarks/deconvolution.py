@@ -34,18 +34,23 @@ def main() -> None:
         ms = tmp / "bench.ms"
         simulate(ms, random_layout(tmp / "layout.yaml", nant, 3000.0), nchan, ntimes)
         config = {"input": {"ms": str(ms)},
-                  "imaging": {"size": npix, "cell_arcsec": cell_arcsec, "weighting": "briggs", "robust": 0.0, "threads": 1},
+                  "imaging": {"size": npix, "cell_arcsec": cell_arcsec, "weighting": "briggs", "robust": 0.0,
+                              "threads": 1},
                   "clean": {"niter": args.niter, "mgain": 0.8, "gain": 0.1, "auto_threshold": 3.0}}
         targets = [f"results/channels/{c:05d}" for c in range(nchan)]
-        run_workflow(tmp / "prep", config | {"clean": {"niter": 0}}, [f"work/vis/{c:05d}" for c in range(nchan)], args.cores)
+        run_workflow(tmp / "prep", config | {"clean": {"niter": 0}}, [f"work/vis/{c:05d}" for c in range(nchan)],
+                     args.cores)
         # time only the image jobs: reuse the split products of the preparation run
         shutil.copytree(tmp / "prep", tmp / "wf")
         ours_s = run_workflow(tmp / "wf", config, targets, args.cores)
         start = time.perf_counter()
         if shutil.which("wsclean"):
-            subprocess.run(["wsclean", "-quiet", "-j", str(args.cores), "-size", str(npix), str(npix), "-scale", f"{cell_arcsec}asec",
-                            "-pol", "IQUV", "-join-polarizations", "-channels-out", str(nchan), "-weight", "briggs", "0",
-                            "-niter", str(args.niter), "-mgain", "0.8", "-auto-threshold", "3", "-no-update-model-required",
+            subprocess.run(["wsclean", "-quiet", "-j", str(args.cores), "-size", str(npix), str(npix), "-scale",
+                            f"{cell_arcsec}asec",
+                            "-pol", "IQUV", "-join-polarizations", "-channels-out", str(nchan), "-weight", "briggs",
+                            "0",
+                            "-niter", str(args.niter), "-mgain", "0.8", "-auto-threshold", "3",
+                            "-no-update-model-required",
                             "-name", str(tmp / "ws"), str(ms)], check=True, capture_output=True)
             wsclean_s = time.perf_counter() - start
             from astropy.io import fits

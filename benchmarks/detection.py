@@ -20,7 +20,7 @@ def evaluate(workdir: Path, skymodel: Path, config: dict) -> dict:
     import xarray as xr
     from astropy.table import Table
 
-    from spectropol.simulate import load_sky_model
+    from spectropol.stages.simulate import load_sky_model
 
     catalogue = Table.read(workdir / "results/catalogue/catalogue.vot")
     peaks = xr.open_zarr(workdir / "results/faraday/peaks.zarr").load()
@@ -66,7 +66,8 @@ def main() -> None:
     for name in ("demo", "faint"):
         r = results[name]
         for s in r["sources"]:
-            extra = (f"| {s['rm_error_sigma']:+.2f} | {s['pi_ratio']:.3f} | {s['offset_beams']:.3f} |" if s["found"] else "| - | - | - |")
+            extra = (f"| {s['rm_error_sigma']:+.2f} | {s['pi_ratio']:.3f} | {s['offset_beams']:.3f} |" if s["found"]
+                     else "| - | - | - |")
             lines.append(f"| {name} | {s['name']} | {s['true_snr']:.1f} | {'yes' if s['found'] else 'no'} {extra}")
     table = f"""
 ## Catalogue detection (benchmarks/detection.py)

@@ -31,9 +31,9 @@ def make_cube(folder: Path, nchan: int, npix: int, sky: str = "diffuse", seed: i
     smoothly over +-50 rad/m^2), where every pixel has something to clean."""
     from astropy.io import fits
 
-    from spectropol.cube import write_cube
-    from spectropol.faraday import lambda_squared
-    from spectropol.wcs import celestial_header
+    from spectropol.io.cube import write_cube
+    from spectropol.io.wcs import celestial_header
+    from spectropol.kernels.faraday import lambda_squared
 
     rng = np.random.default_rng(seed)
     freqs = np.linspace(1.0e9, 1.5e9, nchan)
@@ -67,7 +67,8 @@ def make_cube(folder: Path, nchan: int, npix: int, sky: str = "diffuse", seed: i
     del data
     header = fits.Header({"CTYPE1": "RA---SIN", "CRVAL1": 60.0, "CDELT1": -0.001, "CRPIX1": npix / 2, "CUNIT1": "deg",
                           "CTYPE2": "DEC--SIN", "CRVAL2": -30.0, "CDELT2": 0.001, "CRPIX2": npix / 2, "CUNIT2": "deg",
-                          "CTYPE3": "FREQ", "CRVAL3": freqs[0], "CDELT3": freqs[1] - freqs[0], "CRPIX3": 1.0, "CUNIT3": "Hz",
+                          "CTYPE3": "FREQ", "CRVAL3": freqs[0], "CDELT3": freqs[1] - freqs[0], "CRPIX3": 1.0,
+                          "CUNIT3": "Hz",
                           "BUNIT": "Jy/beam"})
     fits.PrimaryHDU(q, header).writeto(folder / f"Q{nchan}.fits", overwrite=True)
     fits.PrimaryHDU(u, header).writeto(folder / f"U{nchan}.fits", overwrite=True)
@@ -87,21 +88,25 @@ def timed(command: list[str], cwd: Path) -> tuple[float, float]:
 
 def step(args) -> None:
     """Runs one spectropol step in this process (called through timed())."""
-    from spectropol.faraday_cube import rm_clean_cube, rm_synthesis_cube
+    from spectropol.options import DaskOptions, RMCleanOptions, RMSynthesisOptions
+    from spectropol.stages.faraday import rm_clean, rm_synthesis
 
+    dask = DaskOptions(threads=args.threads)
     if args.step == "synth":
-        rm_synthesis_cube(args.input, args.output, args.output + ".json", weighting="uniform", dphi=DPHI, phi_max=PHI_MAX,
-                          chunk_mb=args.chunk_mb, nthreads=args.threads)
+        rm_synthesis(args.input, args.output, args.output + ".json",
+                     RMSynthesisOptions(weighting="uniform", dphi_rad_m2=DPHI, phi_max_rad_m2=PHI_MAX,
+                                        chunk_mb=args.chunk_mb),
+                     dask)
     else:
-        rm_clean_cube(args.input, args.output, args.output + ".json", cutoff_sigma=3.0, chunk_mb=args.chunk_mb,
-                      nthreads=args.threads)
+        rm_clean(args.input, args.output, args.output + ".json", RMCleanOptions(cutoff_sigma=3.0,
+                                                                                chunk_mb=args.chunk_mb), dask)
 
 
 def kernel_efficiency(cube: Path, freqs: np.ndarray, repeats: int = 3) -> dict:
     """The synthesis kernel on in-memory tiles against numpy's complex64 matmul of the same shapes."""
     import xarray as xr
 
-    from spectropol.faraday import faraday_grid, rm_synthesis_block, synthesis_matrix
+    from spectropol.kernels.faraday import faraday_grid, rm_synthesis_block, synthesis_matrix
 
     data = xr.open_zarr(cube)["dirty"]
     nchan = len(freqs)
@@ -138,27 +143,34 @@ def main() -> None:
         return step(args)
 
     nchan, npix = (32, 128) if args.quick else (64, 512)
-    me = [sys.executable, str(Path(__file__).resolve()), "--threads", str(args.threads), "--chunk-mb", str(args.chunk_mb)]
+    me = [sys.executable, str(Path(__file__).resolve()), "--threads", str(args.threads), "--chunk-mb",
+          str(args.chunk_mb)]
     bindir = Path(sys.executable).parent
     with tempfile.TemporaryDirectory(prefix="spectropol-faraday-") as tmp:
         tmp = Path(tmp)
         cube, freqs = make_cube(tmp, nchan, npix, args.sky)
-        results = {"case": {"sky": args.sky, "channels": nchan, "npix": npix, "phi_max": PHI_MAX, "dphi": DPHI, "threads": args.threads,
-                            "chunk_mb": args.chunk_mb, "weighting": "uniform", "cutoff": "3 sigma (theoretical FDF noise)"}}
+        results = {"case": {"sky": args.sky, "channels": nchan, "npix": npix, "phi_max": PHI_MAX, "dphi": DPHI,
+                            "threads": args.threads,
+                            "chunk_mb": args.chunk_mb, "weighting": "uniform",
+                            "cutoff": "3 sigma (theoretical FDF noise)"}}
         ours_synth = timed(me + ["--step", "synth", "--input", str(cube), "--output", str(tmp / "fdf.zarr")], tmp)
-        ours_clean = timed(me + ["--step", "clean", "--input", str(tmp / "fdf.zarr"), "--output", str(tmp / "clean.zarr")], tmp)
+        ours_clean = timed(me + ["--step", "clean", "--input", str(tmp / "fdf.zarr"), "--output",
+                                 str(tmp / "clean.zarr")], tmp)
         cutoff = 3.0 * json.loads((tmp / "fdf.zarr.json").read_text())["fdf_noise_theoretical"]
-        rmtools_synth = timed([str(bindir / "rmsynth3d"), f"Q{nchan}.fits", f"U{nchan}.fits", f"freqs{nchan}.dat", "-l", str(PHI_MAX),
+        rmtools_synth = timed([str(bindir / "rmsynth3d"), f"Q{nchan}.fits", f"U{nchan}.fits", f"freqs{nchan}.dat",
+                               "-l", str(PHI_MAX),
                                "-d", str(DPHI), "-w", "uniform", "-o", "rmt_"], tmp)
         # RM-Tools' default, serial: its --ncores pool (schwimmbad) took over 10 min on 128^2 where
         # the serial loop takes about 15 s.
-        rmtools_clean = timed([str(bindir / "rmclean3d"), "rmt_FDF_real_dirty.fits", "rmt_RMSF_real.fits", "-c", f"{cutoff:.6g}",
+        rmtools_clean = timed([str(bindir / "rmclean3d"), "rmt_FDF_real_dirty.fits", "rmt_RMSF_real.fits", "-c",
+                               f"{cutoff:.6g}",
                                "-o", "rmt_"], tmp)
         results["wall_s"] = {"spectropol_rm_synthesis": ours_synth[0], "rmtools_rmsynth3d": rmtools_synth[0],
                              "spectropol_rm_clean": ours_clean[0], "rmtools_rmclean3d": rmtools_clean[0]}
         results["peak_rss_mb"] = {"spectropol_rm_synthesis": ours_synth[1], "rmtools_rmsynth3d": rmtools_synth[1],
                                   "spectropol_rm_clean": ours_clean[1], "rmtools_rmclean3d": rmtools_clean[1]}
-        results["speedup"] = {"rm_synthesis": rmtools_synth[0] / ours_synth[0], "rm_clean": rmtools_clean[0] / ours_clean[0]}
+        results["speedup"] = {"rm_synthesis": rmtools_synth[0] / ours_synth[0],
+                              "rm_clean": rmtools_clean[0] / ours_clean[0]}
         results["kernel"] = kernel_efficiency(cube, freqs)
 
         memory = {}

@@ -27,7 +27,7 @@ def bare_ducc0_loop(ms: Path, npix: int, cell_rad: float, nthreads: int) -> floa
     from ducc0.wgridder.experimental import vis2dirty
 
     start = time.perf_counter()
-    main = table(str(ms), ack=False)
+    main = table(str(ms), ack=False)  # noqa: F841 (TaQL reads it as $main)
     cross = taql("SELECT FROM $main WHERE ANTENNA1 != ANTENNA2")
     uvw = cross.getcol("UVW")
     uvw_ducc = np.column_stack([-uvw[:, 1], uvw[:, 0], uvw[:, 2]])
@@ -47,7 +47,8 @@ def bare_ducc0_loop(ms: Path, npix: int, cell_rad: float, nthreads: int) -> floa
 
 def wsclean(ms: Path, prefix: Path, npix: int, cell_arcsec: float, nchan: int, cores: int) -> float:
     start = time.perf_counter()
-    subprocess.run(["wsclean", "-quiet", "-j", str(cores), "-size", str(npix), str(npix), "-scale", f"{cell_arcsec}asec",
+    subprocess.run(["wsclean", "-quiet", "-j", str(cores), "-size", str(npix), str(npix), "-scale",
+                    f"{cell_arcsec}asec",
                     "-pol", "IQUV", "-channels-out", str(nchan), "-niter", "0", "-weight", "natural",
                     "-no-update-model-required", "-name", str(prefix), str(ms)], check=True, capture_output=True)
     return time.perf_counter() - start
@@ -71,7 +72,8 @@ def main() -> None:
         layout = random_layout(tmp / "layout.yaml", nant, 3000.0)
         ms = tmp / "bench.ms"
         simulate(ms, layout, nchan, ntimes)
-        config = {"input": {"ms": str(ms)}, "imaging": {"size": npix, "cell_arcsec": cell_arcsec, "weighting": "natural",
+        config = {"input": {"ms": str(ms)}, "imaging": {"size": npix, "cell_arcsec": cell_arcsec,
+                                                        "weighting": "natural",
                                                          "threads": 1}}
         workflow_s = run_workflow(tmp / "wf", config, image_targets(nchan), args.cores)
         image_jobs = job_benchmarks(tmp / "wf", "image_channel")
@@ -87,15 +89,18 @@ def main() -> None:
             workdir = tmp / f"mem{channels}"
             run_workflow(workdir, config | {"input": {"ms": str(small)}, "imaging": config["imaging"] | {"size": 512}},
                          image_targets(channels), args.cores)
-            memory[channels] = {rule: max(job_peak_memory_mb(workdir, rule)) for rule in ("split_channel", "image_channel")}
+            memory[channels] = {rule: max(job_peak_memory_mb(workdir, rule)) for rule in ("split_channel",
+                                                                                          "image_channel")}
             shutil.rmtree(workdir)
 
     rows = nant * (nant - 1) // 2 * ntimes
     results = {
-        "case": {"antennas": nant, "times": ntimes, "rows": rows, "channels": nchan, "npix": npix, "cell_arcsec": cell_arcsec,
+        "case": {"antennas": nant, "times": ntimes, "rows": rows, "channels": nchan, "npix": npix,
+                 "cell_arcsec": cell_arcsec,
                  "weighting": "natural", "products": "IQUV dirty + PSF", "cores": args.cores},
         "wall_s": {"workflow": workflow_s, "bare_ducc0_loop": ducc0_s, "wsclean": wsclean_s},
-        "ratio": {"workflow_over_ducc0": workflow_s / ducc0_s, "workflow_over_wsclean": workflow_s / wsclean_s if wsclean_s else None},
+        "ratio": {"workflow_over_ducc0": workflow_s / ducc0_s,
+                  "workflow_over_wsclean": workflow_s / wsclean_s if wsclean_s else None},
         "workflow_jobs": {"image_channel_mean_s": float(np.mean([j["s"] for j in image_jobs])),
                           "split_channel_mean_s": float(np.mean([j["s"] for j in split_jobs])),
                           "image_channel_peak_mb": peak_mb["image_channel"],

@@ -59,7 +59,8 @@ def dag_figures(limit_s: float) -> list[dict]:
                 path = tmp / f"config_{nchan}_{block}.yaml"
                 path.write_text(yaml.safe_dump(config))
                 wall, peak, text = timed([SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(tmp),
-                                          "--configfile", str(path), "--cores", "2", "-n", "--quiet", "all"], tmp, limit_s)
+                                          "--configfile", str(path), "--cores", "2", "-n", "--quiet", "all"], tmp,
+                                          limit_s)
                 jobs = None
                 for line in text.splitlines():
                     if line.startswith("total"):
@@ -121,7 +122,7 @@ def fingerprint_figures(nchan: int) -> dict:
     nothing; after an edit of one column only that column is read."""
     from casacore.tables import table
 
-    from spectropol.fingerprint import ms_fingerprints
+    from spectropol.io.fingerprint import ms_fingerprints
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -196,7 +197,8 @@ def main() -> None:
                   "| channels | channels per job | jobs | wall time (s) | peak memory (MB) |", "|---|---|---|---|---|"]
         for row in results["dag"]:
             if row["finished"]:
-                lines.append(f"| {row['nchan']:,} | {row['block']} | {row['jobs']:,} | {row['wall_s']} | {row['peak_mb']} |")
+                lines.append(f"| {row['nchan']:,} | {row['block']} | {row['jobs']:,} | {row['wall_s']} | "
+                             f"{row['peak_mb']} |")
             else:
                 lines.append(f"| {row['nchan']:,} | {row['block']} | - | > {row['wall_s']} (stopped) | - |")
     lines.append(f"\n{machine()['platform']}, Python {machine()['python']}.")

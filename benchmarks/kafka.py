@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import statistics
 import subprocess
@@ -36,7 +35,7 @@ def throughput(address: str, jobs: int, workdir: Path) -> dict:
     from snakemake_interface_logger_plugins.common import LogEvent
 
     from snakemake_logger_plugin_kafka import LogHandler
-    from spectropol.products import write_qa
+    from spectropol.qa.documents import write_qa
 
     for k in range(jobs):
         write_qa(workdir / f"qa/{k:05d}.json", "split", {"channel": k, "freq_hz": 1e8 + k, "rows_read": 1000,
@@ -54,7 +53,8 @@ def throughput(address: str, jobs: int, workdir: Path) -> dict:
 
     handler = LogHandler(common, settings)
     start = time.perf_counter()
-    handler.emit(record(LogEvent.WORKFLOW_STARTED, workflow_id="bench-run", snakefile_main="Snakefile", snakemake_version="9"))
+    handler.emit(record(LogEvent.WORKFLOW_STARTED, workflow_id="bench-run", snakefile_main="Snakefile",
+                        snakemake_version="9"))
     for k in range(jobs):
         name = f"{k:05d}"
         handler.emit(record(LogEvent.JOB_INFO, jobid=k, rule_name="split_channel", wildcards={"block": name},
@@ -75,7 +75,8 @@ def overhead(address: str, config: Path | None, repeats: int) -> dict:
     for _ in range(repeats):
         for mode in ("plain", "kafka"):
             with tempfile.TemporaryDirectory() as tmp:
-                command = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", tmp, "--cores", "2", "--quiet", "all"]
+                command = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", tmp, "--cores", "2", "--quiet",
+                           "all"]
                 if config is not None:
                     command += ["--configfile", str(config)]
                 if mode == "kafka":

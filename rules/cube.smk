@@ -3,16 +3,15 @@
 
 rule gather_cube:
     input:
-        images=expand(f"{RESULTS}/channels/{{block}}", block=BLOCKS),
+        images=expand(f"{RESULTS}/channels/{{block}}", block=PLAN.blocks),
         selection=rules.inspect_ms.output.selection,
     output:
+        # update(): Snakemake keeps the cube, and only changed planes are rewritten.
         cube=update(directory(f"{RESULTS}/cube/cube.zarr")),
         qa=f"{RESULTS}/qa/cube.json",
     params:
-        stores=channel_image_stores(),
-        chunk=config["cube"]["chunk"],
-        image=cube_image(),
-        common_beam=config["cube"]["common_beam"],
+        stores=PLAN.channel_image_stores(),
+        options=as_dict(PLAN.cube),
     log:
         "logs/gather_cube.log",
     benchmark:
@@ -20,7 +19,7 @@ rule gather_cube:
     threads: 1
     resources:
         runtime=30,
-        mem_mb=cube_mem_mb,
+        mem_mb=PLAN.cube_mem_mb(),
     conda:
         "../envs/spectropol.yaml"
     script:
@@ -31,9 +30,7 @@ rule export_cube_fits:
     input:
         cube=rules.gather_cube.output.cube,
     output:
-        fits=expand(f"{RESULTS}/cube/cube_{{stokes}}.fits", stokes=STOKES),
-    params:
-        stokes=STOKES,
+        **PLAN.cube_fits(),
     log:
         "logs/export_cube_fits.log",
     benchmark:
@@ -41,7 +38,7 @@ rule export_cube_fits:
     threads: 1
     resources:
         runtime=30,
-        mem_mb=cube_mem_mb,
+        mem_mb=PLAN.cube_mem_mb(),
     conda:
         "../envs/spectropol.yaml"
     script:

@@ -1,27 +1,6 @@
 # Faraday depth: RM synthesis, RM-CLEAN and peak maps over the cube's Q and U, Dask over spatial
-# tiles with the whole spectral axis in each.
-
-
-def fdf_for_peaks():
-    if config["faraday"]["clean"]:
-        return f"{RESULTS}/faraday/fdf_clean.zarr"
-    return f"{RESULTS}/faraday/fdf_dirty.zarr"
-
-
-def faraday_fits_products():
-    kinds = ["dirty", "clean"] if config["faraday"]["clean"] else ["dirty"]
-    names = [f"fdf_{kind}_{part}" for kind in kinds for part in ("real", "imag", "amplitude")]
-    names += ["rmsf"] + FARADAY_PEAK_MAPS
-    return {name: f"{RESULTS}/faraday/{name}.fits" for name in names}
-
-
-def faraday_products():
-    return [f"{RESULTS}/faraday/peaks.zarr"] + list(faraday_fits_products().values())
-
-
-def faraday_mem_mb(wildcards, threads):
-    """One tile per Dask worker, three times over for inputs, outputs and temporaries."""
-    return int(600 + 3 * config["faraday"]["chunk_mb"] * threads)
+# tiles with the whole spectral axis in each; FITS exports of every product.
+from spectropol.stages.faraday import faraday_fits_names
 
 
 rule rm_synthesis:
@@ -31,20 +10,16 @@ rule rm_synthesis:
         fdf=directory(f"{RESULTS}/faraday/fdf_dirty.zarr"),
         qa=f"{RESULTS}/qa/rm_synthesis.json",
     params:
-        weighting=config["faraday"]["weighting"],
-        dphi=config["faraday"]["dphi"],
-        phi_max=config["faraday"]["phi_max"],
-        oversample=config["faraday"]["oversample"],
-        chunk_mb=config["faraday"]["chunk_mb"],
-        scheduler=config["dask"]["scheduler"],
+        options=as_dict(PLAN.rm_synthesis),
+        dask=as_dict(PLAN.dask),
     log:
         "logs/rm_synthesis.log",
     benchmark:
         "logs/benchmark/rm_synthesis.tsv"
-    threads: config["dask"]["threads"]
+    threads: PLAN.dask.threads
     resources:
         runtime=120,
-        mem_mb=faraday_mem_mb,
+        mem_mb=lambda wc, threads: PLAN.faraday_mem_mb(threads),
     conda:
         "../envs/spectropol.yaml"
     script:
@@ -58,19 +33,16 @@ rule rm_clean:
         fdf=directory(f"{RESULTS}/faraday/fdf_clean.zarr"),
         qa=f"{RESULTS}/qa/rm_clean.json",
     params:
-        cutoff_sigma=config["faraday"]["clean_cutoff_sigma"],
-        gain=config["faraday"]["clean_gain"],
-        max_iter=config["faraday"]["clean_max_iter"],
-        chunk_mb=config["faraday"]["chunk_mb"],
-        scheduler=config["dask"]["scheduler"],
+        options=as_dict(PLAN.rm_clean) if PLAN.rm_clean else None,
+        dask=as_dict(PLAN.dask),
     log:
         "logs/rm_clean.log",
     benchmark:
         "logs/benchmark/rm_clean.tsv"
-    threads: config["dask"]["threads"]
+    threads: PLAN.dask.threads
     resources:
         runtime=120,
-        mem_mb=faraday_mem_mb,
+        mem_mb=lambda wc, threads: PLAN.faraday_mem_mb(threads),
     conda:
         "../envs/spectropol.yaml"
     script:
@@ -79,21 +51,22 @@ rule rm_clean:
 
 rule faraday_peaks:
     input:
-        fdf=fdf_for_peaks(),
+        # Peaks of the clean FDF when RM-CLEAN runs, else of the dirty one.
+        fdf=rules.rm_clean.output.fdf if PLAN.rm_clean else rules.rm_synthesis.output.fdf,
     output:
         peaks=directory(f"{RESULTS}/faraday/peaks.zarr"),
         qa=f"{RESULTS}/qa/faraday_peaks.json",
     params:
-        chunk_mb=config["faraday"]["chunk_mb"],
-        scheduler=config["dask"]["scheduler"],
+        options=as_dict(PLAN.peaks),
+        dask=as_dict(PLAN.dask),
     log:
         "logs/faraday_peaks.log",
     benchmark:
         "logs/benchmark/faraday_peaks.tsv"
-    threads: config["dask"]["threads"]
+    threads: PLAN.dask.threads
     resources:
         runtime=120,
-        mem_mb=faraday_mem_mb,
+        mem_mb=lambda wc, threads: PLAN.faraday_mem_mb(threads),
     conda:
         "../envs/spectropol.yaml"
     script:
@@ -103,10 +76,10 @@ rule faraday_peaks:
 rule export_faraday_fits:
     input:
         dirty=rules.rm_synthesis.output.fdf,
-        clean=rules.rm_clean.output.fdf if config["faraday"]["clean"] else [],
+        clean=rules.rm_clean.output.fdf if PLAN.rm_clean else [],
         peaks=rules.faraday_peaks.output.peaks,
     output:
-        **faraday_fits_products(),
+        **PLAN.faraday_fits(faraday_fits_names(clean=PLAN.rm_clean is not None)),
     log:
         "logs/export_faraday_fits.log",
     benchmark:
@@ -114,7 +87,7 @@ rule export_faraday_fits:
     threads: 1
     resources:
         runtime=120,
-        mem_mb=lambda wc: int(600 + 2 * config["faraday"]["chunk_mb"]),
+        mem_mb=PLAN.faraday_fits_mem_mb(),
     conda:
         "../envs/spectropol.yaml"
     script:

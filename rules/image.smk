@@ -11,15 +11,15 @@ rule image_channel:
     params:
         channels=block_channels,
         settings=block_settings,
-        width=CHANNEL_WIDTH,
+        width=PLAN.width,
     log:
         "logs/image_channel/{block}.log",
     benchmark:
         "logs/benchmark/image_channel/{block}.tsv"
-    threads: config["imaging"]["threads"]
+    threads: PLAN.imaging_threads
     resources:
-        mem_mb=image_mem_mb,
-        runtime=image_runtime,
+        mem_mb=lambda wc, input: PLAN.image_mem_mb(wc.block, input.size_mb),
+        runtime=lambda wc, input: PLAN.image_runtime(wc.block, input.size_mb),
     conda:
         "../envs/spectropol.yaml"
     script:

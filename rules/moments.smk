@@ -1,4 +1,5 @@
-# Faraday moments of Q, U and P across frequency (Farnes et al. 2018), Dask over spatial tiles.
+# Moments: Faraday moments of Q, U and P across frequency (Farnes et al. 2018), Dask over spatial tiles.
+from spectropol.stages.moments import MOMENT_MAPS
 
 
 rule faraday_moments:
@@ -8,18 +9,16 @@ rule faraday_moments:
         moments=directory(f"{RESULTS}/moments/moments.zarr"),
         qa=f"{RESULTS}/qa/moments.json",
     params:
-        weighting=config["moments"]["weighting"],
-        chunk_mb=config["moments"]["chunk_mb"],
-        scheduler=config["dask"]["scheduler"],
+        options=as_dict(PLAN.moments),
+        dask=as_dict(PLAN.dask),
     log:
         "logs/faraday_moments.log",
     benchmark:
         "logs/benchmark/faraday_moments.tsv"
-    threads: config["dask"]["threads"]
+    threads: PLAN.dask.threads
     resources:
         runtime=120,
-        # Dask holds about one tile per thread, with headroom for the scheduler and the output.
-        mem_mb=lambda wc, threads: int(500 + 3 * config["moments"]["chunk_mb"] * threads),
+        mem_mb=lambda wc, threads: PLAN.moments_mem_mb(threads),
     conda:
         "../envs/spectropol.yaml"
     script:
@@ -30,9 +29,9 @@ rule export_moment_fits:
     input:
         moments=rules.faraday_moments.output.moments,
     output:
-        fits=expand(f"{RESULTS}/moments/{{quantity}}_{{moment}}.fits", quantity=QUANTITIES, moment=MOMENTS),
+        **{f"{q}_{m}": path for (q, m), path in PLAN.moment_fits().items()},
     params:
-        maps=[(q, m) for q in QUANTITIES for m in MOMENTS],
+        maps=[list(qm) for qm in MOMENT_MAPS],
     log:
         "logs/export_moment_fits.log",
     benchmark:

@@ -1,4 +1,4 @@
-# The demo observation, made only when the config names no input MS.
+# Simulate: the demo observation, made only when the config names no input MS.
 
 
 rule simulate_ms:
@@ -8,7 +8,7 @@ rule simulate_ms:
     output:
         ms=directory(f"{WORK}/ms/demo.ms"),
     params:
-        observation={k: v for k, v in config["simulate"].items() if k not in ("skymodel", "layout")},
+        options=as_dict(PLAN.simulate),
     log:
         "logs/simulate_ms.log",
     benchmark:
@@ -16,7 +16,7 @@ rule simulate_ms:
     threads: 1
     resources:
         runtime=30,
-        mem_mb=lambda wc: int(500 + config["simulate"]["nchan"] * config["simulate"]["ntimes"] * 0.2),
+        mem_mb=PLAN.simulate_mem_mb(),
     conda:
         "../envs/spectropol.yaml"
     script:

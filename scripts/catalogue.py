@@ -1,8 +1,8 @@
-from spectropol.catalogue import build_catalogue
 from spectropol.logs import to_file
+from spectropol.options import CatalogueOptions
+from spectropol.stages.catalogue import CATALOGUE_FILES, build_catalogue
 
 with to_file(snakemake.log[0]):
-    outputs = {kind: snakemake.output[kind] for kind in ("votable", "fits", "ecsv", "csv", "skymodel")}
-    p = snakemake.params
-    build_catalogue(snakemake.input.cube, snakemake.input.moments, snakemake.input.peaks, outputs, snakemake.output.qa,
-                    threshold_sigma=p.threshold_sigma, min_snr=p.min_snr, box=p.box)
+    build_catalogue(snakemake.input.cube, snakemake.input.moments, snakemake.input.peaks,
+                    {kind: snakemake.output[kind] for kind in CATALOGUE_FILES}, snakemake.output.qa,
+                    CatalogueOptions(**snakemake.params.options), rule=snakemake.rule)

@@ -1,5 +1,5 @@
-from spectropol.cube import export_fits_cubes
 from spectropol.logs import to_file
+from spectropol.stages.cube import export_cube_fits
 
 with to_file(snakemake.log[0]):
-    export_fits_cubes(snakemake.input.cube, dict(zip(snakemake.params.stokes, snakemake.output.fits)))
+    export_cube_fits(snakemake.input.cube, dict(snakemake.output.items()))

@@ -1,5 +1,6 @@
 from spectropol.logs import to_file
-from spectropol.moments import export_moment_fits
+from spectropol.stages.moments import export_moment_fits
 
 with to_file(snakemake.log[0]):
-    export_moment_fits(snakemake.input.moments, dict(zip(map(tuple, snakemake.params.maps), snakemake.output.fits)))
+    export_moment_fits(snakemake.input.moments,
+                       {tuple(qm): snakemake.output[f"{qm[0]}_{qm[1]}"] for qm in snakemake.params.maps})

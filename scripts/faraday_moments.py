@@ -1,7 +1,8 @@
 from spectropol.logs import to_file
-from spectropol.moments import faraday_moments
+from spectropol.options import DaskOptions, MomentsOptions
+from spectropol.stages.moments import faraday_moments
 
 with to_file(snakemake.log[0]):
     faraday_moments(snakemake.input.cube, snakemake.output.moments, snakemake.output.qa,
-                    weighting=snakemake.params.weighting, chunk_mb=snakemake.params.chunk_mb,
-                    scheduler=snakemake.params.scheduler, nthreads=snakemake.threads)
+                    MomentsOptions(**snakemake.params.options), DaskOptions(**snakemake.params.dask),
+                    rule=snakemake.rule)

@@ -1,7 +1,8 @@
-from spectropol.faraday_cube import faraday_peaks
 from spectropol.logs import to_file
+from spectropol.options import DaskOptions, PeaksOptions
+from spectropol.stages.faraday import faraday_peaks
 
 with to_file(snakemake.log[0]):
-    p = snakemake.params
-    faraday_peaks(snakemake.input.fdf, snakemake.output.peaks, snakemake.output.qa, chunk_mb=p.chunk_mb,
-                  scheduler=p.scheduler, nthreads=snakemake.threads)
+    faraday_peaks(snakemake.input.fdf, snakemake.output.peaks, snakemake.output.qa,
+                  PeaksOptions(**snakemake.params.options),
+                  DaskOptions(**snakemake.params.dask), rule=snakemake.rule)

@@ -1,7 +1,9 @@
+from spectropol.io.fingerprint import input_ms
 from spectropol.logs import to_file
-from spectropol.split import plan_split
+from spectropol.options import GeometryOptions, SelectionOptions
+from spectropol.stages.inspect import inspect_ms
 
 with to_file(snakemake.log[0]):
     p = snakemake.params
-    plan_split(snakemake.input.ms, snakemake.output.selection, column=p.column, spw=p.spw, field=p.field,
-               size=p.size, cell_arcsec=p.cell_arcsec, pixels_per_beam=p.pixels_per_beam)
+    inspect_ms(input_ms(dict(snakemake.input.items())), snakemake.output.selection, SelectionOptions(**p.selection),
+               GeometryOptions(**p.geometry))

@@ -1,5 +1,5 @@
 from spectropol.logs import to_file
-from spectropol.report import faraday_figures, map_figures
+from spectropol.stages.report import faraday_figures, map_figures
 
 with to_file(snakemake.log[0]):
     i, o = snakemake.input, snakemake.output

@@ -1,8 +1,8 @@
-from spectropol.faraday_cube import rm_synthesis_cube
 from spectropol.logs import to_file
+from spectropol.options import DaskOptions, RMSynthesisOptions
+from spectropol.stages.faraday import rm_synthesis
 
 with to_file(snakemake.log[0]):
-    p = snakemake.params
-    rm_synthesis_cube(snakemake.input.cube, snakemake.output.fdf, snakemake.output.qa, weighting=p.weighting, dphi=p.dphi,
-                      phi_max=p.phi_max, oversample=p.oversample, chunk_mb=p.chunk_mb, scheduler=p.scheduler,
-                      nthreads=snakemake.threads)
+    rm_synthesis(snakemake.input.cube, snakemake.output.fdf, snakemake.output.qa,
+                 RMSynthesisOptions(**snakemake.params.options), DaskOptions(**snakemake.params.dask),
+                 rule=snakemake.rule)

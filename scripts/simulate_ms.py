@@ -1,5 +1,7 @@
 from spectropol.logs import to_file
-from spectropol.simulate import simulate_ms
+from spectropol.options import SimulateOptions
+from spectropol.stages.simulate import simulate
 
 with to_file(snakemake.log[0]):
-    simulate_ms(snakemake.output.ms, snakemake.input.skymodel, snakemake.input.layout, **snakemake.params.observation)
+    simulate(snakemake.output.ms, snakemake.input.skymodel, snakemake.input.layout,
+             SimulateOptions(**snakemake.params.options))

@@ -22,7 +22,8 @@ def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.C
     command = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", "2", *args]
     result = subprocess.run(command, capture_output=True, text=True, cwd=workdir)
     if check and result.returncode != 0:
-        raise AssertionError(f"snakemake failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
+        raise AssertionError(f"snakemake failed ({result.returncode}):\n{result.stdout[-4000:]}\n"
+                             f"{result.stderr[-6000:]}")
     return result
 
 
@@ -48,7 +49,7 @@ def tiny_config() -> dict:
 
 @pytest.fixture(scope="session")
 def demo_sky():
-    from spectropol.simulate import load_sky_model
+    from spectropol.stages.simulate import load_sky_model
 
     return load_sky_model(REPO / "resources/skymodels/demo.yaml")
 
@@ -62,14 +63,15 @@ def source_pixel(source, npix: int, cell_arcsec: float) -> tuple[int, int]:
 @pytest.fixture
 def small_ms(tmp_path):
     """A small simulated MS (linear feeds, 6 channels): factory taking simulate_ms keyword overrides."""
-    from spectropol.simulate import simulate_ms
+    from spectropol.stages.simulate import simulate_ms
 
     def make(name: str = "small.ms", **overrides) -> Path:
         options = dict(ra_deg=60.0, dec_deg=-30.0, start_freq_hz=120e6, chan_width_hz=2e6, nchan=6, ntimes=8,
                        integration_s=10.0, hour_angle_span_h=4.0, noise_jy=0.01, feeds="linear", seed=3)
         options.update(overrides)
         path = tmp_path / name
-        simulate_ms(path, REPO / "resources/skymodels/demo.yaml", REPO / "resources/layouts/ska_low_like.yaml", **options)
+        simulate_ms(path, REPO / "resources/skymodels/demo.yaml", REPO / "resources/layouts/ska_low_like.yaml",
+                    **options)
         return path
 
     return make
@@ -77,8 +79,8 @@ def small_ms(tmp_path):
 
 def write_test_cube(path, q, u, freqs=None, rms=None, chunk=16):
     """A cube store with the given Q and U (nfreq, ny, nx) and zero I and V."""
-    from spectropol.cube import write_cube
-    from spectropol.wcs import celestial_header
+    from spectropol.io.cube import write_cube
+    from spectropol.io.wcs import celestial_header
 
     nfreq, ny, nx = q.shape
     data = np.zeros((nfreq, 4, ny, nx), np.float32)
@@ -87,6 +89,23 @@ def write_test_cube(path, q, u, freqs=None, rms=None, chunk=16):
     rms = np.ones((nfreq, 4), np.float32) if rms is None else rms
     write_cube(path, data, freqs, celestial_header(1.0, -0.5, nx, ny, 1e-4), rms=rms, chunk=chunk)
     return path
+
+
+def image_geometry(selection, npix: int, cell_arcsec: float):
+    """The ImageGeometry of npix^2 images of cell_arcsec centred on the selection's phase centre."""
+    from spectropol.io.wcs import celestial_header
+    from spectropol.stages.inspect import ImageGeometry
+
+    cell = cell_arcsec * ARCSEC
+    return ImageGeometry(npix=npix, cell_rad=cell, cell_arcsec=cell_arcsec,
+                         wcs=celestial_header(*selection.phase_centre_rad, npix, npix, cell))
+
+
+def dirty_settings(**imaging):
+    """Channel settings that make dirty images only (no CLEAN), with imaging options given."""
+    from spectropol.options import ChannelSettings, CleanOptions, ImagingOptions
+
+    return ChannelSettings(ImagingOptions(**imaging), CleanOptions(niter=0))
 
 
 def has_wsclean() -> bool:

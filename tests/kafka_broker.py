@@ -28,8 +28,10 @@ class Broker:
 
     def start(self, topics=("qa",)) -> "Broker":
         url = f"tcp://{self.address}"
-        self.process = subprocess.Popen([str(self.binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
-                                         "--storage-engine", "memory://tansu/"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen([str(self.binary), "broker", "--listener-url", url,
+                                         "--advertised-listener-url", url,
+                                         "--storage-engine", "memory://tansu/"], stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
@@ -42,7 +44,8 @@ class Broker:
         from confluent_kafka.admin import AdminClient, NewTopic
 
         admin = AdminClient({"bootstrap.servers": self.address})
-        for future in admin.create_topics([NewTopic(t, num_partitions=3, replication_factor=1) for t in topics]).values():
+        for future in admin.create_topics([NewTopic(t, num_partitions=3,
+                                                    replication_factor=1) for t in topics]).values():
             future.result(timeout=10)
         return self
 

@@ -14,8 +14,9 @@ from casacore.tables import table
 
 from conftest import REPO, SNAKEMAKE, run_snakemake
 from spectropol.errors import SpectropolError
-from spectropol.ms import inspect_ms
-from spectropol.split import load_channel_vis, split_channel
+from spectropol.io.channels import read_channel_vis
+from spectropol.io.ms import select_data
+from spectropol.stages.split import split_channel
 
 SMALL_IMAGES = {"imaging": {"size": 64, "cell_arcsec": 60.0}, "cube": {"chunk": 64}, "faraday": {"chunk_mb": 8}}
 
@@ -40,7 +41,8 @@ def test_every_channel_flagged_is_refused_and_leaves_no_cube(small_ms, tmp_path)
         t.putcol("FLAG", np.ones(t.getcol("FLAG").shape, dtype=bool))
     result = run_on(tmp_path, ms)
     assert result.returncode != 0
-    assert one_line_error(result) == f"spectropol: error: {ms}: every one of its 6 channels is flagged or has no positive weight: nothing to image"
+    assert one_line_error(result) == (f"spectropol: error: {ms}: every one of its 6 channels is flagged or has no "
+                                      "positive weight: nothing to image")
     cube_folder = tmp_path / "results/cube"
     assert not cube_folder.exists() or list(cube_folder.iterdir()) == []
 
@@ -52,14 +54,14 @@ def test_nonfinite_visibilities_are_flagged_and_counted(small_ms, tmp_path):
         data[:10, 1, 0] = np.nan
         data[10:15, 1, 3] = np.inf
         t.putcol("DATA", data)
-    selection = inspect_ms(str(ms))
+    selection = select_data(str(ms))
     stats = split_channel(selection, 1, tmp_path / "v.zarr", tmp_path / "v.json")
-    assert stats["nonfinite_visibilities"] == 15
-    arrays, _ = load_channel_vis(tmp_path / "v.zarr")
+    assert stats.nonfinite_visibilities == 15
+    arrays, _ = read_channel_vis(tmp_path / "v.zarr")
     assert np.isfinite(arrays["vis"]).all()
     # XX and YY feed I and Q: 15 rows lose those two Stokes parameters
-    assert stats["visibilities_usable"]["I"] == selection.nrows - 15
-    assert stats["visibilities_usable"]["U"] == selection.nrows
+    assert stats.visibilities_usable["I"] == selection.nrows - 15
+    assert stats.visibilities_usable["U"] == selection.nrows
 
 
 def test_zero_and_negative_weights_are_flagged_and_counted(small_ms, tmp_path):
@@ -69,29 +71,29 @@ def test_zero_and_negative_weights_are_flagged_and_counted(small_ms, tmp_path):
         weight[:20, 1] = 0.0    # XY
         weight[20:30, 2] = -1.0  # YX
         t.putcol("WEIGHT", weight)
-    selection = inspect_ms(str(ms))
+    selection = select_data(str(ms))
     stats = split_channel(selection, 0, tmp_path / "v.zarr", tmp_path / "v.json")
-    assert stats["negative_weights"] == 10
-    assert stats["visibilities_usable"]["U"] == selection.nrows - 30
-    assert stats["visibilities_usable"]["I"] == selection.nrows
+    assert stats.negative_weights == 10
+    assert stats.visibilities_usable["U"] == selection.nrows - 30
+    assert stats.visibilities_usable["I"] == selection.nrows
 
 
 def test_unusual_correlation_order_gives_the_same_stokes(small_ms, tmp_path):
     normal = small_ms("normal.ms", noise_jy=1e-7)
     odd = small_ms("odd.ms", noise_jy=1e-7, correlations=("XX", "YY", "XY", "YX"))
     for ms, name in ((normal, "n"), (odd, "o")):
-        split_channel(inspect_ms(str(ms)), 2, tmp_path / f"{name}.zarr", tmp_path / f"{name}.json")
-    a, _ = load_channel_vis(tmp_path / "n.zarr")
-    b, _ = load_channel_vis(tmp_path / "o.zarr")
+        split_channel(select_data(str(ms)), 2, tmp_path / f"{name}.zarr", tmp_path / f"{name}.json")
+    a, _ = read_channel_vis(tmp_path / "n.zarr")
+    b, _ = read_channel_vis(tmp_path / "o.zarr")
     np.testing.assert_allclose(a["vis"], b["vis"], atol=1e-5)
 
 
 def test_two_correlations_give_i_and_q_and_skip_the_faraday_stages(small_ms, tmp_path):
     ms = small_ms(correlations=("XX", "YY"))
-    selection = inspect_ms(str(ms))
+    selection = select_data(str(ms))
     stats = split_channel(selection, 0, tmp_path / "v.zarr", tmp_path / "v.json")
-    assert stats["stokes_present"] == ["I", "Q"]
-    assert stats["visibilities_usable"]["U"] == 0 and stats["visibilities_usable"]["V"] == 0
+    assert stats.stokes_present == ["I", "Q"]
+    assert stats.visibilities_usable["U"] == 0 and stats.visibilities_usable["V"] == 0
     workdir = tmp_path / "wf"
     workdir.mkdir()
     dry = run_on(workdir, ms, None, "-n")
@@ -111,10 +113,11 @@ def test_several_fields_must_be_chosen(small_ms):
         field = t.getcol("FIELD_ID")
         field[::2] = 1
         t.putcol("FIELD_ID", field)
-    with pytest.raises(SpectropolError, match=r"small.ms: has 2 fields \[0, 1\]; choose one with input.field in the config"):
-        inspect_ms(str(ms))
-    chosen = inspect_ms(str(ms), field=1)
-    assert chosen.field_name == "OTHER" and chosen.nrows == inspect_ms(str(ms), field=0).nrows
+    with pytest.raises(SpectropolError,
+                       match=r"small.ms: has 2 fields \[0, 1\]; choose one with input.field in the config"):
+        select_data(str(ms))
+    chosen = select_data(str(ms), field=1)
+    assert chosen.field_name == "OTHER" and chosen.nrows == select_data(str(ms), field=0).nrows
 
 
 def test_missing_data_column(small_ms):
@@ -122,14 +125,14 @@ def test_missing_data_column(small_ms):
     with table(str(ms), readonly=False, ack=False) as t:
         t.removecols("DATA")
     with pytest.raises(SpectropolError, match=r"small.ms: has no DATA column \(set input.column in the config\)"):
-        inspect_ms(str(ms))
+        select_data(str(ms))
 
 
 def test_missing_subtable(small_ms):
     ms = small_ms()
     shutil.rmtree(ms / "POLARIZATION")
     with pytest.raises(SpectropolError) as error:
-        inspect_ms(str(ms))
+        select_data(str(ms))
     message = str(error.value)
     assert message.startswith(f"{ms}: ") and "POLARIZATION" in message and "\n" not in message
 
@@ -147,7 +150,7 @@ def test_truncated_table_is_a_one_line_error(small_ms, tmp_path, which):
     out.mkdir()
     failed = None
     with pytest.raises(SpectropolError) as error:
-        selection = inspect_ms(str(ms))
+        selection = select_data(str(ms))
         for failed in range(len(selection.freqs)):
             split_channel(selection, failed, out / f"v{failed}.zarr", out / f"v{failed}.json")
     message = str(error.value)
@@ -155,7 +158,8 @@ def test_truncated_table_is_a_one_line_error(small_ms, tmp_path, which):
     # channels read before the damage are complete; the one that failed left nothing
     if failed is not None:
         assert not (out / f"v{failed}.zarr").exists() and not (out / f"v{failed}.json").exists()
-        assert sorted(p.name for p in out.iterdir()) == sorted(f"v{c}.{ext}" for c in range(failed) for ext in ("zarr", "json"))
+        assert sorted(p.name for p in out.iterdir()) == sorted(f"v{c}.{ext}" for c in range(failed) for ext in ("zarr",
+                                                                                                                "json"))
 
 
 def test_an_unwritable_output_folder_is_refused_before_running(small_ms, tmp_path):
@@ -173,8 +177,10 @@ def test_a_job_killed_mid_write_is_redone_and_the_products_match_a_clean_run(tin
     import xarray as xr
 
     config = ["--configfile", str(REPO / "tests/configs/tiny.yaml")]
-    process = subprocess.Popen([SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--cores", "2", *config],
-                               cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen([SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--cores", "2",
+                                *config],
+                               cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
     channels = tmp_path / "results/channels"
     deadline = time.monotonic() + 120
     killed_during_write = False

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from conftest import REPO, run_snakemake, source_pixel
-from spectropol.catalogue import RMTABLE_COLUMNS, background_and_rms, find_islands, spectral_index
+from spectropol.kernels.sources import background_and_rms, find_islands, spectral_index
+from spectropol.stages.catalogue import RMTABLE_COLUMNS
 
 
 def test_background_and_rms_are_robust_to_sources():
@@ -82,7 +83,7 @@ def test_every_simulated_polarised_source_is_found_and_measured(catalogue, tiny_
 
 @pytest.mark.slow
 def test_sky_model_of_the_detections_loads(tiny_run, catalogue):
-    from spectropol.simulate import load_sky_model
+    from spectropol.stages.simulate import load_sky_model
 
     reference_hz, sources = load_sky_model(tiny_run / "results/catalogue/skymodel.yaml")
     assert len(sources) == len(catalogue) and reference_hz > 0

@@ -6,15 +6,16 @@ import subprocess
 import numpy as np
 import pytest
 
-from conftest import has_wsclean
-from spectropol.beam import beam_covariance, common_beam, convolve_to_beam, gaussian_beam_image
-from spectropol.deconvolution import CleanSettings, cotton_schwab, hogbom, hogbom_polarised
+from conftest import has_wsclean, image_geometry
 from spectropol.errors import SpectropolError
-from spectropol.imaging import image_channel
-from spectropol.ms import inspect_ms
-from spectropol.split import load_channel_vis, split_channel
-from spectropol.wcs import celestial_header
-from spectropol.weighting import imaging_weights
+from spectropol.io.channels import read_channel_vis
+from spectropol.io.ms import select_data
+from spectropol.kernels.beam import beam_covariance, common_beam, convolve_to_beam, gaussian_beam_image
+from spectropol.kernels.clean import cotton_schwab, hogbom, hogbom_polarised
+from spectropol.kernels.weighting import imaging_weights
+from spectropol.options import ChannelSettings, CleanOptions, ImagingOptions
+from spectropol.stages.image import image_channel
+from spectropol.stages.split import split_channel
 
 ARCSEC = np.pi / (180 * 3600)
 CELL = 40 * ARCSEC
@@ -68,11 +69,13 @@ def test_divergence_is_an_error():
     dirty = dirty_from([(10, 10, 1.0)], psf2, n)[None]
     growing = lambda model: dirty * (1.0 + 10 * np.abs(model).sum())  # a broken major cycle
     with pytest.raises(SpectropolError, match="CLEAN diverged in Stokes I: the residual peak grew"):
-        cotton_schwab(dirty.copy(), psf2, growing, CleanSettings(niter=200, auto_threshold=0.0, threshold=1e-3), ("I",))
+        cotton_schwab(dirty.copy(), psf2, growing, CleanOptions(niter=200, auto_threshold=0.0, threshold_jy=1e-3),
+                      ("I",))
 
 
 def test_common_beam_contains_every_beam_and_keeps_point_source_peaks():
-    beams = [{"bmaj_deg": 0.02, "bmin_deg": 0.015, "bpa_deg": 10.0}, {"bmaj_deg": 0.025, "bmin_deg": 0.012, "bpa_deg": -60.0},
+    beams = [{"bmaj_deg": 0.02, "bmin_deg": 0.015, "bpa_deg": 10.0}, {"bmaj_deg": 0.025, "bmin_deg": 0.012,
+                                                                      "bpa_deg": -60.0},
              {"bmaj_deg": 0.018, "bmin_deg": 0.018, "bpa_deg": 0.0}]
     target = common_beam(beams)
     for beam in beams:
@@ -91,7 +94,7 @@ def test_common_beam_contains_every_beam_and_keeps_point_source_peaks():
 def cleaned_channel(tmp_path_factory):
     """One channel of a simulated observation imaged and deconvolved (256^2, 40 arcsec pixels)."""
     from conftest import REPO
-    from spectropol.simulate import simulate_ms
+    from spectropol.stages.simulate import simulate_ms
 
     folder = tmp_path_factory.mktemp("clean")
     ms = folder / "obs.ms"
@@ -99,11 +102,12 @@ def cleaned_channel(tmp_path_factory):
     simulate_ms(ms, REPO / "resources/skymodels/demo.yaml", REPO / "resources/layouts/ska_low_like.yaml", ra_deg=60.0,
                 dec_deg=-30.0, start_freq_hz=140e6, chan_width_hz=1e6, nchan=2, ntimes=24, integration_s=10.0,
                 hour_angle_span_h=6.0, noise_jy=noise, seed=11)
-    selection = inspect_ms(str(ms))
+    selection = select_data(str(ms))
     split_channel(selection, 0, folder / "v.zarr", folder / "v.json")
     clean = dict(niter=3000, gain=0.1, mgain=0.8, auto_threshold=3.0)
-    stats = image_channel(folder / "v.zarr", folder / "i.zarr", folder / "i.json", npix=NPIX, cell_rad=CELL,
-                          wcs=celestial_header(*selection.phase_centre_rad, NPIX, NPIX, CELL), clean=clean)
+    stats = image_channel(folder / "v.zarr", folder / "i.zarr", folder / "i.json", image_geometry(selection, NPIX,
+                                                                                                  40.0),
+                          ChannelSettings(ImagingOptions(), CleanOptions(**clean)))
     return folder, ms, selection, stats, noise, clean
 
 
@@ -130,21 +134,22 @@ def test_restored_fluxes_positions_and_residual_noise(cleaned_channel, demo_sky)
         stamp = np.abs(model[0, y - 3 : y + 4, x - 3 : x + 4])
         assert stamp[3, 3] > 0.9 * stamp.sum(), source.name
     # thermal noise of the Stokes I image from the weights: sigma^2 = sum w^2 var(Re V) / (sum w)^2
-    arrays, _ = load_channel_vis(folder / "v.zarr")
-    w = imaging_weights(arrays["uvw"], selection.freqs[0], arrays["weight"][:, 0], scheme="briggs", npix=NPIX, cell_rad=CELL)
+    arrays, _ = read_channel_vis(folder / "v.zarr")
+    w = imaging_weights(arrays["uvw"], selection.freqs[0], arrays["weight"][:, 0], scheme="briggs", npix=NPIX,
+                        cell_rad=CELL)
     expected = np.sqrt((w**2).sum() * noise**2 / 2) / w.sum()
     for k in range(4):
         assert 1.4826 * np.median(np.abs(residual[k] - np.median(residual[k]))) == pytest.approx(expected, rel=0.2)
-    assert stats["clean"]["threshold_reached"] and not stats["clean"]["diverged"]
-    assert stats["clean"]["iterations"] > 0 and stats["clean"]["major_cycles"] >= 2
+    assert stats.clean["threshold_reached"] and not stats.clean["diverged"]
+    assert stats.clean["iterations"] > 0 and stats.clean["major_cycles"] >= 2
 
 
 @pytest.mark.slow
 @pytest.mark.wsclean
 @pytest.mark.skipif(not has_wsclean(), reason="wsclean not installed (make system-deps installs it)")
 def test_agrees_with_wsclean_joined_polarisations(cleaned_channel, demo_sky, tmp_path):
-    from astropy.io import fits
     import xarray as xr
+    from astropy.io import fits
 
     folder, ms, selection, _, _, clean = cleaned_channel
     subprocess.run(["wsclean", "-quiet", "-size", str(NPIX), str(NPIX), "-scale", "40asec", "-pol", "IQUV",
@@ -157,7 +162,8 @@ def test_agrees_with_wsclean_joined_polarisations(cleaned_channel, demo_sky, tmp
         for source in demo_sky[1]:
             x, y = source_pixel(source)
             if k == 0:
-                assert np.argmax(ours[0, y - 3 : y + 4, x - 3 : x + 4]) == np.argmax(theirs[y - 3 : y + 4, x - 3 : x + 4]) == 24
+                ours_stamp, theirs_stamp = ours[0, y - 3 : y + 4, x - 3 : x + 4], theirs[y - 3 : y + 4, x - 3 : x + 4]
+                assert np.argmax(ours_stamp) == np.argmax(theirs_stamp) == 24
                 assert ours[0, y, x] == pytest.approx(theirs[y, x], rel=0.02), source.name
             else:
                 assert abs(ours[k, y, x] - theirs[y, x]) < 0.02 * ours[0, y, x], (source.name, s)
@@ -191,7 +197,8 @@ def test_workflow_cube_is_restored_with_a_common_beam(small_ms, tmp_path, demo_s
     for source in sources:
         x, y = source_pixel(source)
         # point sources keep their flux in Jy/beam whatever the beam
-        np.testing.assert_allclose(restored_i[:, y, x], source.stokes(freqs, reference_hz)["I"], rtol=0.03, err_msg=source.name)
+        np.testing.assert_allclose(restored_i[:, y, x], source.stokes(freqs, reference_hz)["I"], rtol=0.03,
+                                   err_msg=source.name)
 
 
 def test_auto_mask_cleans_deeper_only_where_sources_were_found():
@@ -211,7 +218,7 @@ def test_auto_mask_cleans_deeper_only_where_sources_were_found():
         out[0] -= fftconvolve(model[0], psf2, mode="full")[n : 2 * n, n : 2 * n]
         return out
 
-    settings = CleanSettings(niter=5000, gain=0.1, auto_threshold=1.0, auto_mask=5.0)
+    settings = CleanOptions(niter=5000, gain=0.1, auto_threshold=1.0, auto_mask=5.0)
     model, residual, report = cotton_schwab(dirty.copy(), psf2, residual_of, settings, ("I",))
     def far_from_sources(m):
         return [tuple(p) for p in np.argwhere(m != 0) if min(np.hypot(*(p - (20, 20))), np.hypot(*(p - (40, 44)))) > 2]
@@ -220,6 +227,7 @@ def test_auto_mask_cleans_deeper_only_where_sources_were_found():
     assert model[0, 19:22, 19:22].sum() == pytest.approx(1.0, abs=0.03)
     assert model[0, 39:42, 43:46].sum() == pytest.approx(0.5, abs=0.03)
     # without the mask, cleaning to 1 sigma puts components on noise
-    unmasked, _, _ = cotton_schwab(dirty.copy(), psf2, residual_of, CleanSettings(niter=5000, gain=0.1, auto_threshold=1.0), ("I",))
+    unmasked, _, _ = cotton_schwab(dirty.copy(), psf2, residual_of, CleanOptions(niter=5000, gain=0.1,
+                                                                                 auto_threshold=1.0), ("I",))
     assert len(far_from_sources(unmasked[0])) > 10
     assert np.abs(residual[0] - (dirty[0] - truth)).max() < 0.05

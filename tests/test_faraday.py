@@ -6,8 +6,17 @@ import numpy as np
 import pytest
 
 from conftest import SHARED_DATA
-from spectropol.faraday import (doubled_phi, faraday_grid, fdf_noise_theoretical, fdf_peak, lambda_squared,
-                                rm_clean_block, rm_synthesis_block, rmsf, robust_fdf_noise)
+from spectropol.kernels.faraday import (
+    doubled_phi,
+    faraday_grid,
+    fdf_noise_theoretical,
+    fdf_peak,
+    lambda_squared,
+    rm_clean_block,
+    rm_synthesis_block,
+    rmsf,
+    robust_fdf_noise,
+)
 
 REFERENCE = SHARED_DATA / "rmtools-reference"
 

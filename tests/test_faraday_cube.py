@@ -6,8 +6,16 @@ import numpy as np
 import pytest
 
 from conftest import write_test_cube
-from spectropol.faraday import faraday_grid, lambda_squared, rm_synthesis_block
-from spectropol.faraday_cube import export_faraday_fits, faraday_peaks, open_fdf, rm_clean_cube, rm_synthesis_cube
+from spectropol.kernels.faraday import faraday_grid, lambda_squared, rm_synthesis_block
+from spectropol.options import DaskOptions, PeaksOptions, RMCleanOptions, RMSynthesisOptions
+from spectropol.stages.faraday import (
+    export_faraday_fits,
+    faraday_fits_names,
+    faraday_peaks,
+    open_fdf,
+    rm_clean,
+    rm_synthesis,
+)
 
 
 def two_source_cube(nfreq=48, size=40, sigma=0.005, seed=1):
@@ -30,7 +38,8 @@ def test_tiled_synthesis_equals_whole_array_synthesis(tmp_path):
     freqs, q, u, rms, _ = two_source_cube()
     q[5, :3, :] = np.nan  # a few pixels lose a channel
     write_test_cube(tmp_path / "cube.zarr", q, u, freqs, rms)
-    rm_synthesis_cube(tmp_path / "cube.zarr", tmp_path / "fdf.zarr", tmp_path / "qa.json", weighting="uniform", chunk_mb=0.5)
+    rm_synthesis(tmp_path / "cube.zarr", tmp_path / "fdf.zarr", tmp_path / "qa.json",
+                 RMSynthesisOptions(weighting="uniform", chunk_mb=0.5))
     fdf = open_fdf(tmp_path / "fdf.zarr")
     assert fdf["fdf"].data.chunksize[1] < 40  # really tiled
     grid = faraday_grid(freqs)
@@ -43,20 +52,23 @@ def test_distributed_scheduler_gives_the_same_fdf(tmp_path):
     distributed = pytest.importorskip("distributed")
     freqs, q, u, rms, _ = two_source_cube(nfreq=16, size=24)
     write_test_cube(tmp_path / "cube.zarr", q, u, freqs, rms)
-    rm_synthesis_cube(tmp_path / "cube.zarr", tmp_path / "local.zarr", tmp_path / "a.json", chunk_mb=0.2)
+    rm_synthesis(tmp_path / "cube.zarr", tmp_path / "local.zarr", tmp_path / "a.json", RMSynthesisOptions(chunk_mb=0.2))
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, protocol="tcp://",
                                   host="127.0.0.1", dashboard_address=None) as cluster:
         assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
-        rm_synthesis_cube(tmp_path / "cube.zarr", tmp_path / "remote.zarr", tmp_path / "b.json", chunk_mb=0.2,
-                          scheduler=cluster.scheduler_address)
-    np.testing.assert_array_equal(open_fdf(tmp_path / "local.zarr")["fdf"].values, open_fdf(tmp_path / "remote.zarr")["fdf"].values)
+        rm_synthesis(tmp_path / "cube.zarr", tmp_path / "remote.zarr", tmp_path / "b.json",
+                     RMSynthesisOptions(chunk_mb=0.2),
+                     DaskOptions(scheduler=cluster.scheduler_address))
+    np.testing.assert_array_equal(open_fdf(tmp_path / "local.zarr")["fdf"].values,
+                                  open_fdf(tmp_path / "remote.zarr")["fdf"].values)
 
 
 def test_matches_rmtools_rmsynth3d(tmp_path):
     rmtools = pytest.importorskip("RMtools_3D.do_RMsynth_3D", reason="rm-tools not installed")
     freqs, q, u, rms, _ = two_source_cube(nfreq=32, size=20)
     write_test_cube(tmp_path / "cube.zarr", q, u, freqs, rms)
-    rm_synthesis_cube(tmp_path / "cube.zarr", tmp_path / "fdf.zarr", tmp_path / "qa.json", weighting="uniform")
+    rm_synthesis(tmp_path / "cube.zarr", tmp_path / "fdf.zarr", tmp_path / "qa.json",
+                 RMSynthesisOptions(weighting="uniform"))
     ours = open_fdf(tmp_path / "fdf.zarr")
     theirs, phi, *_ = rmtools.run_rmsynth(q, u, freqs, weightType="uniform", verbose=False, not_rmsf=True)
     np.testing.assert_allclose(ours["phi"].values, phi, atol=1e-9)
@@ -70,21 +82,25 @@ def test_clean_peaks_and_fits_products(tmp_path):
 
     freqs, q, u, rms, truth = two_source_cube()
     write_test_cube(tmp_path / "cube.zarr", q, u, freqs, rms)
-    rm_synthesis_cube(tmp_path / "cube.zarr", tmp_path / "dirty.zarr", tmp_path / "s.json", chunk_mb=1)
-    stats = rm_clean_cube(tmp_path / "dirty.zarr", tmp_path / "clean.zarr", tmp_path / "c.json", chunk_mb=1)
-    assert stats["components"] > 0
-    faraday_peaks(tmp_path / "clean.zarr", tmp_path / "peaks.zarr", tmp_path / "p.json", chunk_mb=1)
+    rm_synthesis(tmp_path / "cube.zarr", tmp_path / "dirty.zarr", tmp_path / "s.json", RMSynthesisOptions(chunk_mb=1))
+    stats = rm_clean(tmp_path / "dirty.zarr", tmp_path / "clean.zarr", tmp_path / "c.json", RMCleanOptions(chunk_mb=1))
+    assert stats.components > 0
+    faraday_peaks(tmp_path / "clean.zarr", tmp_path / "peaks.zarr", tmp_path / "p.json", PeaksOptions(chunk_mb=1))
     peaks = open_fdf(tmp_path / "peaks.zarr")
     for x, y, p, rm, chi0 in truth:
         assert abs(peaks["peak_phi"].values[y, x] - rm) < 3 * peaks["peak_phi_err"].values[y, x]
-        assert peaks["peak_pi_debiased"].values[y, x] == pytest.approx(p, abs=3 * float(peaks["fdf_noise"].values[y, x]))
+        assert peaks["peak_pi_debiased"].values[y, x] == pytest.approx(p,
+                                                                       abs=3 * float(peaks["fdf_noise"].values[y, x]))
         angle_error = (peaks["pol_angle0_deg"].values[y, x] - chi0 + 90) % 180 - 90
         assert abs(angle_error) < 3 * peaks["pol_angle0_err_deg"].values[y, x]
     # noise pixels: the robust noise from the residual agrees with the channel noise / sqrt(N)
     assert np.nanmedian(peaks["fdf_noise"].values) == pytest.approx(0.005 / np.sqrt(len(freqs)), rel=0.2)
 
-    names = ["fdf_dirty_amplitude", "fdf_clean_real", "rmsf", "peak_phi", "peak_pi"]
-    paths = {name: tmp_path / f"{name}.fits" for name in names}
+    paths = {name: tmp_path / f"{name}.fits" for name in faraday_fits_names(clean=True)}
+    # Every product must have a path: one left out is an error, not a product silently skipped.
+    with pytest.raises(ValueError, match="missing for \\['peak_pi'\\]"):
+        export_faraday_fits(tmp_path / "dirty.zarr", tmp_path / "clean.zarr", tmp_path / "peaks.zarr",
+                            {k: v for k, v in paths.items() if k != "peak_pi"})
     export_faraday_fits(tmp_path / "dirty.zarr", tmp_path / "clean.zarr", tmp_path / "peaks.zarr", paths)
     with warnings.catch_warnings():
         warnings.simplefilter("error")

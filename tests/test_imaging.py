@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from spectropol.beam import fit_restoring_beam, gaussian_beam_image
-from spectropol.imaging import dirty_image
+from spectropol.kernels.beam import fit_restoring_beam, gaussian_beam_image
+from spectropol.kernels.gridding import dirty_image
+from spectropol.kernels.weighting import gridded_weight_density, imaging_weights
 from spectropol.measurement import direct_dirty_image, predict_visibilities
-from spectropol.weighting import gridded_weight_density, imaging_weights
 
 ARCSEC = np.pi / (180 * 3600)
 

@@ -15,25 +15,23 @@ import xarray as xr
 import yaml
 
 from conftest import run_snakemake
-from spectropol.channels import channel_settings, parse_channel_ranges, plan_blocks
-from spectropol.fingerprint import ms_fingerprints
+from spectropol.io.fingerprint import ms_fingerprints
+from spectropol.planning import channel_settings, parse_channel_ranges, plan_blocks
 
 NCHAN = 32
 CHANGED = (3, 17, 30)
 
 
 def job_counts(result) -> dict[str, int]:
-    """Jobs per rule from the 'Job stats' table Snakemake prints before it runs anything."""
+    """Jobs per rule that ran (or would run, with -n): one 'rule NAME:' header per job in
+    Snakemake's log. The 'Job stats' table printed first is not used: when the fingerprint job
+    must run, what follows it is only known once it has (it is a checkpoint)."""
     text = result.stdout + result.stderr
     if "Nothing to be done" in text:
         return {}
-    table = text.split("Job stats:", 1)[1]
     counts = {}
-    for line in table.splitlines()[3:]:
-        match = re.fullmatch(r"(\w+)\s+(\d+)", line.strip())
-        if not match:
-            break
-        counts[match[1]] = int(match[2])
+    for match in re.finditer(r"^(?:local)?(?:rule|checkpoint) (\w+):$", text, flags=re.MULTILINE):
+        counts[match[1]] = counts.get(match[1], 0) + 1
     return counts
 
 
@@ -109,9 +107,12 @@ def test_rerun_reprocesses_exactly_the_changed_channels(survey_ms, tmp_path):
     for name in ours:
         np.testing.assert_allclose(ours[name], theirs[name], rtol=1e-6, atol=1e-7, err_msg=name)
 
-    # Touching every file of the MS changes no content: nothing reruns.
+    # Touching every file of the MS changes no content: only the fingerprint job looks at it again
+    # (it cannot know without reading), and nothing is reprocessed.
     for path in [survey_ms, *survey_ms.rglob("*")]:
         os.utime(path)
+    assert set(job_counts(run_snakemake(work, "--configfile", str(config)))) <= {"fingerprint_ms", "all"}
+    # Run again untouched: nothing at all, not even the fingerprint job.
     assert job_counts(run_snakemake(work, "--configfile", str(config))) == {}
 
     # One channel's override: that channel only.
@@ -150,6 +151,15 @@ def test_blocks_rerun_as_a_unit_and_a_redelivered_ms_reruns_its_changes(survey_m
     counts = job_counts(run_snakemake(work, "--configfile", str(config)))
     assert counts["split_channel"] == 1 and counts["image_channel"] == 1
     assert json.loads((work / "results/qa/cube.json").read_text())["planes_written"] == 8
+
+
+def test_reading_the_workflow_reads_no_visibilities(small_ms, tmp_path):
+    # A dry run plans every job without reading the data: the fingerprints are a job of their own.
+    ms = small_ms()
+    result = run_snakemake(tmp_path, "--configfile", str(write_config(tmp_path, ms)), "-n")
+    counts = job_counts(result)
+    assert counts["fingerprint_ms"] == 1 and counts["split_channel"] == 6
+    assert not (tmp_path / "work").exists()
 
 
 def test_without_fingerprints_the_ms_is_read_where_it_is(small_ms, tmp_path):

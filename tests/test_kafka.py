@@ -14,7 +14,7 @@ import yaml
 
 from conftest import run_snakemake
 from kafka_broker import Broker, free_port
-from spectropol.qa_messages import validation_error
+from spectropol.qa.messages import validation_error
 
 SPECTROPOL = str(Path(sys.executable).with_name("spectropol"))
 SMALL_RUN = {"simulate": {"nchan": 6, "ntimes": 8, "noise_jy": 0.1}, "imaging": {"size": 128, "cell_arcsec": 60.0},
@@ -62,7 +62,8 @@ def small_config(workdir: Path) -> Path:
 
 def aggregate(address: str, topic: str, workdir: Path, *extra: str) -> tuple[dict, subprocess.CompletedProcess]:
     result = subprocess.run([SPECTROPOL, "qa", "aggregate", "--bootstrap-servers", address, "--topic", topic,
-                             "--summary", str(workdir / "summary.json"), "--plot", str(workdir / "summary.png"), *extra],
+                             "--summary", str(workdir / "summary.json"), "--plot", str(workdir / "summary.png"),
+                             *extra],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     return json.loads((workdir / "summary.json").read_text()), result
@@ -89,7 +90,8 @@ def test_workflow_delivers_every_qa_document_and_lifecycle_event(broker, tmp_pat
     assert len(by_type["run_started"]) == len(by_type["run_finished"]) == 1
     assert by_type["run_finished"][0]["body"] == {"success": True, "jobs_finished": jobs, "jobs_failed": 0}
     assert len({m["run_id"] for m in messages}) == 1 and len({m["message_id"] for m in messages}) == len(messages)
-    assert not (work / ".snakemake/kafka-qa-spool.jsonl").exists() or (work / ".snakemake/kafka-qa-spool.jsonl").read_text() == ""
+    spool = work / ".snakemake/kafka-qa-spool.jsonl"
+    assert not spool.exists() or spool.read_text() == ""
 
     # The aggregator follows the run to its end and agrees with the aggregation of the files on disk.
     run_id = messages[0]["run_id"]
@@ -131,7 +133,7 @@ def test_spooled_messages_are_flushed_later_and_counted_once(broker, tmp_path):
 def test_malformed_messages_are_skipped_not_fatal(broker, tmp_path):
     from confluent_kafka import Producer
 
-    from spectropol.qa_messages import new_message
+    from spectropol.qa.messages import new_message
 
     broker.start()
     run = "run-1"
@@ -184,7 +186,6 @@ def test_qa_rule_summarises_the_documents_on_disk(tiny_run):
 
 def test_a_failed_job_is_reported_with_its_one_line_error(tmp_path):
     from snakemake_logger_plugin_kafka import job_error
-
     from spectropol.errors import fail
     from spectropol.logs import to_file
 

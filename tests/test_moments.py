@@ -5,7 +5,9 @@ import pytest
 from scipy import stats
 
 from conftest import write_test_cube
-from spectropol.moments import MOMENTS, QUANTITIES, faraday_moments, open_moments, weighted_moments
+from spectropol.kernels.moments import MOMENTS, QUANTITIES, weighted_moments
+from spectropol.options import DaskOptions, MomentsOptions
+from spectropol.stages.moments import faraday_moments, open_moments
 
 
 def test_unweighted_moments_match_scipy():
@@ -49,8 +51,9 @@ def test_tiled_moments_equal_whole_array_moments(tmp_path, weighting):
     q[5] = np.nan
     rms = rng.uniform(0.5, 2.0, (nfreq, 4)).astype(np.float32)
     write_test_cube(tmp_path / "cube.zarr", q, u, rms=rms)
-    faraday_moments(tmp_path / "cube.zarr", tmp_path / "m.zarr", tmp_path / "m.json", weighting=weighting,
-                    chunk_mb=nfreq * 2 * 8 * 4 * 16 * 16 / 1e6, nthreads=2)
+    faraday_moments(tmp_path / "cube.zarr", tmp_path / "m.zarr", tmp_path / "m.json",
+                    MomentsOptions(weighting=weighting, chunk_mb=nfreq * 2 * 8 * 4 * 16 * 16 / 1e6),
+                    DaskOptions(threads=2))
     maps = open_moments(tmp_path / "m.zarr")
     assert maps["moments"].data.chunksize[-2:] == (16, 16)
     assert list(maps["quantity"].values) == list(QUANTITIES) and list(maps["moment"].values) == list(MOMENTS)

@@ -39,7 +39,7 @@ def run_example(tmp_path, archive, example):
 def stokes_i_visibilities(ms, column):
     from casacore.tables import table, taql
 
-    with table(str(ms), ack=False) as main:
+    with table(str(ms), ack=False) as main:  # noqa: F841 (TaQL reads it as $main)
         cross = taql("SELECT FROM $main WHERE ANTENNA1 != ANTENNA2")
         data, flags, uvw = cross.getcol(column), cross.getcol("FLAG"), cross.getcol("UVW")
         weight = cross.getcol("WEIGHT")

@@ -75,4 +75,5 @@ def test_workflow_through_slurm_equals_the_local_run(slurm_cluster, tiny_run, tm
     local_cube = xr.open_zarr(tiny_run / "results/cube/cube.zarr")["restored"].values
     np.testing.assert_allclose(ours, local_cube, rtol=1e-6, atol=1e-7)
     peaks = xr.open_zarr(tmp_path / "results/faraday/peaks.zarr")["peak_phi"].values
-    np.testing.assert_allclose(peaks, xr.open_zarr(tiny_run / "results/faraday/peaks.zarr")["peak_phi"].values, rtol=1e-6)
+    np.testing.assert_allclose(peaks, xr.open_zarr(tiny_run / "results/faraday/peaks.zarr")["peak_phi"].values,
+                               rtol=1e-6)

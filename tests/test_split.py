@@ -3,11 +3,12 @@
 import numpy as np
 import pytest
 
+from spectropol.constants import STOKES
 from spectropol.errors import SpectropolError
+from spectropol.io.channels import read_channel_vis
+from spectropol.io.ms import channel_frequencies, read_channel, select_data
 from spectropol.measurement import predict_visibilities
-from spectropol.ms import channel_frequencies, inspect_ms, read_channel
-from spectropol.split import load_channel_vis, split_channel
-from spectropol.stokes import STOKES
+from spectropol.stages.split import split_channel
 
 
 def true_stokes_visibilities(selection, channel, uvw, sky):
@@ -20,16 +21,16 @@ def true_stokes_visibilities(selection, channel, uvw, sky):
 @pytest.mark.parametrize("feeds", ["linear", "circular"])
 def test_split_recovers_the_simulated_stokes_visibilities(small_ms, tmp_path, demo_sky, feeds):
     ms = small_ms(feeds=feeds, noise_jy=1e-4)
-    selection = inspect_ms(str(ms))
+    selection = select_data(str(ms))
     assert selection.corr_names == (("XX", "XY", "YX", "YY") if feeds == "linear" else ("RR", "RL", "LR", "LL"))
     stats = split_channel(selection, 4, tmp_path / "v.zarr", tmp_path / "v.json")
-    arrays, attrs = load_channel_vis(tmp_path / "v.zarr")
+    arrays, attrs = read_channel_vis(tmp_path / "v.zarr")
     assert attrs["channel"] == 4 and attrs["freq_hz"] == pytest.approx(128e6)
     truth = true_stokes_visibilities(selection, 4, arrays["uvw"], demo_sky)
     # noise 1e-4 Jy per correlation part: Stokes agree to well under a mJy
     np.testing.assert_allclose(arrays["vis"], truth, atol=2e-3)
-    assert stats["rows_kept"] == selection.nrows
-    assert stats["flagged_fraction"] == 0.0
+    assert stats.rows_kept == selection.nrows
+    assert stats.flagged_fraction == 0.0
     # inverse variance of (XX + YY) / 2 with sigma = 1e-4 on each part: 2 / sigma^2
     np.testing.assert_allclose(arrays["weight"], 2 / 1e-4**2, rtol=1e-5)
     # the store is labelled for xarray too
@@ -42,7 +43,7 @@ def test_read_channel_is_the_channel_slice_of_the_full_column(small_ms):
     from casacore.tables import table
 
     ms = small_ms()
-    selection = inspect_ms(str(ms))
+    selection = select_data(str(ms))
     data = read_channel(selection, 2)
     with table(str(ms), ack=False) as t:
         full = t.getcol("DATA")
@@ -59,21 +60,21 @@ def test_flagged_rows_and_channels(small_ms, tmp_path):
         flags[:, 1, :] = True          # channel 1 entirely flagged
         flags[: t.nrows() // 4, 3, 0] = True  # a quarter of XX in channel 3
         t.putcol("FLAG", flags)
-    selection = inspect_ms(str(ms))
+    selection = select_data(str(ms))
     empty = split_channel(selection, 1, tmp_path / "c1.zarr", tmp_path / "c1.json")
-    assert empty["rows_kept"] == 0 and empty["flagged_fraction"] == 1.0
+    assert empty.rows_kept == 0 and empty.flagged_fraction == 1.0
     partial = split_channel(selection, 3, tmp_path / "c3.zarr", tmp_path / "c3.json")
     # XX flags remove I and Q for those rows (2 of 4 Stokes on a quarter of the rows)
-    assert partial["flagged_fraction"] == pytest.approx(0.25 * 2 / 4, abs=1e-3)
-    assert partial["visibilities_usable"]["U"] == selection.nrows
+    assert partial.flagged_fraction == pytest.approx(0.25 * 2 / 4, abs=1e-3)
+    assert partial.visibilities_usable["U"] == selection.nrows
 
 
 def test_missing_ms_and_column_are_one_line_errors(small_ms, tmp_path):
     with pytest.raises(SpectropolError, match=r"nowhere\.ms: Measurement Set not found"):
-        inspect_ms(str(tmp_path / "nowhere.ms"))
+        select_data(str(tmp_path / "nowhere.ms"))
     ms = small_ms()
     with pytest.raises(SpectropolError, match=r"has no CORRECTED_DATA column \(set input.column"):
-        inspect_ms(str(ms), column="CORRECTED_DATA")
+        select_data(str(ms), column="CORRECTED_DATA")
 
 
 def test_several_spectral_windows_need_a_choice(small_ms):
@@ -96,25 +97,25 @@ def test_several_spectral_windows_need_a_choice(small_ms):
         ddid[t.nrows() // 2 :] = 1
         t.putcol("DATA_DESC_ID", ddid)
     with pytest.raises(SpectropolError, match=r"has 2 spws \[0, 1\]; choose one with input.spw"):
-        inspect_ms(str(ms))
-    second = inspect_ms(str(ms), spw=1)
+        select_data(str(ms))
+    second = select_data(str(ms), spw=1)
     assert second.freqs[0] == pytest.approx(170e6)
-    assert second.nrows == inspect_ms(str(ms), spw=0).nrows
+    assert second.nrows == select_data(str(ms), spw=0).nrows
 
 
 def test_ionospheric_rotation_is_removed_per_visibility(small_ms, tmp_path, demo_sky):
     # A table of RM_ion(t) rising through the track: after correction each Stokes visibility is
     # the sky's, rotated back by RM_ion(t) lambda^2 (so a constant table shifts every RM by -RM_ion).
-    from spectropol.stokes import rotate_linear_polarisation
+    from spectropol.kernels.stokes import rotate_linear_polarisation
 
     ms = small_ms(noise_jy=1e-4)
-    selection = inspect_ms(str(ms))
+    selection = select_data(str(ms))
     t0, t1 = selection.time_range_mjd_s
     table = tmp_path / "ionosphere.csv"
     table.write_text(f"time_mjd_s,rm_rad_m2\n{t0 - 10},0.5\n{t1 + 10},2.5\n")
     stats = split_channel(selection, 2, tmp_path / "v.zarr", tmp_path / "v.json", ionosphere_rm=table)
-    assert 0.5 < stats["ionosphere"]["rm_mean"] < 2.5
-    arrays, _ = load_channel_vis(tmp_path / "v.zarr")
+    assert 0.5 < stats.ionosphere["rm_mean"] < 2.5
+    arrays, _ = read_channel_vis(tmp_path / "v.zarr")
     truth = true_stokes_visibilities(selection, 2, arrays["uvw"], demo_sky)
     data = read_channel(selection, 2)
     rm = np.interp(data.time, [t0 - 10, t1 + 10], [0.5, 2.5])
@@ -126,7 +127,7 @@ def test_ionospheric_rotation_is_removed_per_visibility(small_ms, tmp_path, demo
 
 def test_ionosphere_table_must_cover_the_observation(small_ms, tmp_path):
     ms = small_ms()
-    selection = inspect_ms(str(ms))
+    selection = select_data(str(ms))
     table = tmp_path / "short.csv"
     table.write_text("time_mjd_s,rm_rad_m2\n0,1.0\n10,1.0\n")
     with pytest.raises(SpectropolError, match="short.csv: covers MJD seconds 0.0..10.0 but"):

@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from spectropol.stokes import correlations_from_stokes, feed_basis, stokes_from_correlations
+from spectropol.kernels.stokes import correlations_from_stokes, feed_basis, stokes_from_correlations
 
 RNG = np.random.default_rng(7)
 TRUTH = {"I": 2.0 + 0.1j, "Q": 0.3 - 0.2j, "U": -0.4 + 0.05j, "V": 0.05 + 0.01j}
@@ -41,7 +41,8 @@ def test_two_correlations_give_i_and_q_only():
 def test_weights_are_propagated_inverse_variances():
     # var(I) = (var(XX) + var(YY)) / 4 and likewise for each Stokes.
     weights = np.array([[4.0, 1.0, 2.0, 1.0]])  # XX, XY, YX, YY
-    _, w, _ = stokes_from_correlations(np.ones((1, 4), complex), np.zeros((1, 4), bool), weights, ("XX", "XY", "YX", "YY"))
+    _, w, _ = stokes_from_correlations(np.ones((1, 4), complex), np.zeros((1, 4), bool), weights, ("XX", "XY", "YX",
+                                                                                                   "YY"))
     expected_i = 1.0 / ((1 / 4.0 + 1 / 1.0) / 4)
     expected_u = 1.0 / ((1 / 1.0 + 1 / 2.0) / 4)
     np.testing.assert_allclose(w[0], [expected_i, expected_i, expected_u, expected_u], rtol=1e-6)

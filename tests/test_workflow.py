@@ -40,7 +40,8 @@ def dirty_cube(tiny_run, tiny_config):
     import xarray as xr
 
     nchan = tiny_config["simulate"]["nchan"]
-    return np.stack([xr.open_zarr(tiny_run / f"results/channels/{c:05d}/{c:05d}.zarr")["dirty"].values for c in range(nchan)])
+    return np.stack([xr.open_zarr(tiny_run / f"results/channels/{c:05d}/{c:05d}.zarr")["dirty"].values
+                     for c in range(nchan)])
 
 
 @pytest.mark.parametrize("kind", ["dirty", "restored"])
@@ -145,7 +146,9 @@ def test_rerun_is_a_no_op(tiny_run):
 def test_qa_documents_follow_the_schema(tiny_run):
     import jsonschema
 
-    schema = json.loads((REPO / "resources/schemas/qa.schema.json").read_text())
+    from spectropol.qa.documents import schema as packaged_schema
+
+    schema = packaged_schema("qa")  # as installed with the package
     # summary.json is the qa_summary rule's aggregate of these, not a job's QA document
     documents = sorted(p for p in (tiny_run / "results/qa").rglob("*.json") if p.name != "summary.json")
     kinds = set()
@@ -153,7 +156,8 @@ def test_qa_documents_follow_the_schema(tiny_run):
         document = json.loads(path.read_text())
         jsonschema.validate(document, schema)
         kinds.add(document["kind"])
-    assert kinds == {"split", "channel_image", "cube", "moments", "rm_synthesis", "rm_clean", "faraday_peaks", "catalogue"}
+    assert kinds == {"split", "channel_image", "cube", "moments", "rm_synthesis", "rm_clean", "faraday_peaks",
+                     "catalogue"}
     bad = json.loads(documents[0].read_text()) | {"schema_version": "0.9"}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, schema)

@@ -27,17 +27,19 @@ def read_plane(path):
 def test_natural_weighting_agrees_with_wsclean(tiny_run, tiny_config, demo_sky, tmp_path):
     # Natural weighting has one definition, so the two gridders must agree at every source to
     # 0.5% and across the inner half of the image (WSClean's kernel differs near the edges).
-    from spectropol.imaging import image_channel
-    from spectropol.split import load_plan
-
     import xarray as xr
+
+    from conftest import dirty_settings
+    from spectropol.stages.image import image_channel
+    from spectropol.stages.inspect import read_inspection
 
     npix, cell = tiny_config["imaging"]["size"], tiny_config["imaging"]["cell_arcsec"]
     nchan, channel = tiny_config["simulate"]["nchan"], 3
     wsclean_images(tiny_run / "work/ms/demo.ms", tmp_path / "nat", npix, cell, nchan, ["natural"])
-    _, geometry = load_plan(tiny_run / "work/ms/selection.json")
-    image_channel(tiny_run / f"work/vis/{channel:05d}/{channel:05d}.zarr", tmp_path / "ours.zarr", tmp_path / "ours.json",
-                  npix=npix, cell_rad=geometry["cell_rad"], wcs=geometry["wcs"], weighting="natural")
+    _, geometry = read_inspection(tiny_run / "work/ms/selection.json")
+    image_channel(tiny_run / f"work/vis/{channel:05d}/{channel:05d}.zarr", tmp_path / "ours.zarr",
+                  tmp_path / "ours.json",
+                  geometry, dirty_settings(weighting="natural"))
     ours = xr.open_zarr(tmp_path / "ours.zarr")["dirty"].values
     inner = slice(npix // 4, 3 * npix // 4)
     for k, stokes in enumerate("IQUV"):

@@ -7,7 +7,7 @@ It remembers each job's outputs from JOB_INFO; on JOB_FINISHED it reads that job
 message after a ``job_finished`` one. Run start and end, job start, failures and progress are sent
 too. Messages the broker does not confirm go to an append-only spool that the next run sends first
 (or ``spectropol qa flush``); a slow or absent broker costs at most ``close-timeout`` seconds at
-the end of the run, never a job. Message format: resources/schemas/qa-message.schema.json.
+the end of the run, never a job. Message format: src/spectropol/schemas/qa-message.schema.json.
 """
 
 
@@ -22,8 +22,8 @@ from snakemake_interface_logger_plugins.base import LogHandlerBase
 from snakemake_interface_logger_plugins.common import LogEvent
 from snakemake_interface_logger_plugins.settings import LogHandlerSettingsBase
 
-from spectropol.qa import read_qa_documents
-from spectropol.qa_messages import QAProducer, Spool, client_config, flush_spool, new_message
+from spectropol.qa.documents import read_qa_documents
+from spectropol.qa.messages import QAProducer, Spool, client_config, flush_spool, new_message
 
 log = logging.getLogger("spectropol.kafka")
 _ANNOTATION = re.compile(r" \([^()]*\)$")  # Snakemake's " (update)", " (directory)" labels
@@ -32,7 +32,8 @@ _ANNOTATION = re.compile(r" \([^()]*\)$")  # Snakemake's " (update)", " (directo
 @dataclass
 class LogHandlerSettings(LogHandlerSettingsBase):
     bootstrap_servers: Optional[str] = field(
-        default=None, metadata={"help": "Kafka bootstrap servers, host:port[,host:port]", "env_var": False, "required": True})
+        default=None, metadata={"help": "Kafka bootstrap servers, host:port[,host:port]", "env_var": False,
+                                "required": True})
     topic: str = field(default="spectropol-qa", metadata={"help": "topic the QA messages go to", "env_var": False})
     spool: str = field(default=".snakemake/kafka-qa-spool.jsonl",
                        metadata={"help": "append-only file for messages the broker did not confirm", "env_var": False})

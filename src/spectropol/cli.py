@@ -1,51 +1,236 @@
-"""Command line: ``spectropol simulate`` (a demo MS), ``spectropol inspect`` (what an MS holds),
-``spectropol qa flush`` (resend spooled QA messages) and ``spectropol qa aggregate`` (a run's QA).
+"""Command line: every stage of the workflow over plain files, so that one can be run and debugged
+without Snakemake (scripts/ and these commands call the same stage functions), and the QA tools.
 
-Errors a user can fix are printed as one line, with exit status 1.
+    spectropol simulate OUT.ms                       spectropol moments CUBE OUT QA
+    spectropol inspect MS [--out selection.json]     spectropol moments-fits MOMENTS DIR
+    spectropol fingerprint MS RECORD                 spectropol rmsynth CUBE OUT QA
+    spectropol split SELECTION MS CHANNELS VIS QA    spectropol rmclean FDF OUT QA
+    spectropol image SELECTION VIS CHANNELS IMG QA   spectropol peaks FDF OUT QA
+    spectropol cube SELECTION OUT QA STORE...        spectropol faraday-fits DIRTY PEAKS DIR [--clean C]
+    spectropol cube-fits CUBE DIR                    spectropol catalogue CUBE MOMENTS PEAKS DIR QA
+    spectropol report CUBE MOMENTS PEAKS FDF CATALOGUE DIR [--clean C]
+    spectropol qa summary|flush|aggregate ...
+
+Stage options are the config's, with the same defaults (taken from spectropol.options, which a
+test holds equal to the schema). Errors a user can fix are printed as one line, with exit status 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
+import typing
+from pathlib import Path
 
+from . import options as opts
 from .errors import SpectropolError
+
+RULE = "spectropol cli"  # what the QA documents of command-line runs name as their producer
+
+
+# -- options from dataclasses ---------------------------------------------------------------------
+
+
+def _argument_type(cls, field: dataclasses.Field):
+    hint = typing.get_type_hints(cls)[field.name]
+    args = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+    return args[0]
+
+
+def add_options(parser: argparse.ArgumentParser, cls, *, skip: tuple[str, ...] = ()) -> None:
+    """An --option for every field of the options dataclass ``cls``, with its type and default."""
+    group = parser.add_argument_group(cls.__name__, (cls.__doc__ or "").strip().splitlines()[0])
+    for field in dataclasses.fields(cls):
+        if field.name in skip:
+            continue
+        flag = "--" + field.name.replace("_", "-")
+        kind = _argument_type(cls, field)
+        if kind is bool:
+            group.add_argument(flag, dest=f"{cls.__name__}.{field.name}", action=argparse.BooleanOptionalAction,
+                               default=field.default)
+        else:
+            group.add_argument(flag, dest=f"{cls.__name__}.{field.name}", type=kind, default=field.default,
+                               help=f"default {field.default}")
+
+
+def options_from(args: argparse.Namespace, cls):
+    """The options instance of ``cls`` from the parsed arguments add_options declared."""
+    prefix = f"{cls.__name__}."
+    values = {k[len(prefix):]: v for k, v in vars(args).items() if k.startswith(prefix)}
+    return cls(**values)
+
+
+def _channels(text: str) -> list[int]:
+    """'0-3,7' -> [0, 1, 2, 3, 7]"""
+    from .planning import parse_channel_ranges
+
+    items = [int(t) if t.isdigit() else t for t in text.split(",") if t]
+    return parse_channel_ranges(items, 1 << 30, "channels")
+
+
+# -- commands -------------------------------------------------------------------------------------
 
 
 def _simulate(args) -> None:
-    from .simulate import simulate_ms
+    from .stages.simulate import simulate
 
-    summary = simulate_ms(
-        args.ms, args.skymodel, args.layout, ra_deg=args.ra_deg, dec_deg=args.dec_deg,
-        start_freq_hz=args.start_freq_hz, chan_width_hz=args.chan_width_hz, nchan=args.nchan, ntimes=args.ntimes,
-        integration_s=args.integration_s, hour_angle_span_h=args.hour_angle_span_h, noise_jy=args.noise_jy,
-        feeds=args.feeds, seed=args.seed,
-    )
+    summary = simulate(args.ms, args.skymodel, args.layout, options_from(args, opts.SimulateOptions))
     print(json.dumps({k: v for k, v in summary.items() if k != "sources"}))
 
 
 def _inspect(args) -> None:
-    from .ms import inspect_ms
+    from .io.ms import select_data
+    from .stages.inspect import inspect_ms
 
-    selection = inspect_ms(args.ms, column=args.column, spw=args.spw, field=args.field)
+    selection_options = options_from(args, opts.SelectionOptions)
+    if args.out:
+        selection, geometry = inspect_ms(args.ms, args.out, selection_options, options_from(args, opts.GeometryOptions))
+    else:
+        selection = select_data(args.ms, column=selection_options.column, spw=selection_options.spw,
+                                field=selection_options.field)
     summary = selection.to_dict()
     summary["freqs_hz"] = [summary["freqs_hz"][0], summary["freqs_hz"][-1], len(summary["freqs_hz"])]
     print(json.dumps(summary, indent=2))
 
 
+def _fingerprint(args) -> None:
+    from .stages.inspect import fingerprint_ms
+
+    fingerprints = fingerprint_ms(args.ms, args.record, options_from(args, opts.SelectionOptions))
+    print(json.dumps({"layout": fingerprints.layout, "channels": len(fingerprints.channels)}))
+
+
+def _split(args) -> None:
+    from .planning import channel_width
+    from .stages.inspect import read_inspection
+    from .stages.split import split_block
+
+    selection, _ = read_inspection(args.selection)
+    results = split_block(args.selection, args.ms, _channels(args.channels), args.vis_dir, args.qa_dir,
+                          width=channel_width(len(selection.freqs)), ionosphere_rm=args.ionosphere_rm, rule=RULE)
+    print(json.dumps([{"channel": r.channel, "rows_kept": r.rows_kept} for r in results]))
+
+
+def _image(args) -> None:
+    from .planning import channel_width
+    from .stages.image import image_block
+    from .stages.inspect import read_inspection
+
+    selection, _ = read_inspection(args.selection)
+    channels = _channels(args.channels)
+    settings = opts.ChannelSettings(options_from(args, opts.ImagingOptions), options_from(args, opts.CleanOptions))
+    results = image_block(args.selection, args.vis_dir, channels, [settings] * len(channels), args.image_dir,
+                          args.qa_dir,
+                          width=channel_width(len(selection.freqs)), nthreads=args.threads, rule=RULE)
+    print(json.dumps([{"channel": r.channel, "peak_i": r.stokes["I"]["peak"], "beam": r.beam} for r in results]))
+
+
+def _cube(args) -> None:
+    from .stages.cube import gather_cube
+    from .stages.inspect import read_inspection
+
+    selection, _ = read_inspection(args.selection)
+    result = gather_cube(args.stores, args.cube, args.qa, options_from(args, opts.CubeOptions),
+                         spectral_window=selection.freqs, update=args.update, rule=RULE)
+    print(json.dumps(dataclasses.asdict(result)))
+
+
+def _cube_fits(args) -> None:
+    from .constants import STOKES
+    from .stages.cube import export_cube_fits
+
+    export_cube_fits(args.cube, {s: Path(args.out_dir) / f"cube_{s}.fits" for s in STOKES})
+
+
+def _moments(args) -> None:
+    from .stages.moments import faraday_moments
+
+    result = faraday_moments(args.cube, args.out, args.qa, options_from(args, opts.MomentsOptions),
+                             options_from(args, opts.DaskOptions), rule=RULE)
+    print(json.dumps({"channels": result.channels, "weighting": result.weighting}))
+
+
+def _moments_fits(args) -> None:
+    from .stages.moments import MOMENT_MAPS, export_moment_fits
+
+    export_moment_fits(args.moments, {(q, m): Path(args.out_dir) / f"{q}_{m}.fits" for q, m in MOMENT_MAPS})
+
+
+def _rmsynth(args) -> None:
+    from .stages.faraday import rm_synthesis
+
+    result = rm_synthesis(args.cube, args.out, args.qa, options_from(args, opts.RMSynthesisOptions),
+                          options_from(args, opts.DaskOptions), rule=RULE)
+    print(json.dumps(dataclasses.asdict(result)))
+
+
+def _rmclean(args) -> None:
+    from .stages.faraday import rm_clean
+
+    result = rm_clean(args.fdf, args.out, args.qa, options_from(args, opts.RMCleanOptions),
+                      options_from(args, opts.DaskOptions), rule=RULE)
+    print(json.dumps(dataclasses.asdict(result)))
+
+
+def _peaks(args) -> None:
+    from .stages.faraday import faraday_peaks
+
+    result = faraday_peaks(args.fdf, args.out, args.qa, options_from(args, opts.PeaksOptions),
+                           options_from(args, opts.DaskOptions), rule=RULE)
+    print(json.dumps({"from": result.from_fdf, "fdf_noise_median": result.fdf_noise_median}))
+
+
+def _faraday_fits(args) -> None:
+    from .stages.faraday import export_faraday_fits, faraday_fits_names
+
+    names = faraday_fits_names(clean=args.clean is not None)
+    export_faraday_fits(args.dirty, args.clean, args.peaks,
+                        {name: Path(args.out_dir) / f"{name}.fits" for name in names})
+
+
+def _catalogue(args) -> None:
+    from .stages.catalogue import CATALOGUE_FILES, build_catalogue
+
+    result = build_catalogue(args.cube, args.moments, args.peaks,
+                             {kind: Path(args.out_dir) / name for kind, name in CATALOGUE_FILES.items()}, args.qa,
+                             options_from(args, opts.CatalogueOptions), rule=RULE)
+    print(json.dumps(dataclasses.asdict(result)))
+
+
+def _report(args) -> None:
+    from .stages.report import faraday_figures, map_figures
+
+    out = Path(args.out_dir)
+    map_figures(args.cube, args.moments, args.peaks, args.catalogue,
+                {"maps": out / "maps.png", "moments": out / "moments.png", "peak_rm": out / "peak_rm.png"})
+    faraday_figures(args.fdf_dirty, args.clean, args.catalogue, {"rmsf": out / "rmsf.png",
+                                                                 "spectra": out / "fdf_spectra.png"})
+
+
+def _qa_summary(args) -> None:
+    from .stages.qa import qa_summary
+
+    summary = qa_summary(args.documents, args.summary, args.plot, options_from(args, opts.QAOptions))
+    print(json.dumps({"channels": summary["channels"], "outliers": len(summary["outliers"])}))
+
+
 def _kafka_arguments(parser) -> None:
     parser.add_argument("--bootstrap-servers", help="Kafka bootstrap servers host:port[,host:port]")
     parser.add_argument("--topic", default="spectropol-qa")
-    parser.add_argument("--security-protocol", default="PLAINTEXT", choices=("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"))
-    parser.add_argument("--sasl-mechanism", help="credentials from SPECTROPOL_KAFKA_USERNAME and SPECTROPOL_KAFKA_PASSWORD")
+    parser.add_argument("--security-protocol", default="PLAINTEXT", choices=("PLAINTEXT", "SSL", "SASL_PLAINTEXT",
+                                                                             "SASL_SSL"))
+    parser.add_argument("--sasl-mechanism",
+                        help="credentials from SPECTROPOL_KAFKA_USERNAME and SPECTROPOL_KAFKA_PASSWORD")
 
 
 def _qa_flush(args) -> None:
-    from .qa_messages import Spool, client_config, flush_spool
+    from .qa.messages import Spool, client_config, flush_spool
 
-    config = client_config(args.bootstrap_servers, security_protocol=args.security_protocol, sasl_mechanism=args.sasl_mechanism)
+    config = client_config(args.bootstrap_servers, security_protocol=args.security_protocol,
+                           sasl_mechanism=args.sasl_mechanism)
     delivered, left = flush_spool(Spool(args.spool), config, args.topic, timeout_s=args.timeout)
     print(json.dumps({"delivered": delivered, "spooled": left}))
     if left:
@@ -53,55 +238,108 @@ def _qa_flush(args) -> None:
 
 
 def _qa_aggregate(args) -> None:
-    from .qa_aggregate import aggregate_documents, aggregate_kafka
+    from .qa.aggregate import aggregate_documents, aggregate_kafka
 
     def printer(line):
         print(line, flush=True)
 
+    k = options_from(args, opts.QAOptions).outlier_k
     if args.documents:
-        summary = aggregate_documents(args.documents, args.summary, args.plot, k=args.k, printer=printer)
+        summary = aggregate_documents(args.documents, args.summary, args.plot, k=k, printer=printer)
     else:
         if not args.bootstrap_servers:
             raise SpectropolError("qa aggregate: give --bootstrap-servers, or QA document paths to read from disk")
-        from .qa_messages import client_config
+        from .qa.messages import client_config
 
         config = client_config(args.bootstrap_servers, security_protocol=args.security_protocol,
                                sasl_mechanism=args.sasl_mechanism)
         summary = aggregate_kafka(config, args.topic, args.group_id, args.summary, args.plot, run_id=args.run_id,
-                                  timeout_s=args.timeout, idle_timeout_s=args.idle_timeout, k=args.k, printer=printer)
+                                  timeout_s=args.timeout, idle_timeout_s=args.idle_timeout, k=k, printer=printer)
     print(json.dumps({"channels": summary["channels"], "outliers": len(summary["outliers"]),
                       "failed_jobs": len(summary["failed_jobs"]), "messages": summary["messages"]}))
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="spectropol", description=__doc__.splitlines()[0])
+# -- the parser -----------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spectropol", description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sim = sub.add_parser("simulate", help="write a simulated Measurement Set from a sky model")
-    sim.add_argument("ms", help="output Measurement Set path")
-    sim.add_argument("--skymodel", default="resources/skymodels/demo.yaml")
-    sim.add_argument("--layout", default="resources/layouts/ska_low_like.yaml")
-    sim.add_argument("--ra-deg", type=float, default=60.0)
-    sim.add_argument("--dec-deg", type=float, default=-30.0)
-    sim.add_argument("--start-freq-hz", type=float, default=120e6)
-    sim.add_argument("--chan-width-hz", type=float, default=1e6)
-    sim.add_argument("--nchan", type=int, default=64)
-    sim.add_argument("--ntimes", type=int, default=32)
-    sim.add_argument("--integration-s", type=float, default=10.0)
-    sim.add_argument("--hour-angle-span-h", type=float, default=6.0)
-    sim.add_argument("--noise-jy", type=float, default=1.0)
-    sim.add_argument("--feeds", choices=("linear", "circular"), default="linear")
-    sim.add_argument("--seed", type=int, default=1)
-    sim.set_defaults(func=_simulate)
+    def command(name, function, help_text, *positional):
+        p = sub.add_parser(name, help=help_text)
+        for arg in positional:
+            p.add_argument(arg)
+        p.set_defaults(func=function)
+        return p
 
-    ins = sub.add_parser("inspect", help="describe the data an MS holds, as the workflow selects it")
-    ins.add_argument("ms")
-    ins.add_argument("--column", default="DATA")
-    ins.add_argument("--spw", type=int)
-    ins.add_argument("--field", type=int)
-    ins.set_defaults(func=_inspect)
+    p = command("simulate", _simulate, "write a simulated Measurement Set from a sky model", "ms")
+    p.add_argument("--skymodel", default="resources/skymodels/demo.yaml")
+    p.add_argument("--layout", default="resources/layouts/ska_low_like.yaml")
+    add_options(p, opts.SimulateOptions)
 
-    qa = sub.add_parser("qa", help="QA messages: resend the spool, aggregate a run").add_subparsers(dest="qa", required=True)
+    p = command("inspect", _inspect, "describe the data an MS holds, as the workflow selects it; with --out, "
+                "write the selection and image geometry (the inspect_ms stage)", "ms")
+    p.add_argument("--out", help="write the selection record here (work/ms/selection.json in the workflow)")
+    add_options(p, opts.SelectionOptions)
+    add_options(p, opts.GeometryOptions)
+
+    p = command("fingerprint", _fingerprint, "content hashes of every channel of an MS (fingerprint_ms)", "ms",
+                "record")
+    add_options(p, opts.SelectionOptions)
+
+    p = command("split", _split, "Stokes visibilities of channels (split_channel)", "selection", "ms", "channels",
+                "vis_dir", "qa_dir")
+    p.add_argument("--ionosphere-rm", help="CSV time_mjd_s,rm_rad_m2 of ionospheric RM to derotate")
+
+    p = command("image", _image, "Stokes images, PSF, beam and CLEAN of channels (image_channel)", "selection",
+                "vis_dir", "channels", "image_dir", "qa_dir")
+    p.add_argument("--threads", type=int, default=1)
+    add_options(p, opts.ImagingOptions)
+    add_options(p, opts.CleanOptions)
+
+    p = command("cube", _cube, "channel image stores into a cube (gather_cube)", "selection", "cube", "qa")
+    p.add_argument("stores", nargs="+", help="channel image stores (results/channels/BLOCK/NNNNN.zarr)")
+    p.add_argument("--update", action="store_true", help="update an existing cube in place (changed planes only)")
+    add_options(p, opts.CubeOptions)
+
+    command("cube-fits", _cube_fits, "FITS cubes per Stokes (export_cube_fits)", "cube", "out_dir")
+
+    p = command("moments", _moments, "Faraday moment maps (faraday_moments)", "cube", "out", "qa")
+    add_options(p, opts.MomentsOptions)
+    add_options(p, opts.DaskOptions)
+    command("moments-fits", _moments_fits, "FITS moment maps (export_moment_fits)", "moments", "out_dir")
+
+    p = command("rmsynth", _rmsynth, "RM synthesis of the cube (rm_synthesis)", "cube", "out", "qa")
+    add_options(p, opts.RMSynthesisOptions)
+    add_options(p, opts.DaskOptions)
+    p = command("rmclean", _rmclean, "RM-CLEAN of a dirty FDF store (rm_clean)", "fdf", "out", "qa")
+    add_options(p, opts.RMCleanOptions)
+    add_options(p, opts.DaskOptions)
+    p = command("peaks", _peaks, "peak maps of an FDF store (faraday_peaks)", "fdf", "out", "qa")
+    add_options(p, opts.PeaksOptions)
+    add_options(p, opts.DaskOptions)
+    p = command("faraday-fits", _faraday_fits, "FITS FDF cubes, RMSF and peak maps (export_faraday_fits)", "dirty",
+                "peaks", "out_dir")
+    p.add_argument("--clean", help="the clean FDF store, when RM-CLEAN ran")
+
+    p = command("catalogue", _catalogue, "polarised source catalogue (catalogue)", "cube", "moments", "peaks",
+                "out_dir", "qa")
+    add_options(p, opts.CatalogueOptions)
+
+    p = command("report", _report, "report figures (report_figures)", "cube", "moments", "peaks", "fdf_dirty",
+                "catalogue", "out_dir")
+    p.add_argument("--clean", help="the clean FDF store, when RM-CLEAN ran")
+
+    qa = sub.add_parser("qa", help="QA: summarise documents, resend the spool, aggregate a run").add_subparsers(
+        dest="qa", required=True)
+    summary = qa.add_parser("summary", help="the run's QA summary from QA documents (qa_summary)")
+    summary.add_argument("summary")
+    summary.add_argument("plot")
+    summary.add_argument("documents", nargs="+", help="QA documents or folders of them")
+    add_options(summary, opts.QAOptions)
+    summary.set_defaults(func=_qa_summary)
     flush = qa.add_parser("flush", help="send the messages a run spooled when the broker was unreachable")
     _kafka_arguments(flush)
     flush.add_argument("--spool", default=".snakemake/kafka-qa-spool.jsonl")
@@ -114,12 +352,15 @@ def main(argv: list[str] | None = None) -> int:
     aggregate.add_argument("--run-id", help="follow this run only and stop at its end (default: any run's end)")
     aggregate.add_argument("--timeout", type=float, default=3600.0, help="stop after this many seconds")
     aggregate.add_argument("--idle-timeout", type=float, help="stop when nothing arrived for this many seconds")
-    aggregate.add_argument("--k", type=float, default=3.0, help="flag channels whose rms exceeds k x the median")
     aggregate.add_argument("--summary", default="qa-summary.json")
     aggregate.add_argument("--plot", default="qa-summary.png")
+    add_options(aggregate, opts.QAOptions)
     aggregate.set_defaults(func=_qa_aggregate)
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         args.func(args)

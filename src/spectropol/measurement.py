@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-SPEED_OF_LIGHT = 299_792_458.0  # m/s
+from .constants import SPEED_OF_LIGHT
 
 
 def n_minus_one(l: np.ndarray, m: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-STOKES = ("I", "Q", "U", "V")
+from ..constants import STOKES
 
 # casacore Stokes enumeration (casacore/measures/Measures/Stokes.h), as stored in CORR_TYPE.
 CORR_CODES = {5: "RR", 6: "RL", 7: "LR", 8: "LL", 9: "XX", 10: "XY", 11: "YX", 12: "YY"}

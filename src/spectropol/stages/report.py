@@ -1,15 +1,13 @@
-"""Figures for the Snakemake report: maps, the RMSF, FDF spectra of the brightest sources and the
-per-channel QA, as PNG files (matplotlib, no display needed)."""
+"""The report stage: figures for the Snakemake report (maps, the RMSF, FDF spectra of the brightest
+sources) as PNG files (matplotlib, no display needed). The per-channel QA figure is the qa stage's."""
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Sequence
 
 import numpy as np
 
-from .products import atomic_path, open_dataset
+from ..io.stores import atomic_path, open_dataset
 
 
 def _figure():
@@ -51,7 +49,8 @@ def map_figures(cube_store, moments_store, peaks_store, catalogue_path, out: dic
     fig, axes = plt.subplots(3, 4, figsize=(14, 10))
     for i, quantity in enumerate(moments["quantity"].values):
         for j, moment in enumerate(moments["moment"].values):
-            shown = axes[i, j].imshow(moments["moments"].sel(quantity=quantity, moment=moment).values, origin="lower", cmap="viridis")
+            shown = axes[i, j].imshow(moments["moments"].sel(quantity=quantity, moment=moment).values, origin="lower",
+                                      cmap="viridis")
             axes[i, j].set_title(f"{quantity} {moment}")
             fig.colorbar(shown, ax=axes[i, j], shrink=0.7)
     _save(fig, out["moments"])
@@ -66,7 +65,8 @@ def map_figures(cube_store, moments_store, peaks_store, catalogue_path, out: dic
     plt.close(fig)
 
 
-def faraday_figures(fdf_dirty_store, fdf_clean_store, catalogue_path, out: dict[str, str | os.PathLike], brightest: int = 4) -> None:
+def faraday_figures(fdf_dirty_store, fdf_clean_store, catalogue_path, out: dict[str, str | os.PathLike],
+                    brightest: int = 4) -> None:
     """rmsf: the RMSF amplitude, real and imaginary parts; spectra: dirty and clean |FDF| of the
     brightest catalogued sources."""
     from astropy.table import Table

@@ -10,28 +10,17 @@ so that this module stays free of gridding details.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable
 
 import numpy as np
 
+from ..errors import fail
+from ..options import CleanOptions
 from .beam import gaussian_beam_image
-from .errors import fail
-from .qa import mad_rms
+from .statistics import mad_rms
 
 log = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass(frozen=True)
-class CleanSettings:
-    niter: int = 0               # minor-cycle iterations per Stokes group, in total
-    gain: float = 0.1            # fraction of the peak removed per iteration
-    mgain: float = 0.8           # a major cycle starts when the peak fell by this fraction
-    threshold: float = 0.0       # absolute stopping threshold (Jy/beam)
-    auto_threshold: float = 3.0  # stopping threshold in units of the residual's MAD rms (0 = off)
-    auto_mask: float = 0.0       # clean to this many sigma unmasked first, then only within that mask
-    max_major: int = 20
 
 
 def _apply_components(residual: np.ndarray, psf2: np.ndarray, components: np.ndarray) -> None:
@@ -132,7 +121,7 @@ def _peak(images: np.ndarray, group: tuple[int, ...], mask=None) -> float:
 
 
 def cotton_schwab(
-    dirty: np.ndarray, psf2: np.ndarray, residual_of: Callable[[np.ndarray], np.ndarray], settings: CleanSettings,
+    dirty: np.ndarray, psf2: np.ndarray, residual_of: Callable[[np.ndarray], np.ndarray], settings: CleanOptions,
     stokes: tuple[str, ...], label: str = "",
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Deconvolve the (nstokes, ny, nx) dirty images.
@@ -162,10 +151,12 @@ def cotton_schwab(
             peak = _peak(residual, group, masks[group])
             if peak > 1.5 * previous_peak[group] and major > 0:
                 report["diverged"] = True
-                raise fail(label or None, f"CLEAN diverged in Stokes {'+'.join(stokes[k] for k in group)}: the residual peak grew "
-                                          f"from {previous_peak[group]:.4g} to {peak:.4g} Jy/beam; lower clean.mgain or clean.gain")
+                raise fail(label or None,
+                           f"CLEAN diverged in Stokes {'+'.join(stokes[k] for k in group)}: the residual peak grew "
+                                          f"from {previous_peak[group]:.4g} to {peak:.4g} Jy/beam; "
+                                          "lower clean.mgain or clean.gain")
             previous_peak[group] = peak
-            floor = max(settings.threshold, settings.auto_threshold * rms if settings.auto_threshold > 0 else 0.0)
+            floor = max(settings.threshold_jy, settings.auto_threshold * rms if settings.auto_threshold > 0 else 0.0)
             if not deep[group]:
                 floor = max(floor, settings.auto_mask * rms)
             stop = max(floor, (1.0 - settings.mgain) * peak)
@@ -199,15 +190,19 @@ def cotton_schwab(
         residual = residual_of(model)
         report["major_cycles"] = major + 1
         log.info("%smajor cycle %d: %d iterations so far, residual peak %s", f"{label}: " if label else "", major + 1,
-                 report["iterations"], ", ".join(f"{'+'.join(stokes[k] for k in g)} {_peak(residual, g):.4g}" for g in groups))
+                 report["iterations"],
+                 ", ".join(f"{'+'.join(stokes[k] for k in g)} {_peak(residual, g):.4g}" for g in groups))
     rms = {stokes[k]: mad_rms(residual[k]) for k in range(len(stokes))}
-    peaks = {stokes[k]: float(np.nanmax(np.abs(residual[k]))) if np.isfinite(residual[k]).any() else None for k in range(len(stokes))}
-    threshold = {"+".join(stokes[k] for k in g): max(settings.threshold, settings.auto_threshold * float(np.nanmean([rms[stokes[k]] for k in g])))
+    peaks = {stokes[k]: float(np.nanmax(np.abs(residual[k]))) if np.isfinite(residual[k]).any() else None
+             for k in range(len(stokes))}
+    group_rms = {g: float(np.nanmean([rms[stokes[k]] for k in g])) for g in groups}
+    threshold = {"+".join(stokes[k] for k in g): max(settings.threshold_jy, settings.auto_threshold * group_rms[g])
                  for g in groups}
     report.update({
         "residual_rms": rms, "residual_peak": peaks, "threshold": threshold,
         # reached: the minor cycles ran down to the final threshold (rather than out of iterations)
-        "threshold_reached": all(converged[g] or _peak(residual, g, masks[g]) <= 1.05 * threshold["+".join(stokes[k] for k in g)]
+        "threshold_reached": all(converged[g] or _peak(residual, g,
+                                                       masks[g]) <= 1.05 * threshold["+".join(stokes[k] for k in g)]
                                  for g in groups),
     })
     return model, residual, report

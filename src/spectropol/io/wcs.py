@@ -44,7 +44,16 @@ def stokes_axis(axis: int, labels: list[str] | tuple[str, ...]) -> dict:
     first = STOKES_CODES[labels[0]]
     if [STOKES_CODES[s] for s in labels] != list(range(first, first + len(labels))):
         raise ValueError(f"Stokes {labels} are not consecutive in I, Q, U, V order")
-    return {f"CTYPE{axis}": "STOKES", f"CRVAL{axis}": float(first), f"CDELT{axis}": 1.0, f"CRPIX{axis}": 1.0, f"CUNIT{axis}": ""}
+    return {f"CTYPE{axis}": "STOKES", f"CRVAL{axis}": float(first), f"CDELT{axis}": 1.0, f"CRPIX{axis}": 1.0,
+            f"CUNIT{axis}": ""}
+
+
+def fardepth_axis(axis: int, phi: np.ndarray) -> dict:
+    """A FARDEPTH axis (rad/m^2); the depths must be evenly spaced."""
+    phi = np.asarray(phi, dtype=np.float64)
+    step = float(phi[1] - phi[0]) if len(phi) > 1 else 1.0
+    return {f"CTYPE{axis}": "FARDEPTH", f"CRVAL{axis}": float(phi[0]), f"CDELT{axis}": step, f"CRPIX{axis}": 1.0,
+            f"CUNIT{axis}": "rad/m2"}
 
 
 def beam_keywords(beam: dict | None) -> dict:

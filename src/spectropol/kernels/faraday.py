@@ -20,7 +20,8 @@ import dataclasses
 
 import numpy as np
 
-from .measurement import SPEED_OF_LIGHT
+from ..constants import SPEED_OF_LIGHT
+from .statistics import mad_sigma
 
 FWHM_PER_LAMBDA2_RANGE = 3.8  # RMSF FWHM x lambda^2 range (Dickey et al. 2019; RM-Tools)
 BIAS_FACTOR = 2.3  # polarisation bias correction sqrt(P^2 - 2.3 sigma^2) (George et al. 2012)
@@ -272,6 +273,30 @@ def _interpolate_at(values: np.ndarray, index: np.ndarray, offset: np.ndarray) -
 def robust_fdf_noise(fdf: np.ndarray) -> np.ndarray:
     """Noise of each column of an FDF (nphi, npix) from the MAD of its real and imaginary parts;
     meaningful on an RM-CLEAN residual, where sources and their sidelobes are gone."""
-    parts = np.concatenate([fdf.real, fdf.imag], axis=0)
-    median = np.nanmedian(parts, axis=0)
-    return 1.4826 * np.nanmedian(np.abs(parts - median), axis=0)
+    return mad_sigma(np.concatenate([fdf.real, fdf.imag], axis=0), axis=0)
+
+
+def components_second_moment(components: np.ndarray, phi: np.ndarray) -> np.ndarray:
+    """Spread in depth (rad/m^2) of each column's clean components (nphi, npix), weighted by their
+    amplitude, about their mean depth: a Faraday-complexity indicator (NaN without components)."""
+    weight = np.abs(components).astype(np.float64)
+    total = weight.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = (weight * phi[:, None]).sum(axis=0) / total
+        return np.sqrt((weight * (phi[:, None] - mean) ** 2).sum(axis=0) / total)
+
+
+def peak_maps(fdf: np.ndarray, grid: FaradayGrid, components: np.ndarray | None, sigma_theory: float) -> dict:
+    """fdf_peak of each column of a (clean) FDF (nphi, npix) and the components' second moment.
+    With ``components`` the noise is the robust rms of the residual (the clean FDF minus the
+    restored components), else ``sigma_theory``."""
+    if components is not None:
+        sigma = robust_fdf_noise(fdf - restore_components(components, grid))
+    else:
+        sigma = np.full(fdf.shape[1], sigma_theory)
+    peaks = fdf_peak(fdf, grid, sigma)
+    if components is not None:
+        peaks["cc_moment2"] = components_second_moment(components, grid.phi)
+    else:
+        peaks["cc_moment2"] = np.full(fdf.shape[1], np.nan)
+    return peaks

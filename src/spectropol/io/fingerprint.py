@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import fail
-from .ms import _open, inspect_ms
-from .products import write_json
+from ..errors import fail
+from .ms import open_table, select_data
+from .stores import write_json
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ def ms_fingerprints(ms: str, *, column: str, spw: int | None, field: int | None,
     key = {"ms": os.path.realpath(ms), "column": column, "spw": spw, "field": field}
     cache = _load_cache(cache_path, key)
     subtables = _subtable_stats(ms)
-    main = _open(ms)
+    main = open_table(ms)
     try:
         files = _column_files(main, ms)
         spectral = [column, "FLAG"] + (["WEIGHT_SPECTRUM"] if "WEIGHT_SPECTRUM" in main.colnames() else [])
@@ -120,11 +120,12 @@ def ms_fingerprints(ms: str, *, column: str, spw: int | None, field: int | None,
         column_stats = {c: _storage_stats(ms, files.get(c, [])) for c in spectral + rows}
         old = cache.get("columns", {})
         stale = [c for c in spectral if old.get(c, {}).get("stats") != column_stats[c]]
-        rows_stale = cache.get("subtables") != subtables or any(old.get(c, {}).get("stats") != column_stats[c] for c in rows)
+        rows_stale = (cache.get("subtables") != subtables
+                      or any(old.get(c, {}).get("stats") != column_stats[c] for c in rows))
         if not stale and not rows_stale and "layout" in cache:
             return Fingerprints(cache["layout"], tuple(cache["channels"]))
 
-        selection = inspect_ms(ms, column=column, spw=spw, field=field)
+        selection = select_data(ms, column=column, spw=spw, field=field)
         description = selection.to_dict()
         description.pop("ms")
         nchan, ncorr = len(selection.freqs), len(selection.corr_names)
@@ -156,3 +157,32 @@ def ms_fingerprints(ms: str, *, column: str, spw: int | None, field: int | None,
     except OSError as err:
         log.warning("%s: cannot write the fingerprint cache (%s); the next run reads the MS again", cache_path, err)
     return Fingerprints(row_digest, channels)
+
+
+def storage_signature(ms: str) -> str:
+    """A digest of the name, size and modification time of every file of ``ms``: no table is
+    opened and nothing is read, so the workflow can afford it whenever it is read. When it
+    changes, the fingerprint job runs and finds out (cheaply, from its cache) what really did."""
+    entries = []
+    for root, _, files in os.walk(ms):
+        for name in sorted(files):
+            st = os.stat(os.path.join(root, name))
+            entries.append(f"{os.path.relpath(os.path.join(root, name), ms)}:{st.st_size}:{st.st_mtime_ns}")
+    return _digest(os.path.realpath(ms), *sorted(entries))
+
+
+def read_fingerprints(record: str | os.PathLike) -> tuple[str, Fingerprints]:
+    """The MS a fingerprint record describes and its fingerprints (written by ms_fingerprints)."""
+    try:
+        cache = json.loads(Path(record).read_text())
+        return cache["key"]["ms"], Fingerprints(cache["layout"], tuple(cache["channels"]))
+    except (OSError, ValueError, KeyError) as err:
+        raise fail(record, f"not a spectropol fingerprint record ({err})") from None
+
+
+def input_ms(inputs: dict) -> str:
+    """The MS a job reads, from its inputs: ``ms`` itself, or the MS its ``fingerprints`` record
+    describes (where it is now: a re-delivered copy is read at its new path)."""
+    if inputs.get("ms"):
+        return str(inputs["ms"])
+    return read_fingerprints(inputs["fingerprints"])[0]

@@ -19,9 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-
-QA_SCHEMA_VERSION = "1.0"
+from .. import __version__
+from ..errors import fail
 
 
 def provenance(inputs: dict[str, str] | None = None, config_hash: str | None = None) -> dict:
@@ -87,11 +86,6 @@ def write_json(path: str | os.PathLike, document: dict) -> None:
         partial.write_text(json.dumps(_jsonable(document), indent=2, sort_keys=False) + "\n")
 
 
-def write_qa(path: str | os.PathLike, kind: str, body: dict, **envelope) -> None:
-    """A QA document: {schema_version, kind, rule, ...statistics} (resources/schemas/qa.schema.json)."""
-    write_json(path, {"schema_version": QA_SCHEMA_VERSION, "kind": kind, **envelope, **body})
-
-
 @contextlib.contextmanager
 def quiet_zarr_v3() -> Iterator[None]:
     """Silence zarr's notes that fixed-length strings (our Stokes labels) and consolidated metadata
@@ -117,7 +111,8 @@ def write_store(path: str | os.PathLike, variables: dict, attrs: dict, chunks: d
         group = zarr.open_group(partial, mode="w", zarr_format=3, attributes=_jsonable(attrs))
         for name, (dims, data, var_attrs) in variables.items():
             data = np.asarray(data)
-            array = group.create_array(name, shape=data.shape, dtype=data.dtype, chunks=chunks.get(name, data.shape or None),
+            array = group.create_array(name, shape=data.shape, dtype=data.dtype, chunks=chunks.get(name,
+                                                                                                   data.shape or None),
                                        dimension_names=tuple(dims), attributes=_jsonable(var_attrs or {}))
             if data.size:
                 array[...] = data
@@ -139,8 +134,6 @@ def open_dataset(path: str | os.PathLike, what: str):
     have been (e.g. 'cube') if it cannot be opened."""
     import xarray as xr
 
-    from .errors import fail
-
     try:
         with quiet_zarr_v3():
             dataset = xr.open_zarr(path, zarr_format=3, consolidated=True)
@@ -149,3 +142,10 @@ def open_dataset(path: str | os.PathLike, what: str):
     if dataset.attrs.get("complete") is False:
         raise fail(path, f"{what} store is incomplete: an update of it was interrupted; rerun its rule")
     return dataset
+
+
+def write_dataset(dataset, path: str | os.PathLike, encoding: dict | None = None) -> None:
+    """Write an xarray Dataset (dask-backed or not) as a consolidated Zarr v3 store, atomically.
+    Dask computes it with whatever scheduler is active (see stages.tiling.dask_scheduler)."""
+    with atomic_path(path) as partial, quiet_zarr_v3():
+        dataset.to_zarr(partial, mode="w", zarr_format=3, consolidated=True, encoding=encoding or {})

@@ -17,13 +17,14 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from .errors import fail
-from .measurement import SPEED_OF_LIGHT, predict_visibilities
-from .stokes import CORR_NUMBERS, correlations_from_stokes
+from ..constants import ARCSEC, SPEED_OF_LIGHT
+from ..errors import fail
+from ..kernels.stokes import CORR_NUMBERS, correlations_from_stokes
+from ..measurement import predict_visibilities
+from ..options import SimulateOptions
 
 log = logging.getLogger(__name__)
 
-ARCSEC = np.pi / (180 * 3600)
 SIDEREAL_RATE = 1.002737909350795  # sidereal seconds per solar second
 MJD_UNIX_EPOCH_S = 40587 * 86400.0  # casacore TIME is MJD in seconds
 
@@ -121,7 +122,8 @@ def itrf_positions(layout: ArrayLayout) -> np.ndarray:
     from astropy import units as u
     from astropy.coordinates import EarthLocation
 
-    centre = EarthLocation.from_geodetic(layout.longitude_deg * u.deg, layout.latitude_deg * u.deg, layout.height_m * u.m)
+    centre = EarthLocation.from_geodetic(layout.longitude_deg * u.deg, layout.latitude_deg * u.deg,
+                                         layout.height_m * u.m)
     lon, lat = np.deg2rad(layout.longitude_deg), np.deg2rad(layout.latitude_deg)
     east = np.array([-np.sin(lon), np.cos(lon), 0.0])
     north = np.array([-np.sin(lat) * np.cos(lon), -np.sin(lat) * np.sin(lon), np.cos(lat)])
@@ -224,7 +226,8 @@ def simulate_ms(
     )
     shutil.rmtree(ms_path, ignore_errors=True)
     os.replace(partial, ms_path)
-    log.info("wrote %s: %d rows x %d channels x %d correlations (%s feeds)", ms_path, len(uvw), nchan, len(corr_names), feeds)
+    log.info("wrote %s: %d rows x %d channels x %d correlations (%s feeds)", ms_path, len(uvw), nchan, len(corr_names),
+             feeds)
     return {
         "ms": str(ms_path),
         "rows": int(len(uvw)),
@@ -235,7 +238,8 @@ def simulate_ms(
     }
 
 
-def _write_ms(path, *, data, uvw, time, ant1, ant2, integration_s, freqs, chan_width_hz, corr_names, ra, dec, array, noise_jy):
+def _write_ms(path, *, data, uvw, time, ant1, ant2, integration_s, freqs, chan_width_hz, corr_names, ra, dec, array,
+              noise_jy):
     from casacore.tables import default_ms, makearrcoldesc, maketabdesc, table
 
     nrow, nchan, ncorr = data.shape
@@ -244,8 +248,10 @@ def _write_ms(path, *, data, uvw, time, ant1, ant2, integration_s, freqs, chan_w
     rows_per_tile = max(1, min(nrow, 65536 // ncorr))
     tile = {"DEFAULTTILESHAPE": np.array([ncorr, 1, rows_per_tile], dtype=np.int32)}
     desc = maketabdesc([
-        makearrcoldesc("DATA", 0j, shape=[nchan, ncorr], valuetype="complex", datamanagertype="TiledColumnStMan", datamanagergroup="TiledData"),
-        makearrcoldesc("FLAG", False, shape=[nchan, ncorr], valuetype="boolean", datamanagertype="TiledColumnStMan", datamanagergroup="TiledFlag"),
+        makearrcoldesc("DATA", 0j, shape=[nchan, ncorr], valuetype="complex", datamanagertype="TiledColumnStMan",
+                       datamanagergroup="TiledData"),
+        makearrcoldesc("FLAG", False, shape=[nchan, ncorr], valuetype="boolean", datamanagertype="TiledColumnStMan",
+                       datamanagergroup="TiledFlag"),
         makearrcoldesc("WEIGHT", 1.0, shape=[ncorr], valuetype="float"),
         makearrcoldesc("SIGMA", 1.0, shape=[ncorr], valuetype="float"),
     ])
@@ -354,3 +360,9 @@ def _write_ms(path, *, data, uvw, time, ant1, ant2, integration_s, freqs, chan_w
         t.putcol("SUB_TYPE", ["SIMULATOR"])
         t.putcol("TYPE_ID", np.zeros(1, dtype=np.int32))
         t.putcol("MODE_ID", np.zeros(1, dtype=np.int32))
+
+
+def simulate(ms_path: str | os.PathLike, skymodel: str | os.PathLike, layout: str | os.PathLike,
+             options: SimulateOptions = SimulateOptions()) -> dict:
+    """The simulate stage: the demo observation of ``skymodel`` by ``layout`` as ``options`` describe it."""
+    return simulate_ms(ms_path, skymodel, layout, **dataclasses.asdict(options))

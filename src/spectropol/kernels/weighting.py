@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .measurement import SPEED_OF_LIGHT
+from ..constants import SPEED_OF_LIGHT
 
 
 def gridded_weight_density(uvw: np.ndarray, freq: float, weight: np.ndarray, npix: int, cell_rad: float):

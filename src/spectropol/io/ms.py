@@ -1,4 +1,4 @@
-"""Reading Measurement Sets: what is in one (inspect_ms) and one channel of it (read_channel).
+"""Reading Measurement Sets: what is in one (select_data) and one channel of it (read_channel).
 
 Only the selected spectral window and field are read, cross-correlations only, and a channel is
 read as a column slice so that its cost does not grow with the number of channels.
@@ -12,15 +12,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import fail
-from .stokes import CORR_CODES, feed_basis
+from ..errors import fail
+from ..kernels.stokes import CORR_CODES, feed_basis, stokes_matrix
 
 log = logging.getLogger(__name__)
 
 REQUIRED_SUBTABLES = ("ANTENNA", "DATA_DESCRIPTION", "FIELD", "POLARIZATION", "SPECTRAL_WINDOW")
 
 
-def _open(path: str, name: str | None = None):
+def open_table(path: str, name: str | None = None):
     """Open the MS (or one of its subtables) read-only with a one-line error if it cannot be read."""
     from casacore.tables import table
 
@@ -47,7 +47,7 @@ def channel_frequencies(ms_path: str, spw: int | None = None) -> np.ndarray:
     reads only the SPECTRAL_WINDOW subtable, so the workflow can call it while building the DAG."""
     if not os.path.isdir(ms_path):
         raise fail(ms_path, "Measurement Set not found")
-    with _open(ms_path, "SPECTRAL_WINDOW") as spw_table:
+    with open_table(ms_path, "SPECTRAL_WINDOW") as spw_table:
         nspw = spw_table.nrows()
         if nspw == 0:
             raise fail(ms_path, "SPECTRAL_WINDOW subtable is empty")
@@ -55,26 +55,39 @@ def channel_frequencies(ms_path: str, spw: int | None = None) -> np.ndarray:
         return np.asarray(spw_table.getcell("CHAN_FREQ", spw), dtype=np.float64)
 
 
+def correlation_names(ms_path: str, polarization_id: int) -> tuple[str, ...]:
+    """Correlation names (XX, XY, ... or RR, RL, ...) of a POLARIZATION row, with a one-line error
+    when they are not one feed basis we know."""
+    with open_table(ms_path, "POLARIZATION") as t:
+        codes = t.getcell("CORR_TYPE", int(polarization_id))
+    try:
+        names = tuple(CORR_CODES[int(c)] for c in codes)
+        feed_basis(names)
+    except (KeyError, ValueError):
+        raise fail(ms_path,
+                   f"CORR_TYPE {list(map(int, codes))} is not linear (XX..YY) or circular (RR..LL) feeds") from None
+    return names
+
+
 def stokes_available(ms_path: str, spw: int | None = None) -> tuple[str, ...]:
     """The Stokes parameters the correlations of ``spw`` can form (I, Q with XX, YY only). Cheap:
     reads only the small POLARIZATION and DATA_DESCRIPTION subtables."""
-    from .stokes import stokes_matrix
-
     if not os.path.isdir(ms_path):
         raise fail(ms_path, "Measurement Set not found")
-    with _open(ms_path, "SPECTRAL_WINDOW") as t:
+    with open_table(ms_path, "SPECTRAL_WINDOW") as t:
         spw = _select_one(ms_path, "spw", list(range(t.nrows())), spw)
-    with _open(ms_path, "DATA_DESCRIPTION") as t:
+    with open_table(ms_path, "DATA_DESCRIPTION") as t:
         rows = [r for r in range(t.nrows()) if t.getcell("SPECTRAL_WINDOW_ID", r) == spw]
         if not rows:
             raise fail(ms_path, f"no DATA_DESCRIPTION row refers to spectral window {spw}")
         pol_id = int(t.getcell("POLARIZATION_ID", rows[0]))
-    with _open(ms_path, "POLARIZATION") as t:
-        codes = t.getcell("CORR_TYPE", pol_id)
-    try:
-        return stokes_matrix([CORR_CODES[int(c)] for c in codes])[1]
-    except (KeyError, ValueError):
-        raise fail(ms_path, f"CORR_TYPE {list(map(int, codes))} is not linear (XX..YY) or circular (RR..LL) feeds") from None
+    return stokes_matrix(correlation_names(ms_path, pol_id))[1]
+
+
+def selection_where(ddid: int, field: int) -> str:
+    """The TaQL condition of the rows the workflow reads: one data description and field, and
+    cross-correlations only. Values are integers we produced, never text from a file."""
+    return f"DATA_DESC_ID=={int(ddid)} AND FIELD_ID=={int(field)} AND ANTENNA1!=ANTENNA2"
 
 
 @dataclass(frozen=True)
@@ -115,11 +128,10 @@ class Selection:
 
     @property
     def taql(self) -> str:
-        # Values are integers we produced, never text from a file.
-        return f"DATA_DESC_ID=={int(self.ddid)} AND FIELD_ID=={int(self.field)} AND ANTENNA1!=ANTENNA2"
+        return selection_where(self.ddid, self.field)
 
 
-def inspect_ms(ms_path: str, column: str = "DATA", spw: int | None = None, field: int | None = None) -> Selection:
+def select_data(ms_path: str, column: str = "DATA", spw: int | None = None, field: int | None = None) -> Selection:
     """Check that ``ms_path`` has what imaging needs and describe the selected data.
 
     Raises SpectropolError (one line naming the MS) for a missing MS, subtable or column, an
@@ -127,7 +139,7 @@ def inspect_ms(ms_path: str, column: str = "DATA", spw: int | None = None, field
     """
     if not os.path.isdir(ms_path):
         raise fail(ms_path, "Measurement Set not found")
-    main = _open(ms_path)
+    main = open_table(ms_path)
     try:
         present = {os.path.basename(s) for s in main.getsubtables()}
         for name in REQUIRED_SUBTABLES:
@@ -142,9 +154,9 @@ def inspect_ms(ms_path: str, column: str = "DATA", spw: int | None = None, field
             raise fail(ms_path, "main table has no rows")
 
         freqs = channel_frequencies(ms_path, spw)
-        with _open(ms_path, "SPECTRAL_WINDOW") as t:
+        with open_table(ms_path, "SPECTRAL_WINDOW") as t:
             spw = _select_one(ms_path, "spw", list(range(t.nrows())), spw)
-        with _open(ms_path, "DATA_DESCRIPTION") as t:
+        with open_table(ms_path, "DATA_DESCRIPTION") as t:
             spw_of_dd = t.getcol("SPECTRAL_WINDOW_ID")
             pol_of_dd = t.getcol("POLARIZATION_ID")
         used_dd = np.unique(main.getcol("DATA_DESC_ID"))
@@ -152,29 +164,23 @@ def inspect_ms(ms_path: str, column: str = "DATA", spw: int | None = None, field
         if not matching:
             raise fail(ms_path, f"has no rows in spectral window {spw}")
         ddid = matching[0]
-        with _open(ms_path, "POLARIZATION") as t:
-            codes = t.getcell("CORR_TYPE", int(pol_of_dd[ddid]))
-        try:
-            corr_names = tuple(CORR_CODES[int(c)] for c in codes)
-            feed_basis(corr_names)
-        except (KeyError, ValueError):
-            raise fail(ms_path, f"CORR_TYPE {list(map(int, codes))} is not linear (XX..YY) or circular (RR..LL) feeds") from None
+        corr_names = correlation_names(ms_path, int(pol_of_dd[ddid]))
 
         used_fields = [int(f) for f in np.unique(main.getcol("FIELD_ID"))]
         field = _select_one(ms_path, "field", used_fields, field)
-        with _open(ms_path, "FIELD") as t:
+        with open_table(ms_path, "FIELD") as t:
             phase_dir = np.asarray(t.getcell("PHASE_DIR", field)).reshape(-1, 2)[0]
             field_name = str(t.getcell("NAME", field))
 
         telescope = ""
         if "OBSERVATION" in present:
-            with _open(ms_path, "OBSERVATION") as t:
+            with open_table(ms_path, "OBSERVATION") as t:
                 if t.nrows():
                     telescope = str(t.getcell("TELESCOPE_NAME", 0))
 
         from casacore.tables import taql
 
-        selected = taql(f"SELECT UVW, TIME FROM $main WHERE DATA_DESC_ID=={ddid} AND FIELD_ID=={field} AND ANTENNA1!=ANTENNA2")
+        selected = taql(f"SELECT UVW, TIME FROM $main WHERE {selection_where(ddid, field)}")
         nrows = selected.nrows()
         if nrows == 0:
             raise fail(ms_path, f"has no cross-correlations in spw {spw}, field {field}")
@@ -213,7 +219,7 @@ def read_channel(selection: Selection, channel: int) -> ChannelData:
 
     if not 0 <= channel < len(selection.freqs):
         raise fail(selection.ms, f"channel {channel} is outside spw {selection.spw} (0..{len(selection.freqs) - 1})")
-    main = _open(selection.ms)
+    main = open_table(selection.ms)
     try:
         sub = taql(f"SELECT FROM $main WHERE {selection.taql}")
         ncorr = len(selection.corr_names)

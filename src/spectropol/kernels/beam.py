@@ -75,7 +75,8 @@ def beam_from_covariance(covariance: np.ndarray) -> dict:
     values = np.clip(values, 0.0, None)
     major = vectors[:, 1]
     bpa = (np.rad2deg(np.arctan2(major[0], major[1])) + 90.0) % 180.0 - 90.0
-    return {"bmaj_deg": float(np.sqrt(values[1]) * FWHM_PER_SIGMA), "bmin_deg": float(np.sqrt(values[0]) * FWHM_PER_SIGMA),
+    return {"bmaj_deg": float(np.sqrt(values[1]) * FWHM_PER_SIGMA),
+            "bmin_deg": float(np.sqrt(values[0]) * FWHM_PER_SIGMA),
             "bpa_deg": float(bpa)}
 
 

@@ -23,12 +23,12 @@ from contextlib import contextmanager
 from functools import cache, partial
 from pathlib import Path
 
-from .errors import fail
+from ..errors import fail
+from .documents import schema
 
 log = logging.getLogger(__name__)
 
 MESSAGE_SCHEMA_VERSION = "1.0"
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "resources" / "schemas"
 # Credentials come from the environment only, never from a command line or a config file.
 USERNAME_VARIABLE = "SPECTROPOL_KAFKA_USERNAME"
 PASSWORD_VARIABLE = "SPECTROPOL_KAFKA_PASSWORD"
@@ -59,7 +59,7 @@ def _validator():
     import jsonschema
     from referencing import Registry, Resource
 
-    schemas = [json.loads((SCHEMA_DIR / name).read_text()) for name in ("qa-message.schema.json", "qa.schema.json")]
+    schemas = [schema("qa-message"), schema("qa")]
     registry = Registry().with_resources((s["$id"], Resource.from_contents(s)) for s in schemas)
     return jsonschema.Draft202012Validator(schemas[0], registry=registry)
 
@@ -88,7 +88,9 @@ def client_config(bootstrap_servers: str, *, security_protocol: str = "PLAINTEXT
     if sasl_mechanism:
         username, password = os.environ.get(USERNAME_VARIABLE), os.environ.get(PASSWORD_VARIABLE)
         if not username or not password:
-            raise fail(None, f"SASL mechanism {sasl_mechanism} needs {USERNAME_VARIABLE} and {PASSWORD_VARIABLE} in the environment")
+            raise fail(None,
+                       f"SASL mechanism {sasl_mechanism} needs {USERNAME_VARIABLE} and {PASSWORD_VARIABLE} "
+                       "in the environment")
         config |= {"sasl.mechanism": sasl_mechanism, "sasl.username": username, "sasl.password": password}
     return config | extra
 

@@ -1,12 +1,25 @@
-"""Running Dask graphs inside a workflow job: the scheduler the config asks for, with progress
-reported in the job's log."""
+"""The skeleton of the array stages (moments, RM synthesis, RM-CLEAN, peaks): Dask over spatial
+tiles that each hold the whole spectral (or Faraday-depth) axis, so that memory per task is set by
+``chunk_mb`` and never by the number of channels; the scheduler the config asks for, with progress
+in the job's log; the product written atomically, then its QA document."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..io.stores import write_dataset
+from ..options import DaskOptions
+from ..qa.documents import write_qa
+
+if TYPE_CHECKING:
+    import dask.array
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +44,8 @@ class _ProgressLog:
                 now = time.monotonic()
                 if now - outer.last >= every_s:
                     outer.last = now
-                    log.info("%s: %d of %d tasks done (%.0f%%)", label, outer.done, outer.total, 100.0 * outer.done / max(outer.total, 1))
+                    log.info("%s: %d of %d tasks done (%.0f%%)", label, outer.done, outer.total,
+                             100.0 * outer.done / max(outer.total, 1))
 
             def _finish(self, dsk, state, errored):
                 log.info("%s: %d tasks finished%s", label, outer.done, " with an error" if errored else "")
@@ -62,8 +76,6 @@ def dask_scheduler(scheduler: str = "threads", nthreads: int = 1, label: str = "
 def tile_side(npix_y: int, npix_x: int, bytes_per_pixel: float, chunk_mb: float, align: int | None = None) -> int:
     """Side of a square spatial tile of about chunk_mb for an array stage; with ``align`` (the stored
     chunk), a divisor or multiple of it, so that each task reads whole stored chunks."""
-    import numpy as np
-
     side = max(8, min(max(npix_y, npix_x), int(np.sqrt(chunk_mb * 1e6 / bytes_per_pixel))))
     if align:
         if side >= align:
@@ -73,3 +85,24 @@ def tile_side(npix_y: int, npix_x: int, bytes_per_pixel: float, chunk_mb: float,
                 align //= 2
             side = align
     return side
+
+
+def map_tiles(function: Callable, arrays: Sequence, side: int, leading: tuple[int, ...], dtype) -> dask.array.Array:
+    """``function`` over square spatial tiles of ``side`` pixels of ``arrays`` (each (n, y, x), the
+    whole first axis in every tile); each call returns ``leading`` + the tile's (y, x) shape."""
+    import dask.array as da
+
+    tiles = [a.rechunk((a.shape[0], side, side)) for a in arrays]
+    chunks = tuple((n,) for n in leading) + tiles[0].chunks[1:]
+    return da.map_blocks(function, *tiles, dtype=dtype, chunks=chunks, drop_axis=0, new_axis=list(range(len(leading))))
+
+
+def write_array_product(dataset, out_store: str | os.PathLike, qa_path: str | os.PathLike, summarise: Callable,
+                        *, kind: str, rule: str, dask: DaskOptions, label: str, encoding: dict | None = None):
+    """Compute ``dataset`` (dask-backed) under the configured scheduler into ``out_store``
+    atomically, then write the QA document of ``summarise(out_store)``, a stage's result; return it."""
+    with dask_scheduler(dask.scheduler, dask.threads, label):
+        write_dataset(dataset, out_store, encoding)
+    result = summarise(out_store)
+    write_qa(qa_path, kind, result, rule)
+    return result

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .products import write_json
-from .qa import read_qa_documents
-from .qa_messages import validation_error
+from ..io.stores import atomic_path, write_json
+from .documents import read_qa_documents
+from .messages import validation_error
 
 log = logging.getLogger(__name__)
 
@@ -175,14 +175,14 @@ def plot_summary(summary: dict, path: str | os.PathLike) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .products import atomic_path
-
     channels = [e for e in summary["per_channel"] if "rms" in e]
     fig, axes = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
     x = np.array([e.get("freq_hz") or np.nan for e in channels]) / 1e6
     for stokes in summary["median_rms"]:
-        rms = np.array([e["rms"].get(stokes) if e["rms"].get(stokes) is not None else np.nan for e in channels], dtype=float)
-        peak = np.array([e["peak"].get(stokes) if e["peak"].get(stokes) is not None else np.nan for e in channels], dtype=float)
+        rms = np.array([e["rms"].get(stokes) if e["rms"].get(stokes) is not None else np.nan for e in channels],
+                       dtype=float)
+        peak = np.array([e["peak"].get(stokes) if e["peak"].get(stokes) is not None else np.nan for e in channels],
+                        dtype=float)
         axes[0].plot(x, rms, ".-", label=stokes)
         axes[1].plot(x, np.abs(peak), ".-", label=stokes)
     outlier_channels = {o["channel"] for o in summary["outliers"]}

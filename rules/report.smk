@@ -1,0 +1,30 @@
+# Report: figures of the maps and Faraday spectra for `snakemake --report report.html`.
+
+
+rule report_figures:
+    input:
+        cube=rules.gather_cube.output.cube,
+        moments=rules.faraday_moments.output.moments,
+        peaks=rules.faraday_peaks.output.peaks,
+        fdf_dirty=rules.rm_synthesis.output.fdf,
+        fdf_clean=rules.rm_clean.output.fdf if PLAN.rm_clean else [],
+        catalogue=rules.catalogue.output.ecsv,
+    output:
+        maps=report(f"{RESULTS}/report/maps.png", caption="../resources/report/maps.rst", category="Maps"),
+        moments=report(f"{RESULTS}/report/moments.png", caption="../resources/report/moments.rst", category="Maps"),
+        peak_rm=report(f"{RESULTS}/report/peak_rm.png", caption="../resources/report/peak_rm.rst", category="Maps"),
+        rmsf=report(f"{RESULTS}/report/rmsf.png", caption="../resources/report/rmsf.rst", category="Faraday depth"),
+        spectra=report(f"{RESULTS}/report/fdf_spectra.png", caption="../resources/report/spectra.rst",
+                       category="Faraday depth"),
+    log:
+        "logs/report_figures.log",
+    benchmark:
+        "logs/benchmark/report_figures.tsv"
+    threads: 1
+    resources:
+        runtime=30,
+        mem_mb=PLAN.report_mem_mb(),
+    conda:
+        "../envs/spectropol.yaml"
+    script:
+        "../scripts/report_figures.py"

@@ -1,0 +1,6 @@
+from spectropol.logs import to_file
+from spectropol.options import SelectionOptions
+from spectropol.stages.inspect import fingerprint_ms
+
+with to_file(snakemake.log[0]):
+    fingerprint_ms(snakemake.input.ms, snakemake.output.record, SelectionOptions(**snakemake.params.selection))

@@ -1,0 +1,59 @@
+"""The cube as later stages read it: a labelled Zarr store (freq, stokes, y, x) with per-channel
+beams and rms, opened lazily; and a writer of in-memory cubes in the same layout, so that cubes
+made elsewhere (or in tests) can enter the Faraday stages."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..constants import STOKES
+from ..errors import fail
+from ..kernels.statistics import mad_rms
+from .stores import atomic_path, open_dataset, provenance, quiet_zarr_v3
+
+
+def stored_chunk(cube) -> int:
+    """Side of the cube's stored spatial chunks, so that array stages read whole chunks."""
+    image = cube.attrs["image"]
+    return cube[image].encoding.get("chunks", (1, 1, cube.sizes["y"], cube.sizes["x"]))[-1]
+
+
+def require_linear_polarisation(cube, cube_store) -> None:
+    """The Faraday stages need Stokes Q and U; say so plainly when the data could not form them."""
+    present = cube.attrs.get("stokes_present", list(STOKES))
+    if not {"Q", "U"} <= set(present):
+        raise fail(cube_store, f"holds Stokes {', '.join(present)} only (the MS lacks cross-hand correlations); "
+                               "Faraday stages need Q and U")
+
+
+def write_cube(cube_store: str | os.PathLike, data: np.ndarray, freqs: np.ndarray, wcs: dict, *,
+               rms: np.ndarray | None = None,
+               beams: np.ndarray | None = None, chunk: int = 256, image: str = "dirty") -> None:
+    """Write an in-memory cube (freq, stokes I/Q/U/V, y, x) in the layout gather_cube produces, so
+    that cubes from elsewhere (or made in tests) can enter the Faraday stages. ``rms`` (freq, stokes)
+    defaults to the MAD rms of each plane; ``beams`` (freq, 3: bmaj, bmin, bpa in deg) to NaN."""
+    import xarray as xr
+
+    nfreq = data.shape[0]
+    if rms is None:
+        rms = np.array([[mad_rms(plane) for plane in channel] for channel in data], dtype=np.float32)
+    beams = np.full((nfreq, 3), np.nan) if beams is None else np.asarray(beams)
+    dataset = xr.Dataset(
+        {image: (("freq", "stokes", "y", "x"), np.asarray(data, dtype=np.float32), {"units": "Jy/beam"}),
+         "rms": (("freq", "stokes"), np.asarray(rms, dtype=np.float32), {"units": "Jy/beam"}),
+         "bmaj": ("freq", beams[:, 0], {"units": "deg"}), "bmin": ("freq", beams[:, 1], {"units": "deg"}),
+         "bpa": ("freq", beams[:, 2], {"units": "deg"})},
+        coords={"freq": ("freq", np.asarray(freqs, dtype=np.float64), {"units": "Hz"}), "stokes": list(STOKES),
+                "channel": ("freq", np.arange(nfreq, dtype=np.int32))},
+        attrs={"image": image, "wcs": wcs, "flagged_channels": [], "provenance": provenance({"source": "arrays"})},
+    )
+    chunks = {"freq": 1, "stokes": 1, "y": min(chunk, data.shape[2]), "x": min(chunk, data.shape[3])}
+    with atomic_path(cube_store) as partial, quiet_zarr_v3():
+        dataset.chunk(chunks).to_zarr(partial, mode="w", zarr_format=3, consolidated=True)
+
+
+def open_cube(cube_store: str | os.PathLike):
+    """The cube as a labelled xarray Dataset (lazy, dask-backed)."""
+    return open_dataset(cube_store, "cube")

@@ -1,0 +1,298 @@
+"""The cube stage: channel images gathered into one labelled Zarr cube (freq, stokes, y, x), and
+FITS cubes for DS9, CARTA and astropy.
+
+The cube is chunked (1, 1, chunk, chunk): each channel is written once, without touching the
+others, and a reader that wants the whole spectral axis of a spatial tile (moments, RM synthesis)
+reads one column of chunks. Memory is one channel image, whatever the number of channels.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..constants import STOKES
+from ..errors import fail
+from ..io.channels import read_channel_attrs, read_channel_image
+from ..io.cube import open_cube
+from ..io.fits import write_planes
+from ..io.stores import atomic_path, provenance, quiet_zarr_v3
+from ..io.wcs import beam_keywords, spectral_axis, stokes_axis
+from ..kernels.beam import common_beam as find_common_beam
+from ..kernels.beam import convolve_to_beam
+from ..kernels.statistics import mad_rms
+from ..options import CubeOptions
+from ..qa.documents import write_qa
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class CubeResult:
+    """The cube stage's QA figures."""
+
+    channels: int
+    freq_min_hz: float
+    freq_max_hz: float
+    flagged_channels: list[int]
+    excluded_channels: list[int]
+    rms_median: dict
+    beam_bmaj_deg_range: list[float] | None
+    planes_written: int = 0
+
+
+@dataclasses.dataclass
+class _ChannelTables:
+    """The per-channel arrays of a cube beside its image planes."""
+
+    freqs: np.ndarray
+    channels: np.ndarray
+    beams: np.ndarray  # (nchan, 3): bmaj, bmin, bpa in deg
+    rms: np.ndarray    # (nchan, nstokes) Jy/beam
+
+
+def _nan_beam(beam: dict) -> dict:
+    return {k: np.nan if v is None else v for k, v in beam.items()}
+
+
+def _planes_of(attrs: list[dict], spectral_window, cube_store) -> tuple[list[int], int]:
+    """The cube plane of each channel store, and the number of planes."""
+    if spectral_window is None:
+        return list(range(len(attrs))), len(attrs)
+    nchan = len(spectral_window)
+    planes = [int(a["channel"]) for a in attrs]
+    if len(set(planes)) != len(planes) or not all(0 <= p < nchan for p in planes):
+        raise fail(cube_store, f"channel image stores do not map one to one onto the {nchan} channels")
+    return planes, nchan
+
+
+def _open_for_update(cube_store: str | os.PathLike, layout: dict):
+    """The existing cube's group if it is complete and laid out as ``layout`` says, else None."""
+    import zarr
+
+    if not os.path.isdir(cube_store):
+        return None
+    try:
+        with quiet_zarr_v3():
+            group = zarr.open_group(cube_store, mode="r+", zarr_format=3)
+            attrs = dict(group.attrs)
+    except (FileNotFoundError, KeyError, ValueError):
+        return None
+    if attrs.get("complete") is not True or attrs.get("layout") != json.loads(json.dumps(layout)):
+        return None
+    return group
+
+
+def _fill_planes(array, tables: _ChannelTables, planes_to_write, image: str, npix: int, target, cell_rad) -> None:
+    """Copy each (plane, store) of ``planes_to_write`` into the cube array and its channel tables,
+    convolving to the common beam ``target`` when there is one."""
+    for p, store in planes_to_write:
+        planes, store_attrs = read_channel_image(store, image)
+        if planes.shape[-2:] != (npix, npix):
+            raise fail(store,
+                       f"image size {planes.shape[-2]}x{planes.shape[-1]} differs from the first channel's "
+                       f"{npix}x{npix}")
+        beam = _nan_beam(store_attrs["beam"])
+        if target is not None and np.isfinite(beam["bmaj_deg"]):
+            planes = convolve_to_beam(planes, beam, target, cell_rad)
+            beam = target
+        array[p] = planes
+        tables.freqs[p] = store_attrs["freq_hz"]
+        tables.channels[p] = store_attrs["channel"]
+        tables.beams[p] = [beam["bmaj_deg"], beam["bmin_deg"], beam["bpa_deg"]]
+        tables.rms[p] = [mad_rms(plane) for plane in planes]
+
+
+def gather_cube(image_stores: Sequence[str | os.PathLike], cube_store: str | os.PathLike, qa_path: str | os.PathLike,
+                options: CubeOptions = CubeOptions(), *, spectral_window: Sequence[float] | None = None,
+                update: bool = False, rule: str = "spectropol") -> CubeResult:
+    """Write the ``options.image`` planes of each channel store into one cube store.
+
+    Without ``spectral_window`` the cube has one plane per store, in the given order. With it (the
+    frequencies of every channel of the spectral window) the cube has one plane per channel and
+    each store goes to the plane of its channel number; channels without a store (excluded) are NaN
+    planes, listed in the attributes.
+
+    The cube carries per-channel beams (bmaj, bmin, bpa in deg) and the MAD rms of each plane
+    (``rms``, Jy/beam), which later stages use as channel noise. With ``common_beam`` every channel
+    is first convolved to one beam that contains all of theirs (needed for RM synthesis of resolved
+    emission across a wide band); the cube's beams are then all that beam.
+
+    With ``update``, an existing complete cube of the same layout (planes, image kind, chunks,
+    WCS, common beam) is updated in place: only planes whose channel store is not the one it was
+    made from are rewritten. Otherwise the cube is written whole, under a temporary name.
+    """
+    image = options.image
+    attrs = [read_channel_attrs(store) for store in image_stores]
+    first_attrs = attrs[0]
+    planes_of, nchan = _planes_of(attrs, spectral_window, cube_store)
+    target = None
+    if options.common_beam:
+        target = find_common_beam([_nan_beam(a["beam"]) for a in attrs])
+        log.info("common beam %.2f x %.2f arcsec, pa %.1f deg", target["bmaj_deg"] * 3600, target["bmin_deg"] * 3600,
+                 target["bpa_deg"])
+    cell_rad = first_attrs["imaging"]["cell_rad"]
+    npix = first_attrs["imaging"]["npix"]
+    chunk = min(options.chunk_px, npix)
+    stored = set(planes_of)
+    excluded = [p for p in range(nchan) if p not in stored]
+    layout = {"nchan": nchan, "npix": npix, "image": image, "chunk": chunk, "wcs": first_attrs["wcs"],
+              "common_beam": target, "excluded": excluded}
+    plane_ids = [None] * nchan
+    for p, a in zip(planes_of, attrs):
+        plane_ids[p] = a["provenance"].get("product_id")
+
+    existing = _open_for_update(cube_store, layout) if update else None
+    if existing is None:
+        tables = _ChannelTables(
+            freqs=np.array(spectral_window, dtype=np.float64) if spectral_window is not None else np.full(nchan,
+                                                                                                          np.nan),
+            channels=np.arange(nchan, dtype=np.int32), beams=np.full((nchan, 3), np.nan),
+            rms=np.full((nchan, len(STOKES)), np.nan, dtype=np.float32))
+        to_write = list(zip(planes_of, image_stores))
+        with atomic_path(cube_store) as partial:
+            array = _create_cube_array(partial, image, nchan, npix, chunk)
+            for p in excluded:
+                array[p] = np.nan
+            _fill_planes(array, tables, to_write, image, npix, target, cell_rad)
+            result = _finish_cube(partial, image, tables, plane_ids, layout, first_attrs, image_stores, new=True)
+    else:
+        import zarr
+
+        old_ids = existing.attrs["plane_ids"]
+        to_write = [(p, store) for p, store in zip(planes_of, image_stores) if old_ids[p] != plane_ids[p]]
+        log.info("updating %d of %d planes of %s in place", len(to_write), nchan, cube_store)
+        with quiet_zarr_v3():
+            existing.attrs["complete"] = False
+            zarr.consolidate_metadata(cube_store, zarr_format=3)
+            tables = _ChannelTables(
+                freqs=existing["freq"][...], channels=existing["channel"][...],
+                beams=np.column_stack([existing[k][...] for k in ("bmaj", "bmin", "bpa")]), rms=existing["rms"][...])
+        _fill_planes(existing[image], tables, to_write, image, npix, target, cell_rad)
+        result = _finish_cube(Path(cube_store), image, tables, plane_ids, layout, first_attrs, image_stores, new=False)
+    result.planes_written = len(to_write)
+    write_qa(qa_path, "cube", result, rule)
+    log.info("cube %s: %d channels (%d written), %d fully flagged, %d excluded", cube_store, nchan, len(to_write),
+             len(result.flagged_channels), len(excluded))
+    return result
+
+
+def _create_cube_array(path: Path, image: str, nchan: int, npix: int, chunk: int):
+    """An empty cube store at ``path`` with the image variable laid out (1, 1, chunk, chunk)."""
+    import dask.array as da
+    import xarray as xr
+    import zarr
+
+    template = xr.Dataset(
+        {image: (("freq", "stokes", "y", "x"), da.zeros((nchan, len(STOKES), npix, npix), dtype=np.float32,
+                                                          chunks=(1, 1, chunk, chunk)),
+                 {"units": "Jy/beam", "description": f"{image} image cube"})},
+        coords={"stokes": list(STOKES)},
+    )
+    with quiet_zarr_v3():
+        template.to_zarr(path, mode="w", zarr_format=3, compute=False, consolidated=False,
+                         encoding={image: {"chunks": (1, 1, chunk, chunk)}})
+    return zarr.open_array(path / image, mode="r+")
+
+
+def _finish_cube(path: Path, image: str, tables: _ChannelTables, plane_ids, layout, first_attrs, image_stores,
+                 *, new: bool) -> CubeResult:
+    """Checks, the per-channel arrays and attributes of a cube whose planes are written."""
+    import xarray as xr
+    import zarr
+
+    freqs, channels, beams, rms = tables.freqs, tables.channels, tables.beams, tables.rms
+    nchan = len(freqs)
+    excluded = set(layout["excluded"])
+    flagged = [int(channels[p]) for p in range(nchan) if p not in excluded and not np.isfinite(rms[p, 0])]
+    if len(flagged) + len(excluded) == nchan:
+        raise fail(first_attrs.get("ms", image_stores[0]),
+                   f"every one of its {nchan - len(excluded)} channels is flagged or has no positive weight: "
+                   "nothing to image")
+    if np.any(np.diff(freqs) <= 0):
+        raise fail(path, "channel frequencies are not increasing; the channel list is out of order")
+    if new:
+        extra = xr.Dataset(
+            {
+                "bmaj": ("freq", beams[:, 0], {"units": "deg"}),
+                "bmin": ("freq", beams[:, 1], {"units": "deg"}),
+                "bpa": ("freq", beams[:, 2], {"units": "deg", "description": "east of north"}),
+                "rms": (("freq", "stokes"), rms, {"units": "Jy/beam", "description": "MAD-based rms of each plane"}),
+            },
+            coords={"freq": ("freq", freqs, {"units": "Hz"}), "channel": ("freq", channels), "stokes": list(STOKES)},
+        )
+        with quiet_zarr_v3():
+            extra.to_zarr(path, mode="a", zarr_format=3, consolidated=False)
+    with quiet_zarr_v3():
+        group = zarr.open_group(path, mode="r+")
+        if not new:
+            for k, name in enumerate(("bmaj", "bmin", "bpa")):
+                group[name][...] = beams[:, k]
+            group["rms"][...] = rms
+        group.attrs.update({
+            "wcs": first_attrs["wcs"], "image": image, "flagged_channels": flagged,
+            "excluded_channels": layout["excluded"],
+            "stokes_present": first_attrs.get("stokes_present", list(STOKES)),
+            "common_beam": layout["common_beam"], "layout": layout, "plane_ids": plane_ids,
+            "provenance": provenance({"channel_images": f"{len(image_stores)} stores, first {image_stores[0]}"}),
+            "complete": True,
+        })
+        zarr.consolidate_metadata(path, zarr_format=3)
+    finite_rms = np.isfinite(rms)
+    return CubeResult(
+        channels=nchan, freq_min_hz=float(np.nanmin(freqs)), freq_max_hz=float(np.nanmax(freqs)),
+        flagged_channels=flagged, excluded_channels=layout["excluded"],
+        rms_median={s: float(np.nanmedian(rms[:, k])) if finite_rms[:, k].any() else None for k,
+                    s in enumerate(STOKES)},
+        beam_bmaj_deg_range=([float(np.nanmin(beams[:, 0])), float(np.nanmax(beams[:, 0]))]
+                             if np.isfinite(beams[:, 0]).any() else None),
+    )
+
+
+def _beams_table(beams: np.ndarray):
+    """A CASA-style BEAMS table of per-channel beams (arcsec, deg) for a one-Stokes cube."""
+    from astropy.io import fits
+
+    nchan = len(beams)
+    table = fits.BinTableHDU.from_columns([
+        fits.Column("BMAJ", "1E", "arcsec", array=beams[:, 0] * 3600),
+        fits.Column("BMIN", "1E", "arcsec", array=beams[:, 1] * 3600),
+        fits.Column("BPA", "1E", "deg", array=beams[:, 2]),
+        fits.Column("CHAN", "1J", array=np.arange(nchan, dtype=np.int32)),
+        fits.Column("POL", "1J", array=np.zeros(nchan, dtype=np.int32)),
+    ], name="BEAMS")
+    table.header["NCHAN"] = nchan
+    table.header["NPOL"] = 1
+    return table
+
+
+def export_cube_fits(cube_store: str | os.PathLike, fits_paths: dict[str, str | os.PathLike]) -> None:
+    """Write one FITS cube per Stokes (axes RA, DEC, FREQ, STOKES), streamed a channel at a time,
+    with a CASA-style BEAMS table of the per-channel beams."""
+    cube = open_cube(cube_store)
+    image = cube.attrs["image"]
+    freqs = cube["freq"].values
+    if len(freqs) > 1 and not np.allclose(np.diff(freqs), freqs[1] - freqs[0], rtol=1e-6, atol=0):
+        raise fail(cube_store, "channels are not evenly spaced, which a FITS FREQ axis cannot describe")
+    beams = np.column_stack([cube["bmaj"].values, cube["bmin"].values, cube["bpa"].values])
+    finite = np.isfinite(beams[:, 0])
+    for stokes, path in fits_paths.items():
+        keywords = {"SIMPLE": True, "BITPIX": -32, "NAXIS": 4, "NAXIS1": cube.sizes["x"], "NAXIS2": cube.sizes["y"],
+                    "NAXIS3": len(freqs), "NAXIS4": 1, "EXTEND": True}
+        keywords |= cube.attrs["wcs"] | spectral_axis(3, freqs) | stokes_axis(4, [stokes])
+        keywords |= {"BUNIT": "Jy/beam", "BTYPE": "Intensity", "ORIGIN": "spectropol"}
+        if finite.any():
+            # Primary beam keywords: the largest beam, the one all channels can be convolved to.
+            keywords |= beam_keywords(dict(zip(("bmaj_deg", "bmin_deg", "bpa_deg"), beams[np.nanargmax(beams[:, 0])])))
+            keywords["CASAMBM"] = True
+        keywords["PROVENANCE"] = cube.attrs["provenance"]
+        k = list(cube["stokes"].values).index(stokes)
+        planes = (cube[image][c, k].values for c in range(len(freqs)))
+        write_planes(path, keywords, planes, [_beams_table(beams)] if finite.any() else [])
+        log.info("wrote %s", path)

@@ -1,0 +1,190 @@
+"""The image stage: weighted dirty images of Stokes I, Q, U, V and the PSF of one channel with
+ducc0's wgridder, a restoring beam fitted to the PSF, CLEAN when asked, and QA statistics.
+
+The per-channel store holds one variable per image kind over (stokes, y, x) -- ``dirty``, and
+``model``, ``residual`` and ``restored`` when deconvolution runs -- plus ``psf`` (y, x), the WCS
+header and the beam in its attributes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..constants import STOKES
+from ..io.channels import channel_name, read_channel_vis
+from ..io.stores import config_hash, provenance, write_store
+from ..kernels.beam import fit_restoring_beam
+from ..kernels.clean import cotton_schwab, restore
+from ..kernels.gridding import dirty_image, predict_visibilities
+from ..kernels.statistics import image_statistics
+from ..kernels.weighting import imaging_weights
+from ..options import ChannelSettings, CleanOptions, ImagingOptions
+from ..qa.documents import write_qa
+from .inspect import ImageGeometry, read_inspection
+
+log = logging.getLogger(__name__)
+
+IMAGE_KINDS = {
+    "dirty": ("Jy/beam", "dirty image, PSF peak normalised to 1"),
+    "model": ("Jy/pixel", "clean components"),
+    "residual": ("Jy/beam", "residual image after deconvolution"),
+    "restored": ("Jy/beam", "model convolved with the restoring beam, plus the residual"),
+}
+NAN_BEAM = {"bmaj_deg": float("nan"), "bmin_deg": float("nan"), "bpa_deg": float("nan")}
+
+
+@dataclasses.dataclass
+class ImageResult:
+    """The image stage's QA figures of one channel."""
+
+    channel: int
+    freq_hz: float
+    beam: dict
+    visibilities_used: dict[str, int]
+    flagged_fraction: float
+    stokes: dict
+    imaging: dict
+    clean: dict | None = None
+    restored: dict | None = None
+
+
+def _weighted_dirty_planes(uvw, freq, vis, weight, geometry: ImageGeometry, imaging: ImagingOptions, gridding: dict):
+    """(planes (stokes, y, x), imaging weights per Stokes index, visibilities used per Stokes).
+    Q, U and V share the uv density of Stokes I, so that every Stokes has the same PSF."""
+    npix, cell_rad = geometry.npix, geometry.cell_rad
+    planes = np.full((len(STOKES), npix, npix), np.nan, dtype=np.float32)
+    weights, used = {}, {}
+    for k, stokes in enumerate(STOKES):
+        weights[k] = imaging_weights(uvw, freq, weight[:, k], scheme=imaging.weighting, npix=npix, cell_rad=cell_rad,
+                                     robust=imaging.robust, density_weight=weight[:, 0])
+        used[stokes] = int((weights[k] > 0).sum())
+        if used[stokes]:
+            planes[k] = dirty_image(uvw, freq, vis[:, k], weights[k], npix, cell_rad, **gridding)
+    return planes, weights, used
+
+
+def _psf(uvw, freq, i_weight, geometry: ImageGeometry, imaging: ImagingOptions, gridding: dict,
+         size: int) -> np.ndarray:
+    """The PSF (Stokes I weights) on a ``size`` square image."""
+    psf_weight = imaging_weights(uvw, freq, i_weight, scheme=imaging.weighting, npix=geometry.npix,
+                                 cell_rad=geometry.cell_rad, robust=imaging.robust)
+    return dirty_image(uvw, freq, np.ones(len(uvw), np.complex64), psf_weight, size, geometry.cell_rad, **gridding)
+
+
+def _deconvolve(planes, psf_full, uvw, freq, vis, weights, used, geometry, clean: CleanOptions, beam, gridding, label):
+    """Cotton-Schwab CLEAN of the Stokes planes that have data: (model, residual, restored) as
+    full (stokes, y, x) arrays (NaN where a Stokes is absent) and the CLEAN report."""
+    npix, cell_rad = geometry.npix, geometry.cell_rad
+    present = tuple(s for s in STOKES if used[s])
+    index = [STOKES.index(s) for s in present]
+
+    def residual_of(model: np.ndarray) -> np.ndarray:
+        out = np.empty_like(model)
+        for j, k in enumerate(index):
+            model_vis = predict_visibilities(uvw, freq, model[j], cell_rad, **gridding) if np.any(model[j]) else 0
+            out[j] = dirty_image(uvw, freq, vis[:, k] - model_vis, weights[k], npix, cell_rad, **gridding)
+        return out
+
+    model, residual, report = cotton_schwab(planes[index], psf_full, residual_of, clean, present, label=label)
+    images = {}
+    for name, values in (("model", model), ("residual", residual), ("restored", restore(model, residual, beam,
+                                                                                        cell_rad))):
+        full = np.full_like(planes, np.nan)
+        full[index] = values
+        images[name] = full
+    return images, report
+
+
+def image_channel(vis_store: str | os.PathLike, out_store: str | os.PathLike, qa_path: str | os.PathLike,
+                  geometry: ImageGeometry, settings: ChannelSettings, *, nthreads: int = 1,
+                  rule: str = "spectropol") -> ImageResult:
+    """Image one channel's Stokes visibilities; write the image store and its QA document.
+
+    ``geometry`` is the image size, cell and celestial header shared by all channels (from the
+    inspect stage). With ``settings.clean.niter`` > 0 the channel is deconvolved: the store then
+    also holds model, residual and restored planes, and QA the CLEAN's report."""
+    arrays, vis_attrs = read_channel_vis(vis_store)
+    channel, freq = int(vis_attrs["channel"]), float(vis_attrs["freq_hz"])
+    uvw, vis = arrays["uvw"], arrays["vis"]
+    weight = arrays["weight"].astype(np.float64)
+    imaging, clean = settings.imaging, settings.clean
+    npix, cell_rad = geometry.npix, geometry.cell_rad
+    gridding = dict(wgridding=imaging.wgridding, epsilon=imaging.epsilon, nthreads=nthreads)
+
+    planes, weights, used = _weighted_dirty_planes(uvw, freq, vis, weight, geometry, imaging, gridding)
+    deconvolve = clean.niter > 0 and used["I"] > 0
+    # Deconvolution needs the PSF over twice the field, so that a component anywhere can be
+    # subtracted everywhere; its central part is the image-sized PSF.
+    psf_size = 2 * npix if deconvolve else npix
+    psf_full = _psf(uvw, freq, weight[:, 0], geometry, imaging, gridding, psf_size)
+    start = (psf_size - npix) // 2
+    psf = psf_full[start : start + npix, start : start + npix]
+    beam = fit_restoring_beam(psf, cell_rad) if np.isfinite(psf).all() else dict(NAN_BEAM)
+
+    images = {"dirty": planes}
+    report = None
+    if deconvolve:
+        more, report = _deconvolve(planes, psf_full, uvw, freq, vis, weights, used, geometry, clean, beam, gridding,
+                                   label=f"{vis_store}")
+        images |= more
+    elif clean.niter > 0:
+        # no data in this channel: same planes as its neighbours, all NaN, so the cube can gather it
+        images |= {name: np.full_like(planes, np.nan) for name in ("model", "residual", "restored")}
+
+    params = {"npix": npix, "cell_rad": cell_rad, **dataclasses.asdict(imaging), "clean": dataclasses.asdict(clean)}
+    variables = {name: (("stokes", "y", "x"), values, {"units": IMAGE_KINDS[name][0],
+                                                       "description": IMAGE_KINDS[name][1]})
+                 for name, values in images.items()}
+    write_store(out_store, variables | {
+        "psf": (("y", "x"), np.ascontiguousarray(psf), {"units": "",
+                                                        "description": "point spread function (Stokes I weights)"}),
+        "stokes": (("stokes",), np.array(STOKES), {}),
+    }, {
+        "channel": channel, "freq_hz": freq, "wcs": geometry.wcs, "beam": beam, "imaging": params,
+        "stokes_present": vis_attrs["stokes_present"], "ms": vis_attrs["selection"]["ms"],
+        "provenance": provenance({"vis": str(vis_store)}, config_hash(params)),
+    }, chunks={name: (1, npix, npix) for name in images})
+
+    result = ImageResult(
+        channel=channel, freq_hz=freq, beam=beam, visibilities_used=used,
+        flagged_fraction=float(1.0 - (weight[:, 0] > 0).mean()) if len(weight) else 1.0,
+        stokes={s: image_statistics(planes[k]) for k, s in enumerate(STOKES)}, imaging=params,
+    )
+    if report is not None:
+        result.clean = report
+        result.restored = {s: image_statistics(images["restored"][k]) for k, s in enumerate(STOKES)}
+    write_qa(qa_path, "channel_image", _without_empty(result), rule)
+    log.info("channel %d: Stokes I peak %.4g Jy/beam, rms %.3g; beam %.1f x %.1f arcsec, pa %.1f deg", channel,
+             result.stokes["I"]["peak"], result.stokes["I"]["mad_rms"], beam["bmaj_deg"] * 3600,
+             beam["bmin_deg"] * 3600,
+             beam["bpa_deg"])
+    return result
+
+
+def _without_empty(result: ImageResult) -> dict:
+    """The QA document body: a dirty-only channel has no clean or restored sections at all."""
+    return {k: v for k, v in dataclasses.asdict(result).items() if not (k in ("clean", "restored") and v is None)}
+
+
+def image_block(inspection: str | os.PathLike, vis_dir: str | os.PathLike, channels: Sequence[int],
+                settings: Sequence[ChannelSettings], image_dir: str | os.PathLike, qa_dir: str | os.PathLike, *,
+                width: int, nthreads: int = 1, rule: str = "spectropol") -> list[ImageResult]:
+    """Image each of ``channels`` (with its own settings) from ``vis_dir/NNNNN.zarr`` into
+    ``image_dir/NNNNN.zarr`` with its QA document in ``qa_dir/NNNNN.json``, one after another."""
+    _, geometry = read_inspection(inspection)
+    image_dir, qa_dir = Path(image_dir), Path(qa_dir)
+    image_dir.mkdir(parents=True, exist_ok=True)
+    qa_dir.mkdir(parents=True, exist_ok=True)
+    results = []
+    for channel, channel_settings in zip(channels, settings):
+        name = channel_name(channel, width)
+        results.append(image_channel(Path(vis_dir) / f"{name}.zarr", image_dir / f"{name}.zarr",
+                                     qa_dir / f"{name}.json",
+                                     geometry, channel_settings, nthreads=nthreads, rule=rule))
+    return results
