@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CONSTRAINTS := requirements/constraints.txt
 CORES ?= 2
 
-.PHONY: run test test-fast venv system-deps benchmark clean
+.PHONY: run test test-fast lint venv system-deps benchmark clean
 
 $(BIN)/spectropol: pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,14 @@ system-deps:
 run: venv
 	$(BIN)/snakemake --profile profiles/local --cores $(CORES) --configfile config/config.yaml
 
-test: venv system-deps
+test: venv system-deps lint
 	$(BIN)/pytest -ra
+
+# ruff (pyflakes, import order, line length; pyproject.toml) and Snakemake's own lints, read in an
+# empty folder so that linting writes nothing here.
+lint: venv
+	$(BIN)/ruff check .
+	tmp=$$(mktemp -d) && $(BIN)/snakemake -s $(CURDIR)/Snakefile --directory $$tmp --lint; rc=$$?; rm -rf $$tmp; exit $$rc
 
 test-fast: venv
 	$(BIN)/pytest -ra -m 'not slow'
