@@ -77,6 +77,9 @@ stop() {
     pkill -x slurmctld 2>/dev/null || true
     pkill -x munged 2>/dev/null || true
     rm -rf "$STATE/ctld"/* 2>/dev/null || true
+    # Without its controller, a slurm.conf left behind costs every later `snakemake` about 9 s:
+    # the SLURM executor plugin, imported at start, waits for sacct/scontrol to time out.
+    rm -f "$CONF"
 }
 
 case "${1:-}" in
