@@ -40,7 +40,8 @@ def simulate(ms: Path, layout: Path, nchan: int, ntimes: int) -> None:
 
 
 def run_workflow(workdir: Path, config: dict, targets: list[str], cores: int) -> float:
-    """Run the workflow in ``workdir`` with ``config``; return its wall time in seconds."""
+    """Run the workflow in ``workdir`` with ``config``; return its wall time in seconds. ``targets``
+    are Snakemake arguments: files, or ["--until", "image_channel"] for every job up to a rule."""
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     start = time.perf_counter()
@@ -94,3 +95,14 @@ def write_results(name: str, results: dict, table: str) -> None:
     else:
         text = text.rstrip() + "\n\n" + section + "\n"
     doc.write_text(text)
+
+
+def planned_block(config: dict) -> int:
+    """The channels per job the workflow's automatic blocks choose for ``config`` (merged over the
+    defaults), so that two runs with different settings can share their split jobs."""
+    from spectropol.planning import observe, plan
+
+    merged = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    for section, values in config.items():
+        merged[section] = merged[section] | values if isinstance(values, dict) else values
+    return max(len(channels) for channels in plan(merged, observe(merged)).blocks.values())

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import machine, random_layout, run_workflow, simulate, write_results
+from common import machine, planned_block, random_layout, run_workflow, simulate, write_results
 
 
 def main() -> None:
@@ -37,9 +37,10 @@ def main() -> None:
                   "imaging": {"size": npix, "cell_arcsec": cell_arcsec, "weighting": "briggs", "robust": 0.0,
                               "threads": 1},
                   "clean": {"niter": args.niter, "mgain": 0.8, "gain": 0.1, "auto_threshold": 3.0}}
-        targets = [f"results/channels/{c:05d}" for c in range(nchan)]
-        run_workflow(tmp / "prep", config | {"clean": {"niter": 0}}, [f"work/vis/{c:05d}" for c in range(nchan)],
-                     args.cores)
+        targets = ["--until", "image_channel"]
+        # the blocks the default (automatic) sizing gives with CLEAN, in the preparation run too
+        config["channels"] = {"block": planned_block(config)}
+        run_workflow(tmp / "prep", config | {"clean": {"niter": 0}}, ["--until", "split_channel"], args.cores)
         # time only the image jobs: reuse the split products of the preparation run
         shutil.copytree(tmp / "prep", tmp / "wf")
         ours_s = run_workflow(tmp / "wf", config, targets, args.cores)
@@ -59,7 +60,7 @@ def main() -> None:
                                       (fits.getdata(tmp / f"ws-{c:04d}-I-residual.fits")[0, 0] for c in range(nchan))]))
         else:
             wsclean_s, ws_rms = None, None
-        qa = [json.loads((tmp / f"wf/results/qa/image/{c:05d}/{c:05d}.json").read_text()) for c in range(nchan)]
+        qa = [json.loads(next((tmp / "wf/results/qa/image").glob(f"*/{c:05d}.json")).read_text()) for c in range(nchan)]
         our_rms = float(np.median([q["clean"]["residual_rms"]["I"] for q in qa]))
         iterations = int(np.sum([q["clean"]["iterations"] for q in qa]))
     results = {

@@ -1,7 +1,9 @@
-"""Dirty imaging of IQUV + PSF for every channel: the workflow against a bare loop of ducc0 calls
-and against WSClean, on the same MS with the same size, cell and (natural) weighting, in one run.
-Also the peak memory of the split and image jobs at two channel counts, which must not grow with
-the number of channels.
+"""Imaging IQUV + PSF for every channel: the workflow (default config: automatic blocks) against a
+bare loop of ducc0 calls and against WSClean, on the same MS with the same size, cell and (natural)
+weighting, in one run: dirty images for all three, then the workflow's CLEAN against WSClean's
+with the same iterations, gains and threshold, compared at their residual rms. Also the peak
+memory of the split and image jobs at two channel counts, which must not grow with the number of
+channels.
 
     .venv/bin/python benchmarks/imaging.py            # 60 antennas x 100 times x 64 channels, 1024^2
     .venv/bin/python benchmarks/imaging.py --quick    # a smaller case for a smoke test
@@ -10,6 +12,7 @@ the number of channels.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import tempfile
@@ -45,17 +48,28 @@ def bare_ducc0_loop(ms: Path, npix: int, cell_rad: float, nthreads: int) -> floa
     return time.perf_counter() - start
 
 
-def wsclean(ms: Path, prefix: Path, npix: int, cell_arcsec: float, nchan: int, cores: int) -> float:
+def wsclean(ms: Path, prefix: Path, npix: int, cell_arcsec: float, nchan: int, cores: int, niter: int = 0) -> float:
+    clean = ["-niter", str(niter), "-mgain", "0.8", "-gain", "0.1", "-auto-threshold", "3", "-join-polarizations"]
     start = time.perf_counter()
     subprocess.run(["wsclean", "-quiet", "-j", str(cores), "-size", str(npix), str(npix), "-scale",
-                    f"{cell_arcsec}asec",
-                    "-pol", "IQUV", "-channels-out", str(nchan), "-niter", "0", "-weight", "natural",
-                    "-no-update-model-required", "-name", str(prefix), str(ms)], check=True, capture_output=True)
+                    f"{cell_arcsec}asec", "-pol", "IQUV", "-channels-out", str(nchan), "-weight", "natural",
+                    *(clean if niter else ["-niter", "0"]), "-no-update-model-required", "-name", str(prefix),
+                    str(ms)], check=True, capture_output=True)
     return time.perf_counter() - start
 
 
-def image_targets(nchan: int) -> list[str]:
-    return [f"results/channels/{c:05d}" for c in range(nchan)]
+def median_residual_rms(paths) -> float:
+    from astropy.io import fits
+
+    rms = []
+    for path in paths:
+        d = fits.getdata(path)[0, 0]
+        rms.append(1.4826 * np.median(np.abs(d - np.median(d))))
+    return float(np.median(rms))
+
+
+def jobs(workdir: Path, rule: str) -> int:
+    return len(list((workdir / "logs" / rule).glob("*.log")))
 
 
 def main() -> None:
@@ -72,23 +86,38 @@ def main() -> None:
         layout = random_layout(tmp / "layout.yaml", nant, 3000.0)
         ms = tmp / "bench.ms"
         simulate(ms, layout, nchan, ntimes)
-        config = {"input": {"ms": str(ms)}, "imaging": {"size": npix, "cell_arcsec": cell_arcsec,
-                                                        "weighting": "natural",
-                                                         "threads": 1}}
-        workflow_s = run_workflow(tmp / "wf", config, image_targets(nchan), args.cores)
+        have_wsclean = shutil.which("wsclean") is not None
+        imaging = {"size": npix, "cell_arcsec": cell_arcsec, "weighting": "natural", "threads": 1}
+        dirty = {"input": {"ms": str(ms)}, "imaging": imaging, "clean": {"niter": 0}}
+        until_images = ["--until", "image_channel"]
+        workflow_s = run_workflow(tmp / "wf", dirty, until_images, args.cores)
         image_jobs = job_benchmarks(tmp / "wf", "image_channel")
         split_jobs = job_benchmarks(tmp / "wf", "split_channel")
         peak_mb = {rule: max(job_peak_memory_mb(tmp / "wf", rule)) for rule in ("split_channel", "image_channel")}
+        dirty_jobs = {rule: jobs(tmp / "wf", rule) for rule in ("split_channel", "image_channel")}
         ducc0_s = bare_ducc0_loop(ms, npix, cell_arcsec * np.pi / 180 / 3600, args.cores)
-        wsclean_s = wsclean(ms, tmp / "ws", npix, cell_arcsec, nchan, args.cores) if shutil.which("wsclean") else None
+        wsclean_s = wsclean(ms, tmp / "ws", npix, cell_arcsec, nchan, args.cores) if have_wsclean else None
+
+        # CLEAN: the default niter, gains and auto-threshold in both; WSClean told the same.
+        niter = 1000
+        cleaned = {"input": {"ms": str(ms)}, "imaging": imaging, "clean": {"niter": niter}}
+        clean_s = run_workflow(tmp / "wf_clean", cleaned, until_images, args.cores)
+        qa = [json.loads(p.read_text()) for p in (tmp / "wf_clean/results/qa/image").glob("*/*.json")]
+        clean_rms = float(np.median([q["clean"]["residual_rms"]["I"] for q in qa]))
+        clean_jobs = jobs(tmp / "wf_clean", "image_channel")
+        if have_wsclean:
+            wsclean_clean_s = wsclean(ms, tmp / "wsc", npix, cell_arcsec, nchan, args.cores, niter=niter)
+            wsclean_rms = median_residual_rms(tmp / f"wsc-{c:04d}-I-residual.fits" for c in range(nchan))
+        else:
+            wsclean_clean_s = wsclean_rms = None
 
         memory = {}
         for channels in memory_channels:
             small = tmp / f"mem{channels}.ms"
             simulate(small, random_layout(tmp / "small.yaml", 30, 3000.0), channels, 40)
             workdir = tmp / f"mem{channels}"
-            run_workflow(workdir, config | {"input": {"ms": str(small)}, "imaging": config["imaging"] | {"size": 512}},
-                         image_targets(channels), args.cores)
+            run_workflow(workdir, dirty | {"input": {"ms": str(small)}, "imaging": imaging | {"size": 512}},
+                         until_images, args.cores)
             memory[channels] = {rule: max(job_peak_memory_mb(workdir, rule)) for rule in ("split_channel",
                                                                                           "image_channel")}
             shutil.rmtree(workdir)
@@ -96,11 +125,17 @@ def main() -> None:
     rows = nant * (nant - 1) // 2 * ntimes
     results = {
         "case": {"antennas": nant, "times": ntimes, "rows": rows, "channels": nchan, "npix": npix,
-                 "cell_arcsec": cell_arcsec,
-                 "weighting": "natural", "products": "IQUV dirty + PSF", "cores": args.cores},
-        "wall_s": {"workflow": workflow_s, "bare_ducc0_loop": ducc0_s, "wsclean": wsclean_s},
-        "ratio": {"workflow_over_ducc0": workflow_s / ducc0_s,
-                  "workflow_over_wsclean": workflow_s / wsclean_s if wsclean_s else None},
+                 "cell_arcsec": cell_arcsec, "weighting": "natural", "products": "IQUV + PSF", "cores": args.cores,
+                 "blocks": "auto (default)"},
+        "dirty": {"wall_s": {"workflow": workflow_s, "bare_ducc0_loop": ducc0_s, "wsclean": wsclean_s},
+                  "ratio": {"workflow_over_ducc0": workflow_s / ducc0_s,
+                            "workflow_over_wsclean": workflow_s / wsclean_s if wsclean_s else None},
+                  "jobs": dirty_jobs},
+        "clean": {"niter": niter, "mgain": 0.8, "gain": 0.1, "auto_threshold": 3,
+                  "wall_s": {"workflow": clean_s, "wsclean": wsclean_clean_s},
+                  "ratio_workflow_over_wsclean": clean_s / wsclean_clean_s if wsclean_clean_s else None,
+                  "residual_rms_stokes_i_median": {"workflow": clean_rms, "wsclean": wsclean_rms},
+                  "image_jobs": clean_jobs},
         "workflow_jobs": {"image_channel_mean_s": float(np.mean([j["s"] for j in image_jobs])),
                           "split_channel_mean_s": float(np.mean([j["s"] for j in split_jobs])),
                           "image_channel_peak_mb": peak_mb["image_channel"],
@@ -108,22 +143,39 @@ def main() -> None:
         "peak_rss_mb_by_channel_count": memory,
         "machine": machine(),
     }
-    ws = f"{wsclean_s:.1f}" if wsclean_s else "n/a"
-    ratio_ws = f"{results['ratio']['workflow_over_wsclean']:.2f}" if wsclean_s else "n/a"
+
+    def fmt(value, spec=".1f"):
+        return "n/a" if value is None else format(value, spec)
+
     mem_rows = "\n".join(f"| {c} | {m['split_channel']:.0f} | {m['image_channel']:.0f} |" for c, m in memory.items())
     table = f"""
-## Dirty imaging (benchmarks/imaging.py{' --quick' if args.quick else ''})
+## Imaging (benchmarks/imaging.py{' --quick' if args.quick else ''})
 
 {nant} antennas x {ntimes} times ({rows} rows) x {nchan} channels, {npix}^2, cell {cell_arcsec} arcsec, natural
-weighting, Stokes I, Q, U, V + PSF per channel, w-gridding, {args.cores} cores; {results['machine']['platform']}.
+weighting, Stokes I, Q, U, V + PSF per channel, w-gridding, {args.cores} cores, the default configuration
+(automatic blocks: {dirty_jobs['image_channel']} image jobs dirty, {clean_jobs} with CLEAN);
+{results['machine']['platform']}.
+
+Dirty images, all three:
 
 | what | wall time (s) | workflow / this |
 |---|---|---|
-| workflow (split + image jobs, Snakemake) | {workflow_s:.1f} | 1.00 |
-| bare ducc0 loop (read, Stokes, 5 x vis2dirty) | {ducc0_s:.1f} | {workflow_s / ducc0_s:.2f} |
-| WSClean 3.1 `-pol IQUV -channels-out {nchan} -niter 0` | {ws} | {ratio_ws} |
+| workflow (fingerprint, inspect, split and image jobs, Snakemake) | {workflow_s:.1f} | 1.00 |
+| bare ducc0 loop (read, Stokes, 5 x vis2dirty, {args.cores} threads) | {ducc0_s:.1f} | {workflow_s / ducc0_s:.2f} |
+| WSClean 3.1 `-pol IQUV -channels-out {nchan} -niter 0` | {fmt(wsclean_s)} | {fmt(results['dirty']['ratio']['workflow_over_wsclean'], '.2f')} |
 
-Peak memory per job (RSS at exit from getrusage, MB) must not grow with the number of channels (512^2, 30 antennas x 40 times):
+CLEAN, niter {niter}, gain 0.1, mgain 0.8, auto-threshold 3 (WSClean `-join-polarizations`):
+
+| what | wall time (s) | median Stokes I residual rms (Jy/beam) |
+|---|---|---|
+| workflow (as above, with CLEAN) | {clean_s:.1f} | {clean_rms:.3g} |
+| WSClean 3.1 | {fmt(wsclean_clean_s)} | {fmt(wsclean_rms, '.3g')} |
+
+Workflow / WSClean with CLEAN: {fmt(results['clean']['ratio_workflow_over_wsclean'], '.2f')}, at a residual rms ratio of
+{fmt(clean_rms / wsclean_rms if wsclean_rms else None, '.3f')}.
+
+Peak memory per job (RSS at exit from getrusage, MB) must not grow with the number of channels (512^2, 30 antennas x
+40 times, dirty):
 
 | channels | split_channel | image_channel |
 |---|---|---|

@@ -1,5 +1,6 @@
 # Bindings of the Plan (spectropol.planning) to Snakemake: input functions, params and resources.
 # Nothing here reads data; the plan is computed once, when the workflow is read.
+import sys
 from functools import lru_cache
 from pathlib import Path
 
@@ -8,12 +9,19 @@ from spectropol.io.fingerprint import read_fingerprints, storage_signature
 from spectropol.options import as_dict
 from spectropol.planning import check_output_folder, observe, plan
 
+
+def refuse(message):
+    """Stop before any job, in one line, as a job's own error would read."""
+    print(f"spectropol: error: {message}", file=sys.stderr)
+    raise WorkflowError(message)
+
+
 try:
     check_output_folder(config["work_dir"], "work_dir")
     check_output_folder(config["results_dir"], "results_dir")
     PLAN = plan(config, observe(config))
 except SpectropolError as err:
-    raise WorkflowError(str(err)) from None
+    refuse(str(err))
 for _warning in PLAN.warnings:
     logger.warning(_warning)
 
@@ -23,6 +31,7 @@ RESULTS = PLAN.results
 
 wildcard_constraints:
     block=r"\d+(-\d+)?",
+    ms_id=r"ms\d{3}",
 
 
 def resource_path(path):
@@ -30,63 +39,120 @@ def resource_path(path):
     return path if Path(path).exists() else str(Path(workflow.basedir) / path)
 
 
-# -- the input MS ---------------------------------------------------------------------------------
-# With fingerprints (the default for a given MS), jobs reach the MS through the fingerprint job's
+# -- the input MSs --------------------------------------------------------------------------------
+# With fingerprints (the default for given MSs), jobs reach each MS through its fingerprint job's
 # record: its content, not its file times, decides what reruns (rules/inspect.smk).
 
 
-def fingerprint_record():
-    return f"{WORK}/ms/fingerprints.json"
+def input_spws(ms_index):
+    """The spectral windows of input ``ms_index`` the plan images."""
+    return sorted({c.spw for c in PLAN.channels if c.ms_index == ms_index})
 
 
-def ms_input(wildcards):
-    """The MS, for jobs that read it where file times decide: the demo, or fingerprints off."""
-    if PLAN.ms is None:
-        return rules.simulate_ms.output.ms
-    return [] if PLAN.fingerprint else PLAN.ms
+def ms_of(wildcards):
+    return PLAN.inputs[PLAN.ms_index(wildcards.ms_id)]
 
 
-def fingerprint_input(wildcards):
-    """The fingerprint record, for jobs that reach the MS through it. Declared ancient(): its
-    time never reruns a job, the channels' hashes (params) do; ancient also while the record is
-    being remade, so that Snakemake does not first assume every job downstream must rerun."""
-    return checkpoints.fingerprint_ms.get().output.record if PLAN.fingerprint else []
+def storage_of(wildcards):
+    """The storage signature of the MS (a stat per file): when it changes, its fingerprints are remade."""
+    return storage_signature(ms_of(wildcards))
 
 
-@lru_cache(maxsize=4)
+def fingerprint_record(ms_id):
+    return f"{WORK}/ms/{ms_id}/fingerprints.json"
+
+
+def ms_inputs(indices):
+    """The MSs themselves, for jobs that read them where file times decide (the demo, or
+    fingerprints off); none when fingerprints decide."""
+    if PLAN.demo:
+        return [rules.simulate_ms.output.ms]
+    return [] if PLAN.fingerprint else [PLAN.inputs[k] for k in indices]
+
+
+def fingerprint_inputs(indices):
+    """The fingerprint records of the MSs, for jobs that reach them through those. Declared
+    ancient(): a record's time never reruns a job, the channels' hashes (params) do; ancient also
+    while a record is being remade, so that Snakemake does not first assume every job downstream
+    must rerun."""
+    if not PLAN.fingerprint:
+        return []
+    return [checkpoints.fingerprint_ms.get(ms_id=PLAN.ms_id(k)).output.record for k in indices]
+
+
+@lru_cache(maxsize=64)
 def _fingerprints(record, mtime_ns):
     return read_fingerprints(record)[1]
 
 
-def fingerprints():
-    """The fingerprints of the MS's channels, once the fingerprint job has run (or was current)."""
-    record = checkpoints.fingerprint_ms.get().output.record
-    return _fingerprints(record, Path(record).stat().st_mtime_ns)
+def fingerprints(ms_index):
+    """The fingerprints of an MS's channels, once its fingerprint job has run (or was current). An
+    input with nothing unflagged stops the workflow here, before any split or image job."""
+    record = checkpoints.fingerprint_ms.get(ms_id=PLAN.ms_id(ms_index)).output.record
+    result = _fingerprints(record, Path(record).stat().st_mtime_ns)
+    if result.flagged_everywhere() and all_flagged():
+        nchan = sum(len(c) for c in result.channels.values())
+        refuse(f"{PLAN.inputs[ms_index]}: every one of its {nchan} channels is flagged or has no positive weight: "
+               "nothing to image")
+    return result
 
 
-def layout_fingerprint(wildcards):
-    """Rows and selection of the MS: a change re-inspects it and so reruns everything."""
-    return fingerprints().layout if PLAN.fingerprint else None
+def all_flagged():
+    """Whether no input has an unflagged visibility (reads every record: only asked when one has none)."""
+    for k in range(len(PLAN.inputs)):
+        record = checkpoints.fingerprint_ms.get(ms_id=PLAN.ms_id(k)).output.record
+        if not _fingerprints(record, Path(record).stat().st_mtime_ns).flagged_everywhere():
+            return False
+    return True
 
 
-def block_fingerprints(wildcards):
-    """The content of the block's channels: a change to any reruns the block (params trigger)."""
-    if not PLAN.fingerprint:
-        return None
-    channels = fingerprints().channels
-    return [channels[c] for c in PLAN.blocks[wildcards.block]]
+def layouts(wildcards):
+    """Rows and selection of every MS: a change re-inspects them and so reruns everything."""
+    return [fingerprints(k).layout for k in range(len(PLAN.inputs))] if PLAN.fingerprint else None
 
 
-# -- channels -------------------------------------------------------------------------------------
+# -- channels and blocks --------------------------------------------------------------------------
+
+
+def block_ms_index(wildcards):
+    return PLAN.block_sources[wildcards.block][0]
+
+
+def block_ms_inputs(wildcards):
+    return ms_inputs([block_ms_index(wildcards)])
+
+
+def block_fingerprint_inputs(wildcards):
+    return fingerprint_inputs([block_ms_index(wildcards)])
 
 
 def block_channels(wildcards):
     return PLAN.blocks[wildcards.block]
 
 
+def block_source(wildcards):
+    """(MS index, spw, the block's channels in that window) of a block."""
+    ms_index, spw = PLAN.block_sources[wildcards.block]
+    return {"ms_index": ms_index, "spw": spw, "spw_channels": PLAN.block_spw_channels(wildcards.block)}
+
+
+def block_fingerprints(wildcards):
+    """The content of the block's channels: a change to any reruns the block (params trigger)."""
+    if not PLAN.fingerprint:
+        return None
+    ms_index, spw = PLAN.block_sources[wildcards.block]
+    hashes = fingerprints(ms_index).channels[spw]
+    return [hashes[c] for c in PLAN.block_spw_channels(wildcards.block)]
+
+
 def block_settings(wildcards):
     """Imaging and CLEAN settings of each channel of the block, overrides applied."""
     return [s.to_dict() for s in PLAN.block_settings(wildcards.block)]
+
+
+def channel_sources():
+    """(MS index, spw, channel there) of every output channel, for the cube."""
+    return [[c.ms_index, c.spw, c.spw_channel] for c in PLAN.channels]
 
 
 def polarisation_products():

@@ -12,6 +12,8 @@ rule gather_cube:
     params:
         stores=PLAN.channel_image_stores(),
         options=as_dict(PLAN.cube),
+        freqs_hz=PLAN.freqs_hz.tolist(),
+        sources=channel_sources(),
     log:
         "logs/gather_cube.log",
     benchmark:
@@ -30,7 +32,7 @@ rule export_cube_fits:
     input:
         cube=rules.gather_cube.output.cube,
     output:
-        **PLAN.cube_fits(),
+        **PLAN.cube_fits_paths(),
     log:
         "logs/export_cube_fits.log",
     benchmark:

@@ -1,5 +1,5 @@
-# Inspect: fingerprint the MS's channels (a job of its own, so that reading the workflow never
-# reads visibilities), then check the MS once and record the selection and image geometry.
+# Inspect: fingerprint each MS's channels (a job per MS, so that reading the workflow never reads
+# visibilities), then check every input once and record the selections and image geometry.
 
 
 checkpoint fingerprint_ms:
@@ -7,17 +7,18 @@ checkpoint fingerprint_ms:
         # The MS's file times are ignored; its storage signature (sizes and modification times of
         # its files, a stat each) decides when this job looks again, and the record it writes,
         # hashes of each channel's content, decides which channels rerun.
-        ms=ancient(PLAN.ms) if PLAN.fingerprint else [],
+        ms=ancient(ms_of),
     output:
         # Also the job's own cache: kept, so that only changed columns are read again.
-        record=update(fingerprint_record()),
+        record=update(f"{WORK}/ms/{{ms_id}}/fingerprints.json"),
     params:
-        storage=storage_signature(PLAN.ms) if PLAN.fingerprint else None,
+        storage=storage_of,
+        spws=lambda wc: input_spws(PLAN.ms_index(wc.ms_id)),
         selection=as_dict(PLAN.selection),
     log:
-        "logs/fingerprint_ms.log",
+        "logs/fingerprint_ms/{ms_id}.log",
     benchmark:
-        "logs/benchmark/fingerprint_ms.tsv"
+        "logs/benchmark/fingerprint_ms/{ms_id}.tsv"
     threads: 1
     resources:
         runtime=60,
@@ -30,14 +31,17 @@ checkpoint fingerprint_ms:
 
 rule inspect_ms:
     input:
-        ms=ms_input,
-        fingerprints=ancient(fingerprint_input),
+        ms=ms_inputs(range(len(PLAN.inputs))),
+        fingerprints=ancient(lambda wc: fingerprint_inputs(range(len(PLAN.inputs)))),
     output:
         selection=f"{WORK}/ms/selection.json",
     params:
+        # The MSs are named by the records (or are the inputs): a re-delivered copy at another
+        # path must not re-inspect everything.
+        spws=[input_spws(k) for k in range(len(PLAN.inputs))],
         selection=as_dict(PLAN.selection),
         geometry=as_dict(PLAN.geometry),
-        layout=layout_fingerprint,
+        layouts=layouts,
     log:
         "logs/inspect_ms.log",
     benchmark:

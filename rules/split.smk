@@ -1,10 +1,10 @@
-# Split: one job per block of channels writes their Stokes visibilities.
+# Split: one job per block of channels (of one spectral window of one MS) writes their Stokes visibilities.
 
 
 rule split_channel:
     input:
-        ms=ms_input,
-        fingerprints=ancient(fingerprint_input),
+        ms=block_ms_inputs,
+        fingerprints=ancient(block_fingerprint_inputs),
         selection=rules.inspect_ms.output.selection,
         ionosphere_rm=config["input"]["ionosphere_rm"] or [],
     output:
@@ -12,7 +12,9 @@ rule split_channel:
         qa=directory(f"{RESULTS}/qa/split/{{block}}"),
     params:
         channels=block_channels,
+        source=block_source,
         fingerprints=block_fingerprints,
+        options=as_dict(PLAN.split),
         width=PLAN.width,
     log:
         "logs/split_channel/{block}.log",

@@ -3,4 +3,5 @@ from spectropol.options import SelectionOptions
 from spectropol.stages.inspect import fingerprint_ms
 
 with to_file(snakemake.log[0]):
-    fingerprint_ms(snakemake.input.ms, snakemake.output.record, SelectionOptions(**snakemake.params.selection))
+    fingerprint_ms(snakemake.input.ms, snakemake.output.record, snakemake.params.spws,
+                   SelectionOptions(**snakemake.params.selection))

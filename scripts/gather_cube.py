@@ -1,11 +1,9 @@
 from spectropol.logs import to_file
 from spectropol.options import CubeOptions
 from spectropol.stages.cube import gather_cube
-from spectropol.stages.inspect import read_inspection
 
 with to_file(snakemake.log[0]):
-    selection, _ = read_inspection(snakemake.input.selection)
+    p = snakemake.params
     # The cube is an update() output: Snakemake keeps it, and only changed planes are rewritten.
-    gather_cube(snakemake.params.stores, snakemake.output.cube, snakemake.output.qa,
-                CubeOptions(**snakemake.params.options),
-                spectral_window=selection.freqs, update=True, rule=snakemake.rule)
+    gather_cube(p.stores, snakemake.output.cube, snakemake.output.qa, CubeOptions(**p.options),
+                spectral_window=p.freqs_hz, sources=p.sources, update=True, rule=snakemake.rule)

@@ -1,9 +1,10 @@
-from spectropol.io.fingerprint import input_ms
+from spectropol.io.fingerprint import input_paths
 from spectropol.logs import to_file
 from spectropol.options import GeometryOptions, SelectionOptions
 from spectropol.stages.inspect import inspect_ms
 
 with to_file(snakemake.log[0]):
     p = snakemake.params
-    inspect_ms(input_ms(dict(snakemake.input.items())), snakemake.output.selection, SelectionOptions(**p.selection),
+    paths = input_paths(list(snakemake.input.ms), list(snakemake.input.fingerprints))
+    inspect_ms(list(zip(paths, p.spws)), snakemake.output.selection, SelectionOptions(**p.selection),
                GeometryOptions(**p.geometry))

@@ -54,6 +54,14 @@ def demo_sky():
     return load_sky_model(REPO / "resources/skymodels/demo.yaml")
 
 
+def channel_path(run: Path, kind: str, channel: int) -> Path:
+    """A channel's store or QA document in a run, whatever block it is in: kind is one of
+    results/channels, work/vis, results/qa/image, results/qa/split."""
+    suffix = ".json" if "/qa/" in kind else ".zarr"
+    (path,) = (run / kind).glob(f"*/{channel:05d}{suffix}")
+    return path
+
+
 def source_pixel(source, npix: int, cell_arcsec: float) -> tuple[int, int]:
     """(x, y) of a sky-model source in our image convention."""
     cell = cell_arcsec * ARCSEC

@@ -45,6 +45,8 @@ def test_every_channel_flagged_is_refused_and_leaves_no_cube(small_ms, tmp_path)
                                       "positive weight: nothing to image")
     cube_folder = tmp_path / "results/cube"
     assert not cube_folder.exists() or list(cube_folder.iterdir()) == []
+    # refused once the fingerprints (which read FLAG) are known: no channel was split or imaged
+    assert not (tmp_path / "work/vis").exists() and not (tmp_path / "results/channels").exists()
 
 
 def test_nonfinite_visibilities_are_flagged_and_counted(small_ms, tmp_path):

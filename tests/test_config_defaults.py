@@ -29,6 +29,7 @@ def test_config_yaml_holds_exactly_the_schema_defaults(defaults):
 # options class -> how it is made from the config (the planner's way)
 FROM_CONFIG = {
     opts.SelectionOptions: lambda d: opts.SelectionOptions.from_config(d["input"]),
+    opts.SplitOptions: lambda d: opts.SplitOptions.from_config(d["input"]),
     opts.GeometryOptions: lambda d: opts.GeometryOptions.from_config(d["imaging"]),
     opts.ImagingOptions: lambda d: opts.ImagingOptions.from_config(d["imaging"]),
     opts.CleanOptions: lambda d: opts.CleanOptions.from_config(d["clean"]),
@@ -58,6 +59,7 @@ def test_every_options_class_is_checked():
     (["simulate", "x.ms"], opts.SimulateOptions),
     (["inspect", "x.ms"], opts.SelectionOptions),
     (["inspect", "x.ms"], opts.GeometryOptions),
+    (["split", "s", "m", "0", "v", "q"], opts.SplitOptions),
     (["image", "s", "v", "0", "i", "q"], opts.ImagingOptions),
     (["image", "s", "v", "0", "i", "q"], opts.CleanOptions),
     (["cube", "s", "c", "q", "a.zarr"], opts.CubeOptions),

@@ -1,12 +1,13 @@
 """Deconvolution: Hogbom and joint Q/U CLEAN, Cotton-Schwab major cycles, restoring and beams,
 against the simulated truth and against WSClean."""
 
+import dataclasses
 import subprocess
 
 import numpy as np
 import pytest
 
-from conftest import has_wsclean, image_geometry
+from conftest import channel_path, has_wsclean, image_geometry
 from spectropol.errors import SpectropolError
 from spectropol.io.channels import read_channel_vis
 from spectropol.io.ms import select_data
@@ -63,14 +64,19 @@ def test_joint_qu_clean_keeps_the_polarisation_angle():
     assert np.count_nonzero(model_q) == 1  # one pixel, not Q and U cleaned apart
 
 
-def test_divergence_is_an_error():
+def test_divergence_stops_at_the_best_model_or_is_an_error_when_asked():
     n = 32
     psf2 = psf_with_sidelobes(n)
     dirty = dirty_from([(10, 10, 1.0)], psf2, n)[None]
     growing = lambda model: dirty * (1.0 + 10 * np.abs(model).sum())  # a broken major cycle
+    options = CleanOptions(niter=200, auto_threshold=0.0, threshold_jy=1e-3)
     with pytest.raises(SpectropolError, match="CLEAN diverged in Stokes I: the residual peak grew"):
-        cotton_schwab(dirty.copy(), psf2, growing, CleanOptions(niter=200, auto_threshold=0.0, threshold_jy=1e-3),
-                      ("I",))
+        cotton_schwab(dirty.copy(), psf2, growing, dataclasses.replace(options, on_divergence="error"), ("I",))
+    # By default (as WSClean's divergence limit): the model and residual before the growth are kept.
+    model, residual, report = cotton_schwab(dirty.copy(), psf2, growing, options, ("I",))
+    assert report["diverged"] and report["diverged_stokes"] == ["I"] and not report["threshold_reached"]
+    assert not model.any()  # the only model that did not make the residual grow: none
+    np.testing.assert_array_equal(residual, dirty)
 
 
 def test_common_beam_contains_every_beam_and_keeps_point_source_peaks():
@@ -187,9 +193,9 @@ def test_workflow_cube_is_restored_with_a_common_beam(small_ms, tmp_path, demo_s
     assert cube.attrs["image"] == "restored" and "restored" in cube
     assert np.allclose(cube["bmaj"].values, cube["bmaj"].values[0]) and cube.attrs["common_beam"]["bmaj_deg"] > 0
     # every channel's own beam fits inside the common one
-    channel_beam = xr.open_zarr(tmp_path / "results/channels/00000/00000.zarr").attrs["beam"]
+    channel_beam = xr.open_zarr(channel_path(tmp_path, "results/channels", 0)).attrs["beam"]
     assert channel_beam["bmaj_deg"] <= cube.attrs["common_beam"]["bmaj_deg"]
-    qa = json.loads((tmp_path / "results/qa/image/00002/00002.json").read_text())
+    qa = json.loads(channel_path(tmp_path, "results/qa/image", 2).read_text())
     assert qa["clean"]["iterations"] > 0 and qa["clean"]["threshold_reached"]
     reference_hz, sources = demo_sky
     freqs = cube["freq"].values

@@ -52,6 +52,7 @@ def write_config(workdir: Path, ms: Path, **sections) -> Path:
         "cube": {"chunk": 64},
         "moments": {"chunk_mb": 4},
         "faraday": {"chunk_mb": 16},
+        "channels": {"block": 1},  # one channel per job: reruns are counted per channel
     }
     for section, values in sections.items():
         config.setdefault(section, {}).update(values)
@@ -173,11 +174,11 @@ def test_without_fingerprints_the_ms_is_read_where_it_is(small_ms, tmp_path):
 def test_fingerprints_follow_content_not_file_times(small_ms, tmp_path):
     ms = small_ms(nchan=6)
     cache = tmp_path / "fingerprints.json"
-    first = ms_fingerprints(str(ms), column="DATA", spw=None, field=None, cache_path=cache)
-    assert len(set(first.channels)) == 6
+    first = ms_fingerprints(str(ms), column="DATA", spws=[0], field=None, cache_path=cache)
+    assert len(set(first.channels[0])) == 6 and first.unflagged[0] == (first.unflagged[0][0],) * 6
     for path in [ms, *ms.rglob("*")]:
         os.utime(path)
-    assert ms_fingerprints(str(ms), column="DATA", spw=None, field=None, cache_path=cache) == first
+    assert ms_fingerprints(str(ms), column="DATA", spws=[0], field=None, cache_path=cache) == first
 
     from casacore.tables import table
 
@@ -186,15 +187,16 @@ def test_fingerprints_follow_content_not_file_times(small_ms, tmp_path):
         flags[:10] = True
         main.putcolslice("FLAG", flags, [2, 0], [2, 3])
     cached = json.loads(cache.read_text())["columns"]
-    flagged = ms_fingerprints(str(ms), column="DATA", spw=None, field=None, cache_path=cache)
-    assert [a != b for a, b in zip(first.channels, flagged.channels)] == [False, False, True, False, False, False]
+    flagged = ms_fingerprints(str(ms), column="DATA", spws=[0], field=None, cache_path=cache)
+    assert [a != b for a, b in zip(first.channels[0], flagged.channels[0])] == [False, False, True, False, False, False]
+    assert flagged.unflagged[0][2] == first.unflagged[0][2] - 40  # 10 rows x 4 correlations
     assert flagged.layout == first.layout
     # Only FLAG was read again; the cached DATA hashes were kept as they were.
     assert json.loads(cache.read_text())["columns"]["DATA"] == cached["DATA"]
 
     copy = tmp_path / "copy.ms"
     shutil.copytree(ms, copy)
-    assert ms_fingerprints(str(copy), column="DATA", spw=None, field=None, cache_path=cache) == flagged
+    assert ms_fingerprints(str(copy), column="DATA", spws=[0], field=None, cache_path=cache) == flagged
 
 
 def test_channel_plan_blocks_exclusions_and_overrides():

@@ -3,11 +3,12 @@ channel, stage options, products and resources, tested here without Snakemake or
 
 import copy
 
+import numpy as np
 import pytest
 import yaml
 
 from conftest import REPO
-from spectropol.planning import Observation, PlanError, observe, plan
+from spectropol.planning import ChannelSource, Observation, PlanError, observe, plan
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +23,12 @@ def config_with(base, **sections):
     return config
 
 
-FULL = Observation(ms="/data/obs.ms", nchan=10, stokes=("I", "Q", "U", "V"))
+def observation(nchan=10, stokes=("I", "Q", "U", "V"), rows=1000.0, inputs=("/data/obs.ms",)):
+    channels = tuple(ChannelSource(0, 0, c, 1.0e8 + 1.0e6 * c, 1.0e6) for c in range(nchan))
+    return Observation(inputs=inputs, channels=channels, stokes=stokes, rows_per_channel=rows)
+
+
+FULL = observation()
 
 
 def test_blocks_exclusions_and_overrides(base_config):
@@ -52,7 +58,7 @@ def test_stage_options_follow_the_config(base_config):
 
 
 def test_data_without_cross_hands_skip_the_faraday_stages_with_a_warning(base_config):
-    p = plan(base_config, Observation(ms="/data/xxyy.ms", nchan=4, stokes=("I", "Q")))
+    p = plan(base_config, observation(4, ("I", "Q"), inputs=("/data/xxyy.ms",)))
     assert not p.polarisation
     assert p.warnings == ("/data/xxyy.ms: correlations give Stokes I, Q only; Faraday moments and RM synthesis "
                           "need Q and U and are skipped",)
@@ -68,9 +74,10 @@ def test_resources_grow_with_the_work(base_config):
 
 
 def test_the_demo_is_planned_from_the_config_alone(base_config):
-    observation = observe(base_config)
-    assert observation == Observation(ms=None, nchan=base_config["simulate"]["nchan"], stokes=("I", "Q", "U", "V"))
-    assert not plan(base_config, observation).fingerprint  # the demo MS is made by a rule: file times decide
+    demo = observe(base_config)
+    assert demo.demo and demo.inputs == ("work/ms/demo.ms",) and demo.stokes == ("I", "Q", "U", "V")
+    assert demo.nchan == base_config["simulate"]["nchan"]
+    assert not plan(base_config, demo).fingerprint  # the demo MS is made by a rule: file times decide
 
 
 def test_observing_an_ms_reads_only_small_subtables(small_ms, base_config, monkeypatch):
@@ -84,6 +91,124 @@ def test_observing_an_ms_reads_only_small_subtables(small_ms, base_config, monke
         return original(path, name)
 
     monkeypatch.setattr(ms_module, "open_table", recording)
-    observation = observe(config_with(base_config, input={"ms": str(small_ms())}))
-    assert observation.nchan == 6 and observation.stokes == ("I", "Q", "U", "V")
-    assert set(opened) <= {"SPECTRAL_WINDOW", "DATA_DESCRIPTION", "POLARIZATION"}  # never the main table
+    seen = observe(config_with(base_config, input={"ms": str(small_ms())}))
+    assert seen.nchan == 6 and seen.stokes == ("I", "Q", "U", "V")
+    assert set(opened) <= {"SPECTRAL_WINDOW", "DATA_DESCRIPTION", "POLARIZATION", "FIELD"}  # never the main table
+
+
+# -- many Measurement Sets and spectral windows, with made-up subtables --------------------------
+
+def describe_from(table):
+    """A stand-in for io.ms.describe_ms: {path: MSInfo}."""
+    return lambda path: table[path]
+
+
+def info(path, *spws, fields=(("F", 1.0, -0.5),), size=10_000_000):
+    from spectropol.io.ms import MSInfo, SpectralWindowInfo
+
+    windows = []
+    for spw, (freqs, corr) in enumerate(spws):
+        step = abs(freqs[1] - freqs[0]) if len(freqs) > 1 else 1e6
+        windows.append(SpectralWindowInfo(spw, tuple(freqs), (step,) * len(freqs), corr))
+    return MSInfo(ms=path, spws=tuple(windows), fields=tuple(fields), size_bytes=size)
+
+
+LINEAR = ("XX", "XY", "YX", "YY")
+
+
+def band(start_mhz, n, step_mhz=1.0):
+    return [1e6 * (start_mhz + step_mhz * k) for k in range(n)]
+
+
+def test_subbands_join_into_one_axis_in_increasing_frequency(base_config):
+    table = {"a.ms": info("a.ms", (band(130, 4), LINEAR)),
+             "b.ms": info("b.ms", (band(127, 3, -1.0), LINEAR)),  # decreasing: 127, 126, 125
+             "c.ms": info("c.ms", (band(120, 5), LINEAR))}
+    seen = observe(config_with(base_config, input={"ms": ["a.ms", "b.ms", "c.ms"]}), describe_from(table))
+    freqs = [c.freq_hz / 1e6 for c in seen.channels]
+    assert freqs == [120, 121, 122, 123, 124, 125, 126, 127, 130, 131, 132, 133]
+    assert [(c.ms_index, c.spw_channel) for c in seen.channels[5:8]] == [(1, 2), (1, 1), (1, 0)]
+    p = plan(config_with(base_config, input={"ms": ["a.ms", "b.ms", "c.ms"]}, channels={"block": 2}), seen)
+    # blocks never cross from one MS to another: re-delivering one reruns only its own
+    assert {label: p.block_sources[label][0] for label in p.blocks} == {
+        "00000-00001": 2, "00002-00003": 2, "00004": 2, "00005-00006": 1, "00007": 1,
+        "00008-00009": 0, "00010-00011": 0}
+    assert p.block_spw_channels("00005-00006") == [2, 1]
+    assert not p.cube_fits  # the gap 127 -> 130 MHz cannot be a FITS FREQ axis
+    assert any("not evenly spaced" in w for w in p.warnings)
+
+
+def test_several_spectral_windows_all_or_chosen(base_config):
+    table = {"m.ms": info("m.ms", (band(100, 3), LINEAR), (band(150, 3), LINEAR))}
+    with pytest.raises(PlanError, match=r"m.ms: has 2 spws \[0, 1\]; choose one with input.spw"):
+        observe(config_with(base_config, input={"ms": "m.ms"}), describe_from(table))
+    both = observe(config_with(base_config, input={"ms": "m.ms", "spw": "all"}), describe_from(table))
+    assert [c.spw for c in both.channels] == [0, 0, 0, 1, 1, 1]
+    second = observe(config_with(base_config, input={"ms": "m.ms", "spw": [1]}), describe_from(table))
+    assert [c.freq_hz for c in second.channels] == band(150, 3)
+
+
+@pytest.mark.parametrize("case,message", [
+    ("overlap", r"a.ms \(spw 0\) and b.ms \(spw 0\): channels overlap at 102.000000 MHz; give each frequency once"),
+    ("duplicate", r"a.ms \(spw 0\) and b.ms \(spw 0\): channels share the frequency 100.000000 MHz"),
+    ("phase centre", r"a.ms and b.ms: phase centres are 36.0 arcsec apart \(more than "
+                     r"input.phase_centre_tolerance_arcsec = 1\)"),
+    ("stokes", r"a.ms \(spw 0: XX, XY, YX, YY\) and b.ms \(spw 0: XX, YY\): correlations form different Stokes"),
+    ("no stokes", r"b.ms: correlations XY of spw 0 form no Stokes parameter"),
+    ("bda", r"a.ms: spectral windows \[0, 1\] \(3, 6 channels\) cover the same band, as baseline-dependent "
+            r"averaging writes them; image one with input.spw, or expand the MS"),
+])
+def test_inputs_that_cannot_be_one_observation_are_refused_in_one_line(base_config, case, message):
+    a = info("a.ms", (band(100, 3), LINEAR))
+    b = {"overlap": info("b.ms", (band(102.5, 3), LINEAR)),
+         "duplicate": info("b.ms", (band(100, 1), LINEAR)),
+         "phase centre": info("b.ms", (band(110, 3), LINEAR), fields=(("F", 1.0, -0.5 + 36 * np.pi / 648000),)),
+         "stokes": info("b.ms", (band(110, 3), ("XX", "YY"))),
+         "no stokes": info("b.ms", (band(110, 3), ("XY",))),
+         "bda": None}[case]
+    if case == "bda":
+        table = {"a.ms": info("a.ms", (band(100, 3, 2.0), LINEAR), (band(99.5, 6, 1.0), LINEAR))}
+        config = config_with(base_config, input={"ms": "a.ms", "spw": "all"})
+    else:
+        table = {"a.ms": a, "b.ms": b}
+        config = config_with(base_config, input={"ms": ["a.ms", "b.ms"]})
+    with pytest.raises(PlanError, match=message):
+        observe(config, describe_from(table))
+
+
+def test_glob_patterns_expand_and_a_pattern_without_matches_is_refused(base_config, tmp_path):
+    for name in ("SB001.MS", "SB000.MS"):
+        (tmp_path / name).mkdir()
+    table = {str(tmp_path / "SB000.MS"): info(str(tmp_path / "SB000.MS"), (band(120, 2), LINEAR)),
+             str(tmp_path / "SB001.MS"): info(str(tmp_path / "SB001.MS"), (band(122, 2), LINEAR))}
+    seen = observe(config_with(base_config, input={"ms": str(tmp_path / "SB*.MS")}), describe_from(table))
+    assert seen.inputs == (str(tmp_path / "SB000.MS"), str(tmp_path / "SB001.MS"))
+    with pytest.raises(PlanError, match=r"input.ms: .*/none\*.ms matches no Measurement Set"):
+        observe(config_with(base_config, input={"ms": str(tmp_path / "none*.ms")}), describe_from(table))
+
+
+def test_automatic_blocks_follow_the_work_and_bound_the_job_count(base_config):
+    from spectropol.planning.blocks import MAX_JOBS, TARGET_JOB_S, work_per_channel_s
+
+    # Little data and small images: one job does a whole window in seconds.
+    small = plan(config_with(base_config, imaging={"size": 256}, clean={"niter": 0}), observation(109, rows=190.0))
+    assert len(small.blocks) == 1
+    # Heavier channels (more visibilities, larger images, CLEAN): about TARGET_JOB_S of work a job.
+    config = config_with(base_config, imaging={"size": 1024})
+    heavy = plan(config, observation(64, rows=2e5))
+    work = work_per_channel_s(2e5, 1024, config["clean"]["niter"])
+    per_job = max(len(c) for c in heavy.blocks.values()) * work
+    assert work < TARGET_JOB_S < per_job < 2 * TARGET_JOB_S and len(heavy.blocks) > 8
+    # A channel that alone is more than that: one channel per job.
+    huge = plan(config_with(base_config, imaging={"size": 2048}), observation(64, rows=2e6))
+    assert len(huge.blocks) == 64
+    # Thousands of cheap channels: never more than MAX_JOBS jobs.
+    many = plan(config_with(base_config, imaging={"size": 64}, clean={"niter": 0}), observation(65536, rows=10.0))
+    assert len(many.blocks) <= MAX_JOBS
+    # An explicit number still wins.
+    assert len(plan(config_with(base_config, channels={"block": 5}), observation(20)).blocks) == 4
+
+
+def test_a_single_channel_skips_the_faraday_stages(base_config):
+    p = plan(base_config, observation(1))
+    assert not p.polarisation and "RM synthesis needs at least 2" in p.warnings[0]

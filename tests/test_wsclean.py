@@ -5,7 +5,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from conftest import has_wsclean, source_pixel
+from conftest import channel_path, has_wsclean, source_pixel
 
 pytestmark = [pytest.mark.slow, pytest.mark.wsclean,
               pytest.mark.skipif(not has_wsclean(), reason="wsclean not installed (make system-deps installs it)")]
@@ -36,8 +36,8 @@ def test_natural_weighting_agrees_with_wsclean(tiny_run, tiny_config, demo_sky, 
     npix, cell = tiny_config["imaging"]["size"], tiny_config["imaging"]["cell_arcsec"]
     nchan, channel = tiny_config["simulate"]["nchan"], 3
     wsclean_images(tiny_run / "work/ms/demo.ms", tmp_path / "nat", npix, cell, nchan, ["natural"])
-    _, geometry = read_inspection(tiny_run / "work/ms/selection.json")
-    image_channel(tiny_run / f"work/vis/{channel:05d}/{channel:05d}.zarr", tmp_path / "ours.zarr",
+    geometry = read_inspection(tiny_run / "work/ms/selection.json").geometry
+    image_channel(channel_path(tiny_run, "work/vis", channel), tmp_path / "ours.zarr",
                   tmp_path / "ours.json",
                   geometry, dirty_settings(weighting="natural"))
     ours = xr.open_zarr(tmp_path / "ours.zarr")["dirty"].values
@@ -59,7 +59,7 @@ def test_workflow_dirty_images_put_sources_where_wsclean_does(tiny_run, tiny_con
     nchan = tiny_config["simulate"]["nchan"]
     robust = tiny_config["imaging"]["robust"]
     wsclean_images(tiny_run / "work/ms/demo.ms", tmp_path / "briggs", npix, cell, nchan, ["briggs", str(robust)])
-    cube = np.stack([xr.open_zarr(tiny_run / f"results/channels/{c:05d}/{c:05d}.zarr")["dirty"].sel(stokes="I").values
+    cube = np.stack([xr.open_zarr(channel_path(tiny_run, "results/channels", c))["dirty"].sel(stokes="I").values
                      for c in range(nchan)])
     for channel in range(nchan):
         theirs = read_plane(tmp_path / f"briggs-{channel:04d}-I-image.fits")

@@ -2,8 +2,8 @@
 without Snakemake (scripts/ and these commands call the same stage functions), and the QA tools.
 
     spectropol simulate OUT.ms                       spectropol moments CUBE OUT QA
-    spectropol inspect MS [--out selection.json]     spectropol moments-fits MOMENTS DIR
-    spectropol fingerprint MS RECORD                 spectropol rmsynth CUBE OUT QA
+    spectropol inspect MS... [--out selection.json]  spectropol moments-fits MOMENTS DIR
+    spectropol fingerprint MS RECORD --spw N         spectropol rmsynth CUBE OUT QA
     spectropol split SELECTION MS CHANNELS VIS QA    spectropol rmclean FDF OUT QA
     spectropol image SELECTION VIS CHANNELS IMG QA   spectropol peaks FDF OUT QA
     spectropol cube SELECTION OUT QA STORE...        spectropol faraday-fits DIRTY PEAKS DIR [--clean C]
@@ -87,20 +87,26 @@ def _inspect(args) -> None:
 
     selection_options = options_from(args, opts.SelectionOptions)
     if args.out:
-        selection, geometry = inspect_ms(args.ms, args.out, selection_options, options_from(args, opts.GeometryOptions))
+        inspection = inspect_ms([(ms, [args.spw]) for ms in args.ms], args.out, selection_options,
+                                options_from(args, opts.GeometryOptions))
+        selections = list(inspection.selections.values())
     else:
-        selection = select_data(args.ms, column=selection_options.column, spw=selection_options.spw,
-                                field=selection_options.field)
-    summary = selection.to_dict()
-    summary["freqs_hz"] = [summary["freqs_hz"][0], summary["freqs_hz"][-1], len(summary["freqs_hz"])]
-    print(json.dumps(summary, indent=2))
+        selections = [select_data(ms, column=selection_options.column, spw=args.spw, field=selection_options.field,
+                                  time_range_utc=selection_options.time_range_utc) for ms in args.ms]
+    summaries = []
+    for selection in selections:
+        summary = selection.to_dict()
+        summary["freqs_hz"] = [summary["freqs_hz"][0], summary["freqs_hz"][-1], len(summary["freqs_hz"])]
+        summaries.append(summary)
+    print(json.dumps(summaries[0] if len(summaries) == 1 else summaries, indent=2))
 
 
 def _fingerprint(args) -> None:
     from .stages.inspect import fingerprint_ms
 
-    fingerprints = fingerprint_ms(args.ms, args.record, options_from(args, opts.SelectionOptions))
-    print(json.dumps({"layout": fingerprints.layout, "channels": len(fingerprints.channels)}))
+    fingerprints = fingerprint_ms(args.ms, args.record, [args.spw], options_from(args, opts.SelectionOptions))
+    print(json.dumps({"layout": fingerprints.layout, "channels": sum(len(c) for c in fingerprints.channels.values()),
+                      "flagged_everywhere": fingerprints.flagged_everywhere()}))
 
 
 def _split(args) -> None:
@@ -108,9 +114,11 @@ def _split(args) -> None:
     from .stages.inspect import read_inspection
     from .stages.split import split_block
 
-    selection, _ = read_inspection(args.selection)
-    results = split_block(args.selection, args.ms, _channels(args.channels), args.vis_dir, args.qa_dir,
-                          width=channel_width(len(selection.freqs)), ionosphere_rm=args.ionosphere_rm, rule=RULE)
+    selection = read_inspection(args.selection).selection(args.ms_index, args.spw)
+    channels = _channels(args.channels)
+    results = split_block(args.selection, args.ms, args.ms_index, args.spw, channels, channels, args.vis_dir,
+                          args.qa_dir, width=channel_width(len(selection.freqs)),
+                          options=options_from(args, opts.SplitOptions), ionosphere_rm=args.ionosphere_rm, rule=RULE)
     print(json.dumps([{"channel": r.channel, "rows_kept": r.rows_kept} for r in results]))
 
 
@@ -119,12 +127,12 @@ def _image(args) -> None:
     from .stages.image import image_block
     from .stages.inspect import read_inspection
 
-    selection, _ = read_inspection(args.selection)
+    nchan = sum(len(s.freqs) for s in read_inspection(args.selection).selections.values())
     channels = _channels(args.channels)
     settings = opts.ChannelSettings(options_from(args, opts.ImagingOptions), options_from(args, opts.CleanOptions))
     results = image_block(args.selection, args.vis_dir, channels, [settings] * len(channels), args.image_dir,
                           args.qa_dir,
-                          width=channel_width(len(selection.freqs)), nthreads=args.threads, rule=RULE)
+                          width=channel_width(nchan), nthreads=args.threads, rule=RULE)
     print(json.dumps([{"channel": r.channel, "peak_i": r.stokes["I"]["peak"], "beam": r.beam} for r in results]))
 
 
@@ -132,9 +140,10 @@ def _cube(args) -> None:
     from .stages.cube import gather_cube
     from .stages.inspect import read_inspection
 
-    selection, _ = read_inspection(args.selection)
+    inspection = read_inspection(args.selection)
+    freqs = sorted(f for s in inspection.selections.values() for f in s.freqs)
     result = gather_cube(args.stores, args.cube, args.qa, options_from(args, opts.CubeOptions),
-                         spectral_window=selection.freqs, update=args.update, rule=RULE)
+                         spectral_window=freqs if args.all_channels else None, update=args.update, rule=RULE)
     print(json.dumps(dataclasses.asdict(result)))
 
 
@@ -279,19 +288,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layout", default="resources/layouts/ska_low_like.yaml")
     add_options(p, opts.SimulateOptions)
 
-    p = command("inspect", _inspect, "describe the data an MS holds, as the workflow selects it; with --out, "
-                "write the selection and image geometry (the inspect_ms stage)", "ms")
+    p = command("inspect", _inspect, "describe the data MSs hold, as the workflow selects them; with --out, "
+                "write the selection and image geometry (the inspect_ms stage)")
+    p.add_argument("ms", nargs="+")
+    p.add_argument("--spw", type=int, help="spectral window (default: the only one)")
     p.add_argument("--out", help="write the selection record here (work/ms/selection.json in the workflow)")
     add_options(p, opts.SelectionOptions)
     add_options(p, opts.GeometryOptions)
 
     p = command("fingerprint", _fingerprint, "content hashes of every channel of an MS (fingerprint_ms)", "ms",
                 "record")
+    p.add_argument("--spw", type=int, default=0)
     add_options(p, opts.SelectionOptions)
 
-    p = command("split", _split, "Stokes visibilities of channels (split_channel)", "selection", "ms", "channels",
-                "vis_dir", "qa_dir")
+    p = command("split", _split, "Stokes visibilities of channels of one MS and spw (split_channel)", "selection",
+                "ms", "channels", "vis_dir", "qa_dir")
+    p.add_argument("--ms-index", type=int, default=0, help="the MS's place among the inputs of the selection record")
+    p.add_argument("--spw", type=int, default=0)
     p.add_argument("--ionosphere-rm", help="CSV time_mjd_s,rm_rad_m2 of ionospheric RM to derotate")
+    add_options(p, opts.SplitOptions)
 
     p = command("image", _image, "Stokes images, PSF, beam and CLEAN of channels (image_channel)", "selection",
                 "vis_dir", "channels", "image_dir", "qa_dir")
@@ -302,6 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("cube", _cube, "channel image stores into a cube (gather_cube)", "selection", "cube", "qa")
     p.add_argument("stores", nargs="+", help="channel image stores (results/channels/BLOCK/NNNNN.zarr)")
     p.add_argument("--update", action="store_true", help="update an existing cube in place (changed planes only)")
+    p.add_argument("--all-channels", action="store_true",
+                   help="a plane for every channel of the selection record (NaN where no store is given)")
     add_options(p, opts.CubeOptions)
 
     command("cube-fits", _cube_fits, "FITS cubes per Stokes (export_cube_fits)", "cube", "out_dir")

@@ -25,13 +25,20 @@ def to_file(path: str) -> Iterator[logging.Logger]:
     """Send the library's log records to ``path``; turn our errors into one line and exit 1.
 
     A SpectropolError is the user's to fix, so it is printed as one line (to the log and to stderr,
-    which Snakemake shows) without a traceback. Anything else is a bug and keeps its traceback.
+    which Snakemake shows) without a traceback; so are the library's warnings. Anything else is a
+    bug and keeps its traceback.
     """
     handler = logging.FileHandler(path, mode="w")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO)
+    # Our warnings (a field cut at the horizon, a CLEAN stopped at its best model) are for the
+    # user: one line each on stderr too, which Snakemake shows.
+    warnings = logging.StreamHandler(sys.stderr)
+    warnings.addFilter(lambda record: record.levelno == logging.WARNING)  # errors get their own line below
+    warnings.setFormatter(logging.Formatter("spectropol: warning: %(message)s"))
+    log.addHandler(warnings)
     logging.captureWarnings(True)
     start = time.perf_counter()
     try:
@@ -43,4 +50,5 @@ def to_file(path: str) -> Iterator[logging.Logger]:
     finally:
         log.info("finished in %.2f s, peak memory %.0f MB", time.perf_counter() - start, peak_memory_mb())
         root.removeHandler(handler)
+        log.removeHandler(warnings)
         handler.close()

@@ -28,15 +28,32 @@ def _from_section(cls, section: dict, renames: dict[str, str] | None = None):
 
 @dataclasses.dataclass(frozen=True)
 class SelectionOptions:
-    """Which data of a Measurement Set are read (config section ``input``)."""
+    """Which data of each Measurement Set are read (config section ``input``; which spectral
+    windows is the Observation's to resolve, per MS)."""
 
     column: str = "DATA"
-    spw: int | None = None
     field: int | None = None
+    time_range_utc: tuple[str, str] | None = None  # ISO-8601 UTC start and end; None: every time
+    phase_centre_tolerance_arcsec: float = 1.0     # inputs may point this far apart
 
     @classmethod
     def from_config(cls, section: dict) -> SelectionOptions:
-        return _from_section(cls, {k: section[k] for k in ("column", "spw", "field") if k in section})
+        time_range = section.get("time_range")
+        return cls(column=section.get("column", cls.column), field=section.get("field", cls.field),
+                   time_range_utc=tuple(time_range) if time_range else None,
+                   phase_centre_tolerance_arcsec=section.get("phase_centre_tolerance_arcsec",
+                                                             cls.phase_centre_tolerance_arcsec))
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitOptions:
+    """Corrections applied to each visibility when channels are split (config section ``input``)."""
+
+    derotate_parallactic_angle: bool = False  # rotate Q and U back by the feeds' parallactic angle (alt-az mounts)
+
+    @classmethod
+    def from_config(cls, section: dict) -> SplitOptions:
+        return cls(derotate_parallactic_angle=section.get("derotate_parallactic_angle", cls.derotate_parallactic_angle))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,8 +78,10 @@ class ImagingOptions:
     robust: float = 0.0          # Briggs robustness, -2 .. 2
     wgridding: bool = True       # correct the w-term
     epsilon: float = 2.0e-5      # gridder accuracy; below 1e-5 the gridder works in double precision
+    minuv_l: float | None = None  # shortest baseline used (wavelengths); None: all
+    maxuv_l: float | None = None  # longest baseline used (wavelengths); None: all
 
-    KEYS = ("weighting", "robust", "wgridding", "epsilon")
+    KEYS = ("weighting", "robust", "wgridding", "epsilon", "minuv_l", "maxuv_l")
 
     @classmethod
     def from_config(cls, section: dict) -> ImagingOptions:
@@ -80,6 +99,7 @@ class CleanOptions:
     auto_threshold: float = 3.0  # stopping threshold in units of the residual's MAD rms (0 = off)
     auto_mask: float = 0.0       # clean to this many sigma unmasked first, then only within that mask
     max_major: int = 20          # major cycles at most
+    on_divergence: str = "stop"  # a residual peak that grows: stop at the best model (stop) or fail (error)
 
     RENAMES = {"threshold": "threshold_jy"}
 

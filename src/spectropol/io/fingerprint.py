@@ -26,7 +26,7 @@ from .stores import write_json
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 ROW_COLUMNS = ("UVW", "TIME", "ANTENNA1", "ANTENNA2", "WEIGHT", "FLAG_ROW")
 # Bytes of one column read at a time; channels are read in groups so the cost per channel is one
 # slice, not one table access.
@@ -35,8 +35,12 @@ READ_BYTES = 256 * 2**20
 
 @dataclass(frozen=True)
 class Fingerprints:
-    layout: str  # selection description and the row columns: a change re-plans every channel
-    channels: tuple[str, ...]  # one hex digest per channel of the spectral window
+    layout: str  # selections and the row columns: a change re-plans every channel
+    channels: dict[int, tuple[str, ...]]  # {spw: one hex digest per channel of the window}
+    unflagged: dict[int, tuple[int, ...]]  # {spw: visibilities (row, correlation) not flagged, per channel}
+
+    def flagged_everywhere(self) -> bool:
+        return not any(any(counts) for counts in self.unflagged.values())
 
 
 def _digest(*parts: bytes | str) -> str:
@@ -89,27 +93,62 @@ def _load_cache(path: Path, key: dict) -> dict:
     return cache
 
 
-def _channel_column_hashes(sub, column: str, nchan: int, ncorr: int) -> list[str]:
-    """Digest of each channel's slice of a (row, chan, corr) column, reading groups of channels."""
+def _channel_column_hashes(sub, column: str, nchan: int, ncorr: int, flag_row=None):
+    """Digest of each channel's slice of a (row, chan, corr) column, reading groups of channels;
+    with ``flag_row`` (a FLAG column) also the unflagged visibilities of each channel."""
     group = max(1, min(nchan, READ_BYTES // max(1, sub.nrows() * ncorr * 8)))
-    digests = []
+    digests, unflagged = [], []
     for first in range(0, nchan, group):
         last = min(nchan, first + group) - 1
         block = sub.getcolslice(column, [first, 0], [last, ncorr - 1])
         for k in range(block.shape[1]):
             digests.append(_digest(np.ascontiguousarray(block[:, k, :]).tobytes()))
-    return digests
+            if flag_row is not None:
+                unflagged.append(int((~block[:, k, :] & ~flag_row[:, None]).sum()))
+    return digests, unflagged
 
 
-def ms_fingerprints(ms: str, *, column: str, spw: int | None, field: int | None,
-                    cache_path: str | os.PathLike) -> Fingerprints:
-    """Fingerprints of every channel of the selected data of ``ms``, recomputing only the columns
-    whose storage files changed since ``cache_path`` was written (and writing it anew)."""
+def _spw_fingerprints(main, ms: str, column: str, spw: int, field: int | None, spectral: list[str], stale: list[str],
+                      old: dict, rows: list[str]) -> dict:
+    """The row digest, and the per-channel hashes of each spectral column, of one window's rows."""
     from casacore.tables import taql
 
+    selection = select_data(ms, column=column, spw=spw, field=field)
+    description = selection.to_dict()
+    description.pop("ms")
+    nchan, ncorr = len(selection.freqs), len(selection.corr_names)
+    sub = taql(f"SELECT FROM $main WHERE {selection.taql}")
+    try:
+        flag_row = sub.getcol("FLAG_ROW").astype(bool) if "FLAG_ROW" in sub.colnames() else np.zeros(sub.nrows(), bool)
+        result = {"columns": {}}
+        for c in spectral:
+            cached = old.get(c, {}).get("channels", {}) or {}
+            if c == "WEIGHT_SPECTRUM" and not sub.iscelldefined(c, 0):
+                result["columns"][c] = None  # declared but empty: WEIGHT is used
+            elif c in stale or str(spw) not in cached or (c == "FLAG" and str(spw) not in old.get("unflagged", {})):
+                log.info("%s: fingerprinting %s of %d channels of spw %d", ms, c, nchan, spw)
+                digests, unflagged = _channel_column_hashes(sub, c, nchan, ncorr, flag_row if c == "FLAG" else None)
+                result["columns"][c] = digests
+                if c == "FLAG":
+                    result["unflagged"] = unflagged
+            else:
+                result["columns"][c] = cached[str(spw)]
+                if c == "FLAG":
+                    result["unflagged"] = old["unflagged"][str(spw)]
+        result["rows"] = _digest(json.dumps(description, sort_keys=True),
+                                 *(np.ascontiguousarray(sub.getcol(c)).tobytes() for c in rows))
+    finally:
+        sub.close()
+    return result
+
+
+def ms_fingerprints(ms: str, *, column: str, spws: list[int], field: int | None,
+                    cache_path: str | os.PathLike) -> Fingerprints:
+    """Fingerprints of every channel of the selected spectral windows of ``ms``, recomputing only the
+    columns whose storage files changed since ``cache_path`` was written (and writing it anew)."""
     ms = os.path.abspath(ms)
     cache_path = Path(cache_path)
-    key = {"ms": os.path.realpath(ms), "column": column, "spw": spw, "field": field}
+    key = {"ms": os.path.realpath(ms), "column": column, "spws": sorted(spws), "field": field}
     cache = _load_cache(cache_path, key)
     subtables = _subtable_stats(ms)
     main = open_table(ms)
@@ -123,40 +162,36 @@ def ms_fingerprints(ms: str, *, column: str, spw: int | None, field: int | None,
         rows_stale = (cache.get("subtables") != subtables
                       or any(old.get(c, {}).get("stats") != column_stats[c] for c in rows))
         if not stale and not rows_stale and "layout" in cache:
-            return Fingerprints(cache["layout"], tuple(cache["channels"]))
-
-        selection = select_data(ms, column=column, spw=spw, field=field)
-        description = selection.to_dict()
-        description.pop("ms")
-        nchan, ncorr = len(selection.freqs), len(selection.corr_names)
-        sub = taql(f"SELECT FROM $main WHERE {selection.taql}")
+            return _from_record(cache)
+        old_all = dict(old) | {"unflagged": cache.get("unflagged", {})}
         try:
-            columns = {c: old[c] for c in spectral if c not in stale}
-            for c in spectral:
-                if c == "WEIGHT_SPECTRUM" and not sub.iscelldefined(c, 0):
-                    columns[c] = {"channels": None}  # declared but empty: WEIGHT is used
-                elif c in stale or c not in columns:
-                    log.info("%s: fingerprinting %s of %d channels", ms, c, nchan)
-                    columns[c] = {"channels": _channel_column_hashes(sub, c, nchan, ncorr)}
-                columns[c]["stats"] = column_stats[c]
-            row_digest = _digest(json.dumps(description, sort_keys=True),
-                                 *(np.ascontiguousarray(sub.getcol(c)).tobytes() for c in rows))
+            per_spw = {spw: _spw_fingerprints(main, ms, column, spw, field, spectral, stale, old_all, rows)
+                       for spw in sorted(spws)}
         except RuntimeError as err:
             raise fail(ms, f"cannot be read; it is truncated or damaged ({str(err).splitlines()[0]})") from None
-        finally:
-            sub.close()
     finally:
         main.close()
-    for c in rows:
-        columns[c] = {"stats": column_stats[c]}
-    used = [c for c in spectral if columns[c]["channels"] is not None]
-    channels = tuple(_digest(row_digest, *(columns[c]["channels"][k] for c in used)) for k in range(nchan))
+    columns = {c: {"stats": column_stats[c], "channels": {str(spw): r["columns"][c] for spw, r in per_spw.items()}}
+               for c in spectral}
+    columns |= {c: {"stats": column_stats[c]} for c in rows}
+    layout = _digest(*(r["rows"] for r in per_spw.values()))
+    channels = {}
+    for spw, r in per_spw.items():
+        used = [c for c in spectral if r["columns"][c] is not None]
+        nchan = len(r["columns"][column])
+        channels[str(spw)] = [_digest(r["rows"], *(r["columns"][c][k] for c in used)) for k in range(nchan)]
+    record = {"version": CACHE_VERSION, "key": key, "subtables": subtables, "columns": columns, "layout": layout,
+              "channels": channels, "unflagged": {str(spw): r["unflagged"] for spw, r in per_spw.items()}}
     try:
-        write_json(cache_path, {"version": CACHE_VERSION, "key": key, "subtables": subtables, "columns": columns,
-                                "layout": row_digest, "channels": list(channels)})
+        write_json(cache_path, record)
     except OSError as err:
         log.warning("%s: cannot write the fingerprint cache (%s); the next run reads the MS again", cache_path, err)
-    return Fingerprints(row_digest, channels)
+    return _from_record(record)
+
+
+def _from_record(record: dict) -> Fingerprints:
+    return Fingerprints(record["layout"], {int(spw): tuple(d) for spw, d in record["channels"].items()},
+                        {int(spw): tuple(n) for spw, n in record["unflagged"].items()})
 
 
 def storage_signature(ms: str) -> str:
@@ -175,14 +210,14 @@ def read_fingerprints(record: str | os.PathLike) -> tuple[str, Fingerprints]:
     """The MS a fingerprint record describes and its fingerprints (written by ms_fingerprints)."""
     try:
         cache = json.loads(Path(record).read_text())
-        return cache["key"]["ms"], Fingerprints(cache["layout"], tuple(cache["channels"]))
+        return cache["key"]["ms"], _from_record(cache)
     except (OSError, ValueError, KeyError) as err:
         raise fail(record, f"not a spectropol fingerprint record ({err})") from None
 
 
-def input_ms(inputs: dict) -> str:
-    """The MS a job reads, from its inputs: ``ms`` itself, or the MS its ``fingerprints`` record
-    describes (where it is now: a re-delivered copy is read at its new path)."""
-    if inputs.get("ms"):
-        return str(inputs["ms"])
-    return read_fingerprints(inputs["fingerprints"])[0]
+def input_paths(ms: list[str], records: list[str]) -> list[str]:
+    """The MSs a job reads, from its inputs: the MSs themselves, or those their fingerprint
+    ``records`` describe (where they are now: a re-delivered copy is read at its new path)."""
+    if ms:
+        return [str(path) for path in ms]
+    return [read_fingerprints(record)[0] for record in records]

@@ -84,15 +84,78 @@ def stokes_available(ms_path: str, spw: int | None = None) -> tuple[str, ...]:
     return stokes_matrix(correlation_names(ms_path, pol_id))[1]
 
 
-def selection_where(ddid: int, field: int) -> str:
+@dataclass(frozen=True)
+class SpectralWindowInfo:
+    """A spectral window as the SPECTRAL_WINDOW, DATA_DESCRIPTION and POLARIZATION subtables
+    describe it: channel frequencies and widths (Hz, |CHAN_WIDTH|) in the table's order (which
+    may be decreasing), and the correlations of its first data description."""
+
+    spw: int
+    freqs_hz: tuple[float, ...]
+    widths_hz: tuple[float, ...]
+    corr_names: tuple[str, ...]
+
+    @property
+    def stokes(self) -> tuple[str, ...]:
+        return stokes_matrix(self.corr_names)[1]
+
+
+@dataclass(frozen=True)
+class MSInfo:
+    """What planning reads of an MS: its spectral windows, fields (name, RA, Dec in rad) and the
+    bytes its files hold. Only subtables and file sizes: no column of the main table."""
+
+    ms: str
+    spws: tuple[SpectralWindowInfo, ...]
+    fields: tuple[tuple[str, float, float], ...]
+    size_bytes: int
+
+
+def describe_ms(ms_path: str) -> MSInfo:
+    """The MSInfo of ``ms_path``, with a one-line error for a missing MS or damaged subtables."""
+    if not os.path.isdir(ms_path):
+        raise fail(ms_path, "Measurement Set not found")
+    try:
+        with open_table(ms_path, "DATA_DESCRIPTION") as t:
+            dd_spw = [int(v) for v in t.getcol("SPECTRAL_WINDOW_ID")] if t.nrows() else []
+            dd_pol = [int(v) for v in t.getcol("POLARIZATION_ID")] if t.nrows() else []
+        spws = []
+        with open_table(ms_path, "SPECTRAL_WINDOW") as t:
+            if t.nrows() == 0:
+                raise fail(ms_path, "SPECTRAL_WINDOW subtable is empty")
+            for spw in range(t.nrows()):
+                if spw not in dd_spw:
+                    continue  # no data description refers to it: it holds no data
+                freqs = np.asarray(t.getcell("CHAN_FREQ", spw), dtype=np.float64)
+                widths = np.abs(np.asarray(t.getcell("CHAN_WIDTH", spw), dtype=np.float64))
+                corr = correlation_names(ms_path, dd_pol[dd_spw.index(spw)])
+                spws.append(SpectralWindowInfo(spw, tuple(freqs.tolist()), tuple(widths.tolist()), corr))
+        with open_table(ms_path, "FIELD") as t:
+            fields = []
+            for row in range(t.nrows()):
+                ra, dec = np.asarray(t.getcell("PHASE_DIR", row)).reshape(-1, 2)[0]
+                fields.append((str(t.getcell("NAME", row)), float(ra), float(dec)))
+    except RuntimeError as err:
+        raise fail(ms_path, f"cannot be read; it is truncated or damaged ({str(err).splitlines()[0]})") from None
+    size = sum(os.path.getsize(os.path.join(root, name)) for root, _, files in os.walk(ms_path) for name in files)
+    return MSInfo(ms=str(ms_path), spws=tuple(spws), fields=tuple(fields), size_bytes=size)
+
+
+def selection_where(ddid: int, field: int, time_window_mjd_s: tuple[float, float] | None = None) -> str:
     """The TaQL condition of the rows the workflow reads: one data description and field, and
-    cross-correlations only. Values are integers we produced, never text from a file."""
-    return f"DATA_DESC_ID=={int(ddid)} AND FIELD_ID=={int(field)} AND ANTENNA1!=ANTENNA2"
+    cross-correlations only, in a time window if one is given. Values are numbers we produced,
+    never text from a file or the config."""
+    where = f"DATA_DESC_ID=={int(ddid)} AND FIELD_ID=={int(field)} AND ANTENNA1!=ANTENNA2"
+    if time_window_mjd_s is not None:
+        start, end = (float(t) for t in time_window_mjd_s)
+        where += f" AND TIME>={start!r} AND TIME<={end!r}"
+    return where
 
 
 @dataclass(frozen=True)
 class Selection:
-    """What the workflow reads from an MS: one data description (SPW + polarisation) and one field."""
+    """What the workflow reads from an MS: one data description (SPW + polarisation) and one field,
+    in a time window (MJD seconds, as the TIME column) when one is given."""
 
     ms: str
     column: str
@@ -107,6 +170,7 @@ class Selection:
     time_range_mjd_s: tuple[float, float]
     nrows: int
     max_uvw_m: float
+    time_window_mjd_s: tuple[float, float] | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -115,23 +179,37 @@ class Selection:
             "freqs_hz": self.freqs.tolist(), "phase_centre_rad": list(self.phase_centre_rad),
             "field_name": self.field_name, "telescope": self.telescope,
             "time_range_mjd_s": list(self.time_range_mjd_s), "nrows": self.nrows, "max_uvw_m": self.max_uvw_m,
+            "time_window_mjd_s": list(self.time_window_mjd_s) if self.time_window_mjd_s else None,
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Selection":
+    def from_dict(cls, d: dict) -> Selection:
+        window = d.get("time_window_mjd_s")
         return cls(
             ms=d["ms"], column=d["column"], spw=d["spw"], field=d["field"], ddid=d["ddid"],
             corr_names=tuple(d["corr_names"]), freqs=np.asarray(d["freqs_hz"]),
             phase_centre_rad=tuple(d["phase_centre_rad"]), field_name=d["field_name"], telescope=d["telescope"],
             time_range_mjd_s=tuple(d["time_range_mjd_s"]), nrows=d["nrows"], max_uvw_m=d["max_uvw_m"],
+            time_window_mjd_s=tuple(window) if window else None,
         )
 
     @property
     def taql(self) -> str:
-        return selection_where(self.ddid, self.field)
+        return selection_where(self.ddid, self.field, self.time_window_mjd_s)
 
 
-def select_data(ms_path: str, column: str = "DATA", spw: int | None = None, field: int | None = None) -> Selection:
+def mjd_seconds(iso_utc: str) -> float:
+    """An ISO-8601 UTC time as MJD seconds, the unit of an MS's TIME column."""
+    from astropy.time import Time
+
+    try:
+        return float(Time(iso_utc, format="isot", scale="utc").mjd * 86400.0)
+    except ValueError as err:
+        raise fail(None, f"input.time_range: {iso_utc!r} is not an ISO-8601 UTC time ({err})") from None
+
+
+def select_data(ms_path: str, column: str = "DATA", spw: int | None = None, field: int | None = None,
+                time_range_utc: tuple[str, str] | None = None) -> Selection:
     """Check that ``ms_path`` has what imaging needs and describe the selected data.
 
     Raises SpectropolError (one line naming the MS) for a missing MS, subtable or column, an
@@ -139,6 +217,7 @@ def select_data(ms_path: str, column: str = "DATA", spw: int | None = None, fiel
     """
     if not os.path.isdir(ms_path):
         raise fail(ms_path, "Measurement Set not found")
+    window = tuple(mjd_seconds(t) for t in time_range_utc) if time_range_utc else None
     main = open_table(ms_path)
     try:
         present = {os.path.basename(s) for s in main.getsubtables()}
@@ -180,10 +259,11 @@ def select_data(ms_path: str, column: str = "DATA", spw: int | None = None, fiel
 
         from casacore.tables import taql
 
-        selected = taql(f"SELECT UVW, TIME FROM $main WHERE {selection_where(ddid, field)}")
+        selected = taql(f"SELECT UVW, TIME FROM $main WHERE {selection_where(ddid, field, window)}")
         nrows = selected.nrows()
         if nrows == 0:
-            raise fail(ms_path, f"has no cross-correlations in spw {spw}, field {field}")
+            within = f" between {time_range_utc[0]} and {time_range_utc[1]}" if window else ""
+            raise fail(ms_path, f"has no cross-correlations in spw {spw}, field {field}{within}")
         uvw = selected.getcol("UVW")
         time = selected.getcol("TIME")
         selected.close()
@@ -197,7 +277,7 @@ def select_data(ms_path: str, column: str = "DATA", spw: int | None = None, fiel
         ms=str(ms_path), column=column, spw=spw, field=field, ddid=ddid, corr_names=corr_names, freqs=freqs,
         phase_centre_rad=(float(phase_dir[0]), float(phase_dir[1])), field_name=field_name, telescope=telescope,
         time_range_mjd_s=(float(time.min()), float(time.max())), nrows=int(nrows),
-        max_uvw_m=float(np.sqrt((uvw[:, :2] ** 2).sum(axis=1)).max()),
+        max_uvw_m=float(np.sqrt((uvw[:, :2] ** 2).sum(axis=1)).max()), time_window_mjd_s=window,
     )
 
 
@@ -211,6 +291,8 @@ class ChannelData:
     uvw: np.ndarray
     time: np.ndarray
     freq: float
+    antenna1: np.ndarray
+    antenna2: np.ndarray
 
 
 def read_channel(selection: Selection, channel: int) -> ChannelData:
@@ -235,6 +317,7 @@ def read_channel(selection: Selection, channel: int) -> ChannelData:
                 flags = flags | sub.getcol("FLAG_ROW")[:, None]
             uvw = sub.getcol("UVW")
             time = sub.getcol("TIME")
+            antennas = sub.getcol("ANTENNA1"), sub.getcol("ANTENNA2")
         except RuntimeError as err:
             raise fail(selection.ms, f"cannot read channel {channel}; the table is truncated or damaged "
                                      f"({str(err).splitlines()[0]})") from None
@@ -242,4 +325,44 @@ def read_channel(selection: Selection, channel: int) -> ChannelData:
     finally:
         main.close()
     return ChannelData(vis=vis, flags=flags.astype(bool), weights=weights.astype(np.float64), uvw=uvw, time=time,
-                       freq=float(selection.freqs[channel]))
+                       freq=float(selection.freqs[channel]), antenna1=antennas[0], antenna2=antennas[1])
+
+
+# ANTENNA::MOUNT values whose feeds turn with the parallactic angle, and those whose feeds do not.
+ALT_AZ_MOUNTS = {"alt-az", "altaz", "alt_az", "alt-az+rotator"}
+FIXED_MOUNTS = {"equatorial"}
+
+
+@dataclass(frozen=True)
+class FeedGeometry:
+    """What the parallactic angle of each antenna's feeds needs: geodetic longitude and latitude
+    (rad), whether the mount turns the feeds on the sky, and the first receptor's angle (rad)."""
+
+    longitude_rad: np.ndarray
+    latitude_rad: np.ndarray
+    rotates: np.ndarray
+    receptor_angle_rad: np.ndarray
+
+
+def read_feed_geometry(ms_path: str) -> FeedGeometry:
+    """The FeedGeometry of an MS (ANTENNA and FEED subtables), refused in one line when a mount is
+    one whose feed rotation we do not model (X-Y, or unknown)."""
+    from astropy import units as u
+    from astropy.coordinates import EarthLocation
+
+    with open_table(ms_path, "ANTENNA") as t:
+        positions = np.asarray(t.getcol("POSITION"), dtype=np.float64)
+        mounts = [str(m).strip().lower() for m in t.getcol("MOUNT")]
+    unknown = sorted({m for m in mounts if m not in ALT_AZ_MOUNTS | FIXED_MOUNTS})
+    if unknown:
+        raise fail(ms_path, f"ANTENNA::MOUNT is {unknown[0]!r}: the parallactic angle is known only for alt-az "
+                            "(and equatorial) mounts; set input.derotate_parallactic_angle false")
+    location = EarthLocation.from_geocentric(positions[:, 0], positions[:, 1], positions[:, 2], unit=u.m)
+    receptor = np.zeros(len(positions))
+    with open_table(ms_path, "FEED") as t:
+        if t.nrows():
+            antennas = np.asarray(t.getcol("ANTENNA_ID"))
+            angles = np.asarray(t.getcol("RECEPTOR_ANGLE")).reshape(len(antennas), -1)[:, 0]
+            receptor[antennas] = angles
+    return FeedGeometry(longitude_rad=location.lon.to_value(u.rad), latitude_rad=location.lat.to_value(u.rad),
+                        rotates=np.array([m in ALT_AZ_MOUNTS for m in mounts]), receptor_angle_rad=receptor)

@@ -129,8 +129,10 @@ def cotton_schwab(
     ``residual_of(model)`` returns the residual images of a model (nstokes, ny, nx) computed from
     the visibilities (degridding and gridding): the major cycle. Returns (model, residual, report)
     with the report holding iterations, major cycles, final rms and peak, the threshold and
-    whether it was reached. A residual peak that grows from one major cycle to the next means the
-    clean diverged: that is an error.
+    whether it was reached. A residual peak that grows by half from one major cycle to the next
+    means the clean diverged: with ``on_divergence`` "stop" the group keeps the model and residual
+    of the cycle before and is cleaned no further (the report says ``diverged`` and in which
+    Stokes); with "error" it is a SpectropolError.
     """
     model = np.zeros_like(dirty)
     residual = dirty.copy()
@@ -143,19 +145,31 @@ def cotton_schwab(
     # (after the one that makes its residual exact), as in WSClean: otherwise the auto-threshold,
     # re-measured each cycle, keeps a tail of cycles of a few iterations each.
     converged = {g: False for g in groups}
+    best: dict[tuple[int, ...], dict] = {}  # per group: model and residual of the lowest peak so far
     report = {"iterations": 0, "major_cycles": 0, "diverged": False}
     for major in range(settings.max_major):
         any_work = False
         for group in groups:
             rms = float(np.nanmean([mad_rms(residual[k]) for k in group]))
             peak = _peak(residual, group, masks[group])
-            if peak > 1.5 * previous_peak[group] and major > 0:
+            name = "+".join(stokes[k] for k in group)
+            if peak > 1.5 * previous_peak[group] and major > 0 and not converged[group]:
                 report["diverged"] = True
-                raise fail(label or None,
-                           f"CLEAN diverged in Stokes {'+'.join(stokes[k] for k in group)}: the residual peak grew "
-                                          f"from {previous_peak[group]:.4g} to {peak:.4g} Jy/beam; "
-                                          "lower clean.mgain or clean.gain")
+                problem = (f"CLEAN diverged in Stokes {name}: the residual peak grew from {previous_peak[group]:.4g} "
+                           f"to {peak:.4g} Jy/beam")
+                if settings.on_divergence == "error":
+                    raise fail(label or None, f"{problem}; lower clean.mgain or clean.gain")
+                # As WSClean's divergence limit does: keep the best model (the one before this major
+                # cycle) and its residual, and clean this group no further.
+                for k, (model_k, residual_k) in best[group].items():
+                    model[k], residual[k] = model_k, residual_k
+                report.setdefault("diverged_stokes", []).append(name)
+                converged[group] = True
+                log.warning("%s%s; stopped at the model of major cycle %d", f"{label}: " if label else "", problem,
+                            major - 1)
+                continue
             previous_peak[group] = peak
+            best[group] = {k: (model[k].copy(), residual[k].copy()) for k in group}
             floor = max(settings.threshold_jy, settings.auto_threshold * rms if settings.auto_threshold > 0 else 0.0)
             if not deep[group]:
                 floor = max(floor, settings.auto_mask * rms)
@@ -198,12 +212,16 @@ def cotton_schwab(
     group_rms = {g: float(np.nanmean([rms[stokes[k]] for k in g])) for g in groups}
     threshold = {"+".join(stokes[k] for k in g): max(settings.threshold_jy, settings.auto_threshold * group_rms[g])
                  for g in groups}
+    diverged = set(report.get("diverged_stokes", []))
+
+    def _reached(g) -> bool:
+        name = "+".join(stokes[k] for k in g)
+        return (converged[g] and name not in diverged) or _peak(residual, g, masks[g]) <= 1.05 * threshold[name]
+
     report.update({
         "residual_rms": rms, "residual_peak": peaks, "threshold": threshold,
         # reached: the minor cycles ran down to the final threshold (rather than out of iterations)
-        "threshold_reached": all(converged[g] or _peak(residual, g,
-                                                       masks[g]) <= 1.05 * threshold["+".join(stokes[k] for k in g)]
-                                 for g in groups),
+        "threshold_reached": all(_reached(g) for g in groups),
     })
     return model, residual, report
 

@@ -144,7 +144,8 @@ def rm_clean_block(fdf: np.ndarray, grid: FaradayGrid, cutoff: np.ndarray | floa
     cutoff = np.broadcast_to(np.asarray(cutoff, dtype=np.float32), (npix,))
     amplitude = np.abs(fdf)
     with np.errstate(invalid="ignore"):
-        start = np.isfinite(amplitude).all(axis=0) & (amplitude.max(axis=0) >= cutoff)
+        # a spectrum that is zero everywhere (noise-free data without polarisation) has nothing to clean
+        start = np.isfinite(amplitude).all(axis=0) & (amplitude.max(axis=0) >= cutoff) & (amplitude.max(axis=0) > 0)
     columns = np.nonzero(start)[0]
     residual = np.ascontiguousarray(fdf[:, columns].T)  # (n, nphi): one contiguous spectrum per row
     found = np.zeros(residual.shape, dtype=np.complex64)
@@ -156,7 +157,7 @@ def rm_clean_block(fdf: np.ndarray, grid: FaradayGrid, cutoff: np.ndarray | floa
         block = residual[live]
         peak_index = np.argmax(np.abs(block), axis=1)
         peak = block[np.arange(live.size), peak_index]
-        still = np.abs(peak) >= cutoff[columns[live]]
+        still = (np.abs(peak) >= cutoff[columns[live]]) & (np.abs(peak) > 0)
         if not still.any():
             break
         live, peak_index, peak = live[still], peak_index[still], peak[still]

@@ -52,3 +52,14 @@ def imaging_weights(
         f2 = (5.0 * 10.0 ** (-robust)) ** 2 / ((density**2).sum() / total)
         return weight / (1.0 + local * f2)
     raise ValueError(f"unknown weighting scheme {scheme!r} (natural, uniform or briggs)")
+
+
+def uv_range_mask(uvw: np.ndarray, freq: float, minuv_l: float | None, maxuv_l: float | None) -> np.ndarray:
+    """True for visibilities whose projected baseline (u, v) in wavelengths is within the range."""
+    length = np.hypot(uvw[:, 0], uvw[:, 1]) * (freq / SPEED_OF_LIGHT)
+    keep = np.ones(len(uvw), dtype=bool)
+    if minuv_l is not None:
+        keep &= length >= minuv_l
+    if maxuv_l is not None:
+        keep &= length <= maxuv_l
+    return keep

@@ -91,7 +91,13 @@ def measure_sources(cube, peaks, islands: list[Island], options: CatalogueOption
             continue
         spectrum = stokes_i.isel(y=y, x=x).values  # one pixel's spectrum: reads one column of chunks
         s0, s0_err, alpha, alpha_err = spectral_index(freqs, spectrum, rms_i, reffreq_pol)
-        coordinate = SkyCoord(*wcs.wcs_pix2world([[island.x, island.y]], 0)[0], unit="deg", frame="fk5")
+        world = wcs.wcs_pix2world([[island.x, island.y]], 0)[0]
+        if not np.all(np.isfinite(world)):
+            # beyond the horizon of the projection: no direction, so no source (the maps are NaN
+            # there; this guards against an island that reaches the edge of the sky)
+            log.warning("island at pixel (%.1f, %.1f) has no sky position; not catalogued", island.x, island.y)
+            continue
+        coordinate = SkyCoord(*world, unit="deg", frame="fk5")
         pos_err = beam_deg / (2.0 * max(at["snr"], 1e-9))  # Condon (1997)-style, per coordinate
         close = [o for o in islands if o is not island and np.hypot(o.y - island.y, o.x - island.x) < 2 * beam_px]
         phi_edge = abs(at["peak_phi"]) > grid["phi_max"] - grid["rmsf_fwhm"]

@@ -9,6 +9,7 @@ reads one column of chunks. Memory is one channel image, whatever the number of 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -44,6 +45,7 @@ class CubeResult:
     excluded_channels: list[int]
     rms_median: dict
     beam_bmaj_deg_range: list[float] | None
+    diverged_channels: list[int]
     planes_written: int = 0
 
 
@@ -55,6 +57,7 @@ class _ChannelTables:
     channels: np.ndarray
     beams: np.ndarray  # (nchan, 3): bmaj, bmin, bpa in deg
     rms: np.ndarray    # (nchan, nstokes) Jy/beam
+    diverged: np.ndarray  # (nchan,) bool: the channel's CLEAN diverged and stopped at its best model
 
 
 def _nan_beam(beam: dict) -> dict:
@@ -70,6 +73,15 @@ def _planes_of(attrs: list[dict], spectral_window, cube_store) -> tuple[list[int
     if len(set(planes)) != len(planes) or not all(0 <= p < nchan for p in planes):
         raise fail(cube_store, f"channel image stores do not map one to one onto the {nchan} channels")
     return planes, nchan
+
+
+def _input_paths(attrs: list[dict], planes_of: list[int], sources: np.ndarray) -> list[str]:
+    """The MS path of each input index, as the channel stores of its channels name it."""
+    paths: dict[int, str] = {}
+    for a, p in zip(attrs, planes_of):
+        if p < len(sources):
+            paths.setdefault(int(sources[p, 0]), str((a.get("source") or {}).get("ms") or a.get("ms", "")))
+    return [paths.get(k, "") for k in range(int(sources[:, 0].max()) + 1)] if len(sources) else []
 
 
 def _open_for_update(cube_store: str | os.PathLike, layout: dict):
@@ -107,11 +119,13 @@ def _fill_planes(array, tables: _ChannelTables, planes_to_write, image: str, npi
         tables.channels[p] = store_attrs["channel"]
         tables.beams[p] = [beam["bmaj_deg"], beam["bmin_deg"], beam["bpa_deg"]]
         tables.rms[p] = [mad_rms(plane) for plane in planes]
+        tables.diverged[p] = bool(store_attrs.get("clean_diverged", False))
 
 
 def gather_cube(image_stores: Sequence[str | os.PathLike], cube_store: str | os.PathLike, qa_path: str | os.PathLike,
                 options: CubeOptions = CubeOptions(), *, spectral_window: Sequence[float] | None = None,
-                update: bool = False, rule: str = "spectropol") -> CubeResult:
+                sources: Sequence[Sequence[int]] | None = None, update: bool = False,
+                rule: str = "spectropol") -> CubeResult:
     """Write the ``options.image`` planes of each channel store into one cube store.
 
     Without ``spectral_window`` the cube has one plane per store, in the given order. With it (the
@@ -124,9 +138,13 @@ def gather_cube(image_stores: Sequence[str | os.PathLike], cube_store: str | os.
     is first convolved to one beam that contains all of theirs (needed for RM synthesis of resolved
     emission across a wide band); the cube's beams are then all that beam.
 
+    ``sources`` (ms index, spw, channel there) of every plane are the channels' identity, kept as
+    the cube's ``source_*`` variables; the MS of each index, as the channel stores name it (where
+    it is now), is the ``inputs`` attribute.
+
     With ``update``, an existing complete cube of the same layout (planes, image kind, chunks,
-    WCS, common beam) is updated in place: only planes whose channel store is not the one it was
-    made from are rewritten. Otherwise the cube is written whole, under a temporary name.
+    WCS, common beam, sources) is updated in place: only planes whose channel store is not the one
+    it was made from are rewritten. Otherwise the cube is written whole, under a temporary name.
     """
     image = options.image
     attrs = [read_channel_attrs(store) for store in image_stores]
@@ -142,8 +160,13 @@ def gather_cube(image_stores: Sequence[str | os.PathLike], cube_store: str | os.
     chunk = min(options.chunk_px, npix)
     stored = set(planes_of)
     excluded = [p for p in range(nchan) if p not in stored]
+    sources = np.asarray(sources if sources is not None else [(0, 0, p) for p in range(nchan)], dtype=np.int32)
+    inputs = _input_paths(attrs, planes_of, sources)
+    if sources.shape != (nchan, 3):
+        raise fail(cube_store, f"{len(sources)} channel sources given for {nchan} channels")
     layout = {"nchan": nchan, "npix": npix, "image": image, "chunk": chunk, "wcs": first_attrs["wcs"],
-              "common_beam": target, "excluded": excluded}
+              "common_beam": target, "excluded": excluded,
+              "sources": hashlib.blake2b(sources.tobytes(), digest_size=16).hexdigest()}
     plane_ids = [None] * nchan
     for p, a in zip(planes_of, attrs):
         plane_ids[p] = a["provenance"].get("product_id")
@@ -154,14 +177,15 @@ def gather_cube(image_stores: Sequence[str | os.PathLike], cube_store: str | os.
             freqs=np.array(spectral_window, dtype=np.float64) if spectral_window is not None else np.full(nchan,
                                                                                                           np.nan),
             channels=np.arange(nchan, dtype=np.int32), beams=np.full((nchan, 3), np.nan),
-            rms=np.full((nchan, len(STOKES)), np.nan, dtype=np.float32))
+            rms=np.full((nchan, len(STOKES)), np.nan, dtype=np.float32), diverged=np.zeros(nchan, dtype=bool))
         to_write = list(zip(planes_of, image_stores))
         with atomic_path(cube_store) as partial:
             array = _create_cube_array(partial, image, nchan, npix, chunk)
             for p in excluded:
                 array[p] = np.nan
             _fill_planes(array, tables, to_write, image, npix, target, cell_rad)
-            result = _finish_cube(partial, image, tables, plane_ids, layout, first_attrs, image_stores, new=True)
+            result = _finish_cube(partial, image, tables, plane_ids, layout, first_attrs, image_stores, new=True,
+                                  sources=sources, inputs=[str(i) for i in inputs])
     else:
         import zarr
 
@@ -173,9 +197,11 @@ def gather_cube(image_stores: Sequence[str | os.PathLike], cube_store: str | os.
             zarr.consolidate_metadata(cube_store, zarr_format=3)
             tables = _ChannelTables(
                 freqs=existing["freq"][...], channels=existing["channel"][...],
-                beams=np.column_stack([existing[k][...] for k in ("bmaj", "bmin", "bpa")]), rms=existing["rms"][...])
+                beams=np.column_stack([existing[k][...] for k in ("bmaj", "bmin", "bpa")]), rms=existing["rms"][...],
+                diverged=existing["clean_diverged"][...].astype(bool))
         _fill_planes(existing[image], tables, to_write, image, npix, target, cell_rad)
-        result = _finish_cube(Path(cube_store), image, tables, plane_ids, layout, first_attrs, image_stores, new=False)
+        result = _finish_cube(Path(cube_store), image, tables, plane_ids, layout, first_attrs, image_stores, new=False,
+                              inputs=[str(i) for i in inputs])
     result.planes_written = len(to_write)
     write_qa(qa_path, "cube", result, rule)
     log.info("cube %s: %d channels (%d written), %d fully flagged, %d excluded", cube_store, nchan, len(to_write),
@@ -202,7 +228,7 @@ def _create_cube_array(path: Path, image: str, nchan: int, npix: int, chunk: int
 
 
 def _finish_cube(path: Path, image: str, tables: _ChannelTables, plane_ids, layout, first_attrs, image_stores,
-                 *, new: bool) -> CubeResult:
+                 *, new: bool, sources: np.ndarray | None = None, inputs: Sequence[str] = ()) -> CubeResult:
     """Checks, the per-channel arrays and attributes of a cube whose planes are written."""
     import xarray as xr
     import zarr
@@ -224,6 +250,11 @@ def _finish_cube(path: Path, image: str, tables: _ChannelTables, plane_ids, layo
                 "bmin": ("freq", beams[:, 1], {"units": "deg"}),
                 "bpa": ("freq", beams[:, 2], {"units": "deg", "description": "east of north"}),
                 "rms": (("freq", "stokes"), rms, {"units": "Jy/beam", "description": "MAD-based rms of each plane"}),
+                "clean_diverged": ("freq", tables.diverged, {"description": "CLEAN diverged; the plane holds the model "
+                                                                            "of the last major cycle before"}),
+                "source_ms": ("freq", sources[:, 0], {"description": "index of the channel's MS in attrs inputs"}),
+                "source_spw": ("freq", sources[:, 1], {"description": "spectral window of the channel in its MS"}),
+                "source_channel": ("freq", sources[:, 2], {"description": "channel number in that window"}),
             },
             coords={"freq": ("freq", freqs, {"units": "Hz"}), "channel": ("freq", channels), "stokes": list(STOKES)},
         )
@@ -235,11 +266,12 @@ def _finish_cube(path: Path, image: str, tables: _ChannelTables, plane_ids, layo
             for k, name in enumerate(("bmaj", "bmin", "bpa")):
                 group[name][...] = beams[:, k]
             group["rms"][...] = rms
+            group["clean_diverged"][...] = tables.diverged
         group.attrs.update({
             "wcs": first_attrs["wcs"], "image": image, "flagged_channels": flagged,
             "excluded_channels": layout["excluded"],
             "stokes_present": first_attrs.get("stokes_present", list(STOKES)),
-            "common_beam": layout["common_beam"], "layout": layout, "plane_ids": plane_ids,
+            "common_beam": layout["common_beam"], "layout": layout, "plane_ids": plane_ids, "inputs": list(inputs),
             "provenance": provenance({"channel_images": f"{len(image_stores)} stores, first {image_stores[0]}"}),
             "complete": True,
         })
@@ -252,6 +284,7 @@ def _finish_cube(path: Path, image: str, tables: _ChannelTables, plane_ids, layo
                     s in enumerate(STOKES)},
         beam_bmaj_deg_range=([float(np.nanmin(beams[:, 0])), float(np.nanmax(beams[:, 0]))]
                              if np.isfinite(beams[:, 0]).any() else None),
+        diverged_channels=[int(channels[p]) for p in np.nonzero(tables.diverged)[0]],
     )
 
 

@@ -100,7 +100,12 @@ def synthesis_weights(rms_qu: np.ndarray, weighting: str) -> tuple[np.ndarray, n
     1/sigma^2 ('variance') or 1 ('uniform'), 0 for channels without data."""
     rms = rms_qu.astype(np.float64)
     sigma = np.sqrt(0.5 * (rms[:, 0] ** 2 + rms[:, 1] ** 2))
-    has_data = np.isfinite(sigma) & (sigma > 0)
+    has_data = np.isfinite(sigma)
+    if weighting == "variance" and np.any(sigma[has_data] <= 0):
+        # Noise-free planes (a model column, a simulation without noise) have no variance to weight by.
+        log.warning("%d channels have Q and U planes without noise; RM synthesis weights the channels uniformly",
+                    int(np.sum(sigma[has_data] <= 0)))
+        weighting = "uniform"
     if weighting == "variance":
         return np.where(has_data, 1.0 / np.where(has_data, sigma, 1.0) ** 2, 0.0), sigma
     if weighting == "uniform":

@@ -23,7 +23,8 @@ from ..kernels.beam import fit_restoring_beam
 from ..kernels.clean import cotton_schwab, restore
 from ..kernels.gridding import dirty_image, predict_visibilities
 from ..kernels.statistics import image_statistics
-from ..kernels.weighting import imaging_weights
+from ..kernels.weighting import imaging_weights, uv_range_mask
+from ..measurement import pixel_direction_cosines
 from ..options import ChannelSettings, CleanOptions, ImagingOptions
 from ..qa.documents import write_qa
 from .inspect import ImageGeometry, read_inspection
@@ -77,7 +78,8 @@ def _psf(uvw, freq, i_weight, geometry: ImageGeometry, imaging: ImagingOptions, 
     return dirty_image(uvw, freq, np.ones(len(uvw), np.complex64), psf_weight, size, geometry.cell_rad, **gridding)
 
 
-def _deconvolve(planes, psf_full, uvw, freq, vis, weights, used, geometry, clean: CleanOptions, beam, gridding, label):
+def _deconvolve(planes, psf_full, uvw, freq, vis, weights, used, geometry, clean: CleanOptions, beam, gridding, label,
+                outside):
     """Cotton-Schwab CLEAN of the Stokes planes that have data: (model, residual, restored) as
     full (stokes, y, x) arrays (NaN where a Stokes is absent) and the CLEAN report."""
     npix, cell_rad = geometry.npix, geometry.cell_rad
@@ -89,6 +91,8 @@ def _deconvolve(planes, psf_full, uvw, freq, vis, weights, used, geometry, clean
         for j, k in enumerate(index):
             model_vis = predict_visibilities(uvw, freq, model[j], cell_rad, **gridding) if np.any(model[j]) else 0
             out[j] = dirty_image(uvw, freq, vis[:, k] - model_vis, weights[k], npix, cell_rad, **gridding)
+        if outside is not None:
+            out[:, outside] = np.nan
         return out
 
     model, residual, report = cotton_schwab(planes[index], psf_full, residual_of, clean, present, label=label)
@@ -99,6 +103,14 @@ def _deconvolve(planes, psf_full, uvw, freq, vis, weights, used, geometry, clean
         full[index] = values
         images[name] = full
     return images, report
+
+
+def beyond_horizon(npix: int, cell_rad: float) -> np.ndarray:
+    """(y, x) True where a pixel's direction cosines are outside the sky (l^2 + m^2 >= 1): the SIN
+    projection has no direction there, so every product is NaN."""
+    y, x = np.mgrid[0:npix, 0:npix]
+    l, m = pixel_direction_cosines(x, y, npix, npix, cell_rad)
+    return l**2 + m**2 >= 1.0
 
 
 def image_channel(vis_store: str | os.PathLike, out_store: str | os.PathLike, qa_path: str | os.PathLike,
@@ -114,10 +126,16 @@ def image_channel(vis_store: str | os.PathLike, out_store: str | os.PathLike, qa
     uvw, vis = arrays["uvw"], arrays["vis"]
     weight = arrays["weight"].astype(np.float64)
     imaging, clean = settings.imaging, settings.clean
+    if imaging.minuv_l is not None or imaging.maxuv_l is not None:
+        weight[~uv_range_mask(uvw, freq, imaging.minuv_l, imaging.maxuv_l)] = 0.0
     npix, cell_rad = geometry.npix, geometry.cell_rad
     gridding = dict(wgridding=imaging.wgridding, epsilon=imaging.epsilon, nthreads=nthreads)
 
     planes, weights, used = _weighted_dirty_planes(uvw, freq, vis, weight, geometry, imaging, gridding)
+    outside = beyond_horizon(npix, cell_rad)
+    outside = outside if outside.any() else None
+    if outside is not None:
+        planes[:, outside] = np.nan
     deconvolve = clean.niter > 0 and used["I"] > 0
     # Deconvolution needs the PSF over twice the field, so that a component anywhere can be
     # subtracted everywhere; its central part is the image-sized PSF.
@@ -131,7 +149,7 @@ def image_channel(vis_store: str | os.PathLike, out_store: str | os.PathLike, qa
     report = None
     if deconvolve:
         more, report = _deconvolve(planes, psf_full, uvw, freq, vis, weights, used, geometry, clean, beam, gridding,
-                                   label=f"{vis_store}")
+                                   label=f"{vis_store}", outside=outside)
         images |= more
     elif clean.niter > 0:
         # no data in this channel: same planes as its neighbours, all NaN, so the cube can gather it
@@ -148,6 +166,7 @@ def image_channel(vis_store: str | os.PathLike, out_store: str | os.PathLike, qa
     }, {
         "channel": channel, "freq_hz": freq, "wcs": geometry.wcs, "beam": beam, "imaging": params,
         "stokes_present": vis_attrs["stokes_present"], "ms": vis_attrs["selection"]["ms"],
+        "source": vis_attrs.get("source"), "clean_diverged": bool(report and report["diverged"]),
         "provenance": provenance({"vis": str(vis_store)}, config_hash(params)),
     }, chunks={name: (1, npix, npix) for name in images})
 
@@ -177,7 +196,7 @@ def image_block(inspection: str | os.PathLike, vis_dir: str | os.PathLike, chann
                 width: int, nthreads: int = 1, rule: str = "spectropol") -> list[ImageResult]:
     """Image each of ``channels`` (with its own settings) from ``vis_dir/NNNNN.zarr`` into
     ``image_dir/NNNNN.zarr`` with its QA document in ``qa_dir/NNNNN.json``, one after another."""
-    _, geometry = read_inspection(inspection)
+    geometry = read_inspection(inspection).geometry
     image_dir, qa_dir = Path(image_dir), Path(qa_dir)
     image_dir.mkdir(parents=True, exist_ok=True)
     qa_dir.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,9 @@ import yaml
 
 from ..constants import ARCSEC, SPEED_OF_LIGHT
 from ..errors import fail
-from ..kernels.stokes import CORR_NUMBERS, correlations_from_stokes
+from ..io.ms_writer import write_ms
+from ..kernels.parallactic import parallactic_angle
+from ..kernels.stokes import correlations_from_stokes
 from ..measurement import predict_visibilities
 from ..options import SimulateOptions
 
@@ -177,12 +179,16 @@ def simulate_ms(
     seed: int = 1,
     epoch: str = "2026-01-01T00:00:00",
     correlations: tuple[str, ...] | None = None,
+    parallactic_rotation: bool = False,
 ) -> dict:
     """Write a Measurement Set observing ``skymodel`` with ``layout``; return a summary of the truth.
 
     Visibilities are the exact direct Fourier sum (w-term included) plus complex Gaussian noise of
     standard deviation ``noise_jy`` on the real and imaginary part of each correlation; WEIGHT is
     1/noise_jy^2 and SIGMA noise_jy. The MS is written to a temporary name and renamed at the end.
+    A negative ``chan_width_hz`` writes decreasing frequencies. With ``parallactic_rotation`` the
+    feeds are on alt-az mounts and turn with the parallactic angle, so that the polarisation they
+    see is rotated (kernels/parallactic.py); otherwise they stay fixed on the sky.
     """
     reference_hz, sources = load_sky_model(skymodel)
     array = load_layout(layout)
@@ -211,18 +217,32 @@ def simulate_ms(
     l = np.array([s.l for s in sources])
     m = np.array([s.m for s in sources])
     stokes = [s.stokes(freqs, reference_hz) for s in sources]
-    flux = np.stack([correlations_from_stokes(s, corr_names) for s in stokes])  # (nsrc, nchan, ncorr)
-    data = predict_visibilities(uvw, freqs, l, m, flux)
+    if parallactic_rotation:
+        # (Q + iU) seen by the feeds = (Q + iU) exp(-2i q): the part of the correlations from I and V,
+        # and the parts from (Q, U) and (U, -Q), weighted by cos 2q and sin 2q of each row's time.
+        fixed = [{k: s[k] for k in ("I", "V")} for s in stokes]
+        along = [{"Q": s["Q"], "U": s["U"]} for s in stokes]
+        across = [{"Q": s["U"], "U": -s["Q"]} for s in stokes]
+        q = np.repeat(parallactic_angle(hour_angle, dec, np.deg2rad(array.latitude_deg)), nbl)
+        data = 0
+        for part, factor in ((fixed, np.ones_like(q)), (along, np.cos(2 * q)), (across, np.sin(2 * q))):
+            flux = np.stack([correlations_from_stokes(p, corr_names) for p in part])
+            data = data + predict_visibilities(uvw, freqs, l, m, flux) * factor[:, None, None]
+    else:
+        flux = np.stack([correlations_from_stokes(s, corr_names) for s in stokes])  # (nsrc, nchan, ncorr)
+        data = predict_visibilities(uvw, freqs, l, m, flux)
     rng = np.random.default_rng(seed)
     data += noise_jy * (rng.standard_normal(data.shape) + 1j * rng.standard_normal(data.shape))
 
     ms_path = Path(ms_path)
     partial = ms_path.with_name(ms_path.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    _write_ms(
+    write_ms(
         partial, data=data.astype(np.complex64), uvw=uvw, time=time_col, ant1=a1, ant2=a2,
         integration_s=integration_s, freqs=freqs, chan_width_hz=chan_width_hz, corr_names=corr_names,
-        ra=ra, dec=dec, array=array, noise_jy=noise_jy,
+        ra=ra, dec=dec, antenna_names=array.names, antenna_itrf_m=itrf_positions(array),
+        dish_diameter_m=array.dish_diameter_m, telescope=array.telescope, noise_jy=noise_jy,
+        mount="alt-az" if parallactic_rotation else "X-Y",
     )
     shutil.rmtree(ms_path, ignore_errors=True)
     os.replace(partial, ms_path)
@@ -237,129 +257,6 @@ def simulate_ms(
         "reference_frequency_hz": reference_hz,
     }
 
-
-def _write_ms(path, *, data, uvw, time, ant1, ant2, integration_s, freqs, chan_width_hz, corr_names, ra, dec, array,
-              noise_jy):
-    from casacore.tables import default_ms, makearrcoldesc, maketabdesc, table
-
-    nrow, nchan, ncorr = data.shape
-    # One channel per tile: reading one channel touches only its tiles (about 40x faster than
-    # channel-contiguous tiles, per ../shared/DESIGN.md), full reads barely slower.
-    rows_per_tile = max(1, min(nrow, 65536 // ncorr))
-    tile = {"DEFAULTTILESHAPE": np.array([ncorr, 1, rows_per_tile], dtype=np.int32)}
-    desc = maketabdesc([
-        makearrcoldesc("DATA", 0j, shape=[nchan, ncorr], valuetype="complex", datamanagertype="TiledColumnStMan",
-                       datamanagergroup="TiledData"),
-        makearrcoldesc("FLAG", False, shape=[nchan, ncorr], valuetype="boolean", datamanagertype="TiledColumnStMan",
-                       datamanagergroup="TiledFlag"),
-        makearrcoldesc("WEIGHT", 1.0, shape=[ncorr], valuetype="float"),
-        makearrcoldesc("SIGMA", 1.0, shape=[ncorr], valuetype="float"),
-    ])
-    dminfo = {
-        "*1": {"TYPE": "TiledColumnStMan", "NAME": "TiledData", "SPEC": tile, "COLUMNS": ["DATA"]},
-        "*2": {"TYPE": "TiledColumnStMan", "NAME": "TiledFlag", "SPEC": tile, "COLUMNS": ["FLAG"]},
-    }
-    ms = default_ms(str(path), desc, dminfo)
-    ms.addrows(nrow)
-    ms.putcol("DATA", data)
-    ms.putcol("FLAG", np.zeros(data.shape, dtype=bool))
-    ms.putcol("WEIGHT", np.full((nrow, ncorr), 1.0 / noise_jy**2, dtype=np.float32))
-    ms.putcol("SIGMA", np.full((nrow, ncorr), noise_jy, dtype=np.float32))
-    ms.putcol("UVW", uvw)
-    ms.putcol("TIME", time)
-    ms.putcol("TIME_CENTROID", time)
-    ms.putcol("INTERVAL", np.full(nrow, integration_s))
-    ms.putcol("EXPOSURE", np.full(nrow, integration_s))
-    ms.putcol("ANTENNA1", ant1.astype(np.int32))
-    ms.putcol("ANTENNA2", ant2.astype(np.int32))
-    for name in ("DATA_DESC_ID", "FIELD_ID", "SCAN_NUMBER", "ARRAY_ID", "OBSERVATION_ID", "PROCESSOR_ID", "STATE_ID"):
-        ms.putcol(name, np.zeros(nrow, dtype=np.int32) if name != "SCAN_NUMBER" else np.ones(nrow, dtype=np.int32))
-    ms.putcol("FLAG_ROW", np.zeros(nrow, dtype=bool))
-    # default_ms labels UVW as ITRF; they are J2000 (../shared/DESIGN.md).
-    measinfo = ms.getcolkeyword("UVW", "MEASINFO")
-    measinfo["Ref"] = "J2000"
-    ms.putcolkeyword("UVW", "MEASINFO", measinfo)
-    ms.close()
-
-    nant = len(array.names)
-    with table(f"{path}::ANTENNA", readonly=False, ack=False) as t:
-        t.addrows(nant)
-        t.putcol("NAME", list(array.names))
-        t.putcol("STATION", list(array.names))
-        t.putcol("TYPE", ["GROUND-BASED"] * nant)
-        t.putcol("MOUNT", ["X-Y"] * nant)
-        t.putcol("POSITION", itrf_positions(array))
-        t.putcol("OFFSET", np.zeros((nant, 3)))
-        t.putcol("DISH_DIAMETER", np.full(nant, array.dish_diameter_m))
-        t.putcol("FLAG_ROW", np.zeros(nant, dtype=bool))
-
-    receptors = ["X", "Y"] if corr_names[0][0] in "XY" else ["R", "L"]
-    with table(f"{path}::FEED", readonly=False, ack=False) as t:
-        t.addrows(nant)
-        t.putcol("ANTENNA_ID", np.arange(nant, dtype=np.int32))
-        t.putcol("FEED_ID", np.zeros(nant, dtype=np.int32))
-        t.putcol("SPECTRAL_WINDOW_ID", np.full(nant, -1, dtype=np.int32))
-        t.putcol("TIME", np.full(nant, time[0]))
-        t.putcol("INTERVAL", np.full(nant, time[-1] - time[0] + integration_s))
-        t.putcol("NUM_RECEPTORS", np.full(nant, 2, dtype=np.int32))
-        t.putcol("BEAM_ID", np.full(nant, -1, dtype=np.int32))
-        t.putcol("BEAM_OFFSET", np.zeros((nant, 2, 2)))
-        t.putcol("POLARIZATION_TYPE", np.array([receptors] * nant))
-        t.putcol("POL_RESPONSE", np.tile(np.eye(2, dtype=np.complex64), (nant, 1, 1)))
-        t.putcol("POSITION", np.zeros((nant, 3)))
-        t.putcol("RECEPTOR_ANGLE", np.tile([0.0, np.pi / 2], (nant, 1)))
-
-    with table(f"{path}::FIELD", readonly=False, ack=False) as t:
-        t.addrows(1)
-        direction = np.array([[[ra, dec]]])
-        for column in ("PHASE_DIR", "DELAY_DIR", "REFERENCE_DIR"):
-            t.putcol(column, direction)
-        t.putcol("NAME", ["DEMO"])
-        t.putcol("CODE", [""])
-        t.putcol("TIME", np.array([time[0]]))
-        t.putcol("NUM_POLY", np.zeros(1, dtype=np.int32))
-        t.putcol("SOURCE_ID", np.full(1, -1, dtype=np.int32))
-
-    with table(f"{path}::SPECTRAL_WINDOW", readonly=False, ack=False) as t:
-        t.addrows(1)
-        t.putcol("CHAN_FREQ", freqs[None, :])
-        for column in ("CHAN_WIDTH", "EFFECTIVE_BW", "RESOLUTION"):
-            t.putcol(column, np.full((1, nchan), chan_width_hz))
-        t.putcol("NUM_CHAN", np.array([nchan], dtype=np.int32))
-        t.putcol("REF_FREQUENCY", np.array([freqs[nchan // 2]]))
-        t.putcol("TOTAL_BANDWIDTH", np.array([nchan * chan_width_hz]))
-        t.putcol("MEAS_FREQ_REF", np.array([5], dtype=np.int32))  # TOPO
-        t.putcol("NAME", ["SPW0"])
-        t.putcol("NET_SIDEBAND", np.ones(1, dtype=np.int32))
-        t.putcol("FREQ_GROUP_NAME", [""])
-
-    with table(f"{path}::POLARIZATION", readonly=False, ack=False) as t:
-        t.addrows(1)
-        t.putcol("NUM_CORR", np.array([ncorr], dtype=np.int32))
-        t.putcol("CORR_TYPE", np.array([[CORR_NUMBERS[c] for c in corr_names]], dtype=np.int32))
-        receptor = {"X": 0, "Y": 1, "R": 0, "L": 1}
-        t.putcol("CORR_PRODUCT", np.array([[[receptor[c[0]], receptor[c[1]]] for c in corr_names]], dtype=np.int32))
-
-    with table(f"{path}::DATA_DESCRIPTION", readonly=False, ack=False) as t:
-        t.addrows(1)
-        t.putcol("SPECTRAL_WINDOW_ID", np.zeros(1, dtype=np.int32))
-        t.putcol("POLARIZATION_ID", np.zeros(1, dtype=np.int32))
-
-    with table(f"{path}::OBSERVATION", readonly=False, ack=False) as t:
-        t.addrows(1)
-        t.putcol("TELESCOPE_NAME", [array.telescope])
-        t.putcol("OBSERVER", ["spectropol simulate"])
-        t.putcol("PROJECT", ["spectropol demo"])
-        t.putcol("TIME_RANGE", np.array([[time[0], time[-1] + integration_s]]))
-        t.putcol("RELEASE_DATE", np.array([time[0]]))
-        t.putcol("SCHEDULE_TYPE", [""])
-
-    with table(f"{path}::PROCESSOR", readonly=False, ack=False) as t:
-        t.addrows(1)
-        t.putcol("TYPE", ["CORRELATOR"])
-        t.putcol("SUB_TYPE", ["SIMULATOR"])
-        t.putcol("TYPE_ID", np.zeros(1, dtype=np.int32))
-        t.putcol("MODE_ID", np.zeros(1, dtype=np.int32))
 
 
 def simulate(ms_path: str | os.PathLike, skymodel: str | os.PathLike, layout: str | os.PathLike,

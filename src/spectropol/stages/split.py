@@ -15,9 +15,11 @@ from ..constants import SPEED_OF_LIGHT, STOKES
 from ..errors import fail
 from ..io.channels import channel_name
 from ..io.ionosphere import read_ionosphere_rm
-from ..io.ms import Selection, read_channel
+from ..io.ms import FeedGeometry, Selection, read_channel, read_feed_geometry
 from ..io.stores import provenance, write_store
+from ..kernels.parallactic import feed_angles
 from ..kernels.stokes import rotate_linear_polarisation, stokes_from_correlations
+from ..options import SplitOptions
 from ..qa.documents import write_qa
 from .inspect import read_inspection
 
@@ -41,12 +43,18 @@ class SplitResult:
 
 
 def split_channel(selection: Selection, channel: int, out_store: str | os.PathLike, qa_path: str | os.PathLike,
-                  ionosphere_rm: str | os.PathLike | None = None, *, rule: str = "spectropol") -> SplitResult:
-    """Read ``channel``, form Stokes visibilities and their inverse-variance weights, keep rows with
-    any usable Stokes value, and write them with UVW to ``out_store``. Returns the QA statistics.
+                  ionosphere_rm: str | os.PathLike | None = None, *, output_channel: int | None = None,
+                  feeds: FeedGeometry | None = None, rule: str = "spectropol") -> SplitResult:
+    """Read ``channel`` of the selected spectral window, form Stokes visibilities and their
+    inverse-variance weights, keep rows with any usable Stokes value, and write them with UVW to
+    ``out_store`` as ``output_channel`` of the joined channel axis (default ``channel``), with the
+    channel's identity (MS, spw, channel there). Returns the QA statistics.
 
-    ``ionosphere_rm``: a table of ionospheric RM against time (load_ionosphere_rm); Q and U of each
+    ``ionosphere_rm``: a table of ionospheric RM against time (read_ionosphere_rm); Q and U of each
     visibility are derotated by RM_ion(t) lambda^2, so that Faraday depths are those of the sky.
+    ``feeds``: the antennas' feed geometry; Q and U of each visibility are rotated back by the
+    angle its two feeds had on the sky (parallactic plus receptor angle, their mean), for alt-az
+    mounts whose feeds turn with the sky.
 
     A channel with nothing usable is not an error: it is written with zero rows and said so in QA,
     and becomes a NaN plane in the cube.
@@ -56,6 +64,11 @@ def split_channel(selection: Selection, channel: int, out_store: str | os.PathLi
     negative_weights = int((data.weights < 0).sum())
     stokes_vis, stokes_weight, labels = stokes_from_correlations(data.vis, data.flags, data.weights,
                                                                  selection.corr_names)
+    output_channel = channel if output_channel is None else int(output_channel)
+    if feeds is not None and {"Q", "U"} <= set(labels):
+        iq, iu = labels.index("Q"), labels.index("U")
+        angle = _feed_angle_per_row(data, selection, feeds)
+        stokes_vis[:, iq], stokes_vis[:, iu] = rotate_linear_polarisation(stokes_vis[:, iq], stokes_vis[:, iu], -angle)
     ionosphere = None
     if ionosphere_rm is not None and {"Q", "U"} <= set(labels):
         times, rms = read_ionosphere_rm(ionosphere_rm)
@@ -79,7 +92,8 @@ def split_channel(selection: Selection, channel: int, out_store: str | os.PathLi
     usable = {s: int((weight[:, k] > 0).sum()) for k, s in enumerate(STOKES)}
     flagged_fraction = float(1.0 - (stokes_weight > 0).mean()) if stokes_weight.size else 1.0
     attrs = {
-        "channel": int(channel),
+        "channel": output_channel,
+        "source": {"ms": selection.ms, "spw": selection.spw, "channel": int(channel)},
         "freq_hz": data.freq,
         "stokes_present": list(labels),
         "selection": selection.to_dict() | {"freqs_hz": None},
@@ -95,28 +109,43 @@ def split_channel(selection: Selection, channel: int, out_store: str | os.PathLi
         "uvw_axis": (("uvw_axis",), np.array(["u", "v", "w"]), {}),
     }, attrs)
     stats = SplitResult(
-        channel=int(channel), freq_hz=data.freq, rows_read=int(data.vis.shape[0]), rows_kept=int(keep.sum()),
+        channel=output_channel, freq_hz=data.freq, rows_read=int(data.vis.shape[0]), rows_kept=int(keep.sum()),
         visibilities_usable=usable, flagged_fraction=flagged_fraction, nonfinite_visibilities=nonfinite,
         negative_weights=negative_weights, stokes_present=list(labels), ionosphere=ionosphere,
     )
     write_qa(qa_path, "split", stats, rule)
     if keep.sum() == 0:
         log.warning("channel %d of %s has no usable visibilities; its images will be NaN", channel, selection.ms)
-    log.info("channel %d (%.6f MHz): %d of %d rows kept", channel, data.freq / 1e6, keep.sum(), data.vis.shape[0])
+    log.info("channel %d (%s spw %d channel %d, %.6f MHz): %d of %d rows kept", output_channel, selection.ms,
+             selection.spw, channel, data.freq / 1e6, keep.sum(), data.vis.shape[0])
     return stats
 
 
-def split_block(inspection: str | os.PathLike, ms: str, channels: Sequence[int], vis_dir: str | os.PathLike,
-                qa_dir: str | os.PathLike, *, width: int, ionosphere_rm: str | os.PathLike | None = None,
+def _feed_angle_per_row(data, selection: Selection, feeds: FeedGeometry) -> np.ndarray:
+    """The mean angle (rad) of the two feeds of each row's baseline at its time."""
+    times, index = np.unique(data.time, return_inverse=True)
+    ra, dec = selection.phase_centre_rad
+    rotates = feeds.rotates.astype(float)
+    angles = feed_angles(times, ra, dec, feeds.longitude_rad, feeds.latitude_rad, 0.0) * rotates[None, :]
+    angles = angles + feeds.receptor_angle_rad[None, :]
+    return 0.5 * (angles[index, data.antenna1] + angles[index, data.antenna2])
+
+
+def split_block(inspection: str | os.PathLike, ms: str, ms_index: int, spw: int, channels: Sequence[int],
+                spw_channels: Sequence[int], vis_dir: str | os.PathLike, qa_dir: str | os.PathLike, *, width: int,
+                options: SplitOptions = SplitOptions(), ionosphere_rm: str | os.PathLike | None = None,
                 rule: str = "spectropol") -> list[SplitResult]:
-    """Split each of ``channels`` of ``ms`` (as inspect_ms selected its data) into
-    ``vis_dir/NNNNN.zarr`` with its QA document in ``qa_dir/NNNNN.json``."""
-    selection, _ = read_inspection(inspection)
+    """Split the output ``channels`` (channels ``spw_channels`` of ``spw`` of input ``ms_index``,
+    as inspect_ms selected its data, read from ``ms``) into ``vis_dir/NNNNN.zarr`` with their QA
+    documents in ``qa_dir/NNNNN.json``."""
+    selection = read_inspection(inspection).selection(ms_index, spw)
     # The MS is named as it is now: a re-delivered copy has the content the fingerprints describe.
     selection = dataclasses.replace(selection, ms=str(ms))
+    feeds = read_feed_geometry(str(ms)) if options.derotate_parallactic_angle else None
     vis_dir, qa_dir = Path(vis_dir), Path(qa_dir)
     vis_dir.mkdir(parents=True, exist_ok=True)
     qa_dir.mkdir(parents=True, exist_ok=True)
-    return [split_channel(selection, channel, vis_dir / f"{channel_name(channel, width)}.zarr",
-                          qa_dir / f"{channel_name(channel, width)}.json", ionosphere_rm, rule=rule)
-            for channel in channels]
+    return [split_channel(selection, spw_channel, vis_dir / f"{channel_name(channel, width)}.zarr",
+                          qa_dir / f"{channel_name(channel, width)}.json", ionosphere_rm, output_channel=channel,
+                          feeds=feeds, rule=rule)
+            for channel, spw_channel in zip(channels, spw_channels)]

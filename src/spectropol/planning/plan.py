@@ -1,31 +1,22 @@
-"""Planning: what the workflow will do, as a pure function of the config and a small description
-of the input, ``plan(config, observation) -> Plan``: the channels and their blocks (the unit of a
-split or image job, and of a rerun), the settings of each channel, the options of every stage,
-the product paths and the resources of every rule.
+"""The Plan: every channel with its settings and block, the options of every stage, the product
+paths and the resources of every rule, as a pure function of the config and the Observation.
 
-rules/common.smk binds the Plan to Snakemake and nothing else; ``observe(config, basedir)`` is the
-one function here that touches the disk, and it reads only the small SPECTRAL_WINDOW,
-DATA_DESCRIPTION and POLARIZATION subtables (never visibilities), so reading the workflow costs
-milliseconds whatever the size of the MS. Channel fingerprints, which do read the data, are a job
-of their own (rules/inspect.smk).
-
-Channels are grouped into fixed blocks of ``block`` consecutive channels of the spectral window.
-Blocks are cut from the full channel range, not from the channels left after exclusions, so that
-excluding a channel changes only its own block.
-"""
+rules/common.smk binds the Plan to Snakemake and nothing else. Reading the workflow costs
+milliseconds whatever the size of the data: observe() reads small subtables only, and the channel
+fingerprints, which do read the data, are a job of their own (rules/inspect.smk)."""
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-from .constants import STOKES
-from .errors import SpectropolError
-from .kernels.moments import MOMENTS, QUANTITIES
-from .options import (
+import numpy as np
+
+from ..constants import STOKES
+from ..kernels.moments import MOMENTS, QUANTITIES
+from ..options import (
     CatalogueOptions,
     ChannelSettings,
     CleanOptions,
@@ -40,83 +31,12 @@ from .options import (
     RMSynthesisOptions,
     SelectionOptions,
     SimulateOptions,
+    SplitOptions,
 )
+from .blocks import auto_block, channel_settings, channel_width, parse_channel_ranges, plan_blocks, work_per_channel_s
+from .observation import ChannelSource, Observation, PlanError
 
-
-class PlanError(SpectropolError):
-    """The config asks for something the data cannot give; the message names the option."""
-
-
-def parse_channel_ranges(items: Iterable[int | str], nchan: int, what: str = "channel list") -> list[int]:
-    """Channel numbers from a list of integers and inclusive ranges "first-last", each inside 0..nchan-1."""
-    chosen = set()
-    for item in items:
-        if isinstance(item, int):
-            first = last = item
-        else:
-            first, _, last = str(item).partition("-")
-            first, last = int(first), int(last or first)
-        if not 0 <= first <= last < nchan:
-            raise ValueError(f"{what}: {item!r} is not within channels 0..{nchan - 1}")
-        chosen.update(range(first, last + 1))
-    return sorted(chosen)
-
-
-def block_label(first: int, last: int, width: int) -> str:
-    return f"{first:0{width}d}" if first == last else f"{first:0{width}d}-{last:0{width}d}"
-
-
-def channel_width(nchan: int) -> int:
-    """Digits in channel names: five, more only beyond 99,999 channels."""
-    return max(5, len(str(nchan - 1)))
-
-
-def plan_blocks(nchan: int, block: int, exclude: Sequence[int] = ()) -> dict[str, list[int]]:
-    """{label: channels} for every block that keeps at least one channel, in frequency order."""
-    excluded = set(exclude)
-    width = channel_width(nchan)
-    blocks = {}
-    for first in range(0, nchan, block):
-        last = min(nchan, first + block) - 1
-        kept = [c for c in range(first, last + 1) if c not in excluded]
-        if kept:
-            blocks[block_label(first, last, width)] = kept
-    return blocks
-
-
-def channel_settings(imaging: dict, clean: dict, overrides: Sequence[dict], nchan: int) -> list[dict]:
-    """Per channel {"imaging": ..., "clean": ...} (config sections): the global settings with
-    every override that names the channel applied in order (a later override wins)."""
-    settings = [{"imaging": imaging, "clean": clean} for _ in range(nchan)]
-    for k, override in enumerate(overrides):
-        for channel in parse_channel_ranges(override["channels"], nchan, f"channels.overrides[{k}]"):
-            merged = copy.deepcopy(settings[channel])
-            merged["imaging"] = {**merged["imaging"], **override.get("imaging", {})}
-            merged["clean"] = {**merged["clean"], **override.get("clean", {})}
-            settings[channel] = merged
-    return settings
-
-
-@dataclasses.dataclass(frozen=True)
-class Observation:
-    """What planning needs to know of the input: its channel count and the Stokes parameters its
-    correlations can form. ``ms`` is None for the demo, which a rule simulates."""
-
-    ms: str | None
-    nchan: int
-    stokes: tuple[str, ...]
-
-
-def observe(config: dict) -> Observation:
-    """The Observation of the configured input, from the MS's small subtables (no visibilities
-    read) or, for the demo, from the simulate section."""
-    ms = config["input"]["ms"]
-    if ms is None:
-        return Observation(ms=None, nchan=config["simulate"]["nchan"], stokes=STOKES)
-    from .io.ms import channel_frequencies, stokes_available
-
-    spw = config["input"]["spw"]
-    return Observation(ms=ms, nchan=len(channel_frequencies(ms, spw)), stokes=tuple(stokes_available(ms, spw)))
+RM_SYNTHESIS_MIN_CHANNELS = 2
 
 
 def check_output_folder(path: str, key: str) -> None:
@@ -137,16 +57,20 @@ class Plan:
 
     work: str
     results: str
-    ms: str | None                 # None: the demo MS, made by the simulate rule
-    fingerprint: bool              # reruns follow the content of the MS (a fingerprint job), not file times
-    nchan: int
+    inputs: tuple[str, ...]        # the MS paths (the demo's, made by the simulate rule, when demo)
+    demo: bool
+    fingerprint: bool              # reruns follow the content of the MSs (fingerprint jobs), not file times
+    channels: tuple[ChannelSource, ...]  # every output channel, in increasing frequency
     width: int                     # digits of channel names
     excluded: tuple[int, ...]
-    blocks: dict[str, list[int]]   # {label: channels}, in frequency order
-    settings: tuple[ChannelSettings, ...]  # per channel of the spectral window
+    blocks: dict[str, list[int]]   # {label: output channels}, in frequency order
+    block_sources: dict[str, tuple[int, int]]  # {label: (MS index, spw)}: a block reads one window of one MS
+    settings: tuple[ChannelSettings, ...]  # per output channel
     polarisation: bool             # Q and U can be formed: moments, Faraday stages and catalogue run
+    cube_fits: bool                # evenly spaced channels: a FITS FREQ axis can describe them
     warnings: tuple[str, ...]
     selection: SelectionOptions
+    split: SplitOptions
     geometry: GeometryOptions
     cube: CubeOptions
     moments: MomentsOptions
@@ -159,7 +83,29 @@ class Plan:
     simulate: SimulateOptions
     imaging_threads: int
 
-    # -- channels -------------------------------------------------------------------------------
+    # -- inputs and channels ---------------------------------------------------------------------
+    @property
+    def nchan(self) -> int:
+        return len(self.channels)
+
+    @property
+    def freqs_hz(self) -> np.ndarray:
+        return np.array([c.freq_hz for c in self.channels])
+
+    def ms_id(self, index: int) -> str:
+        """The name of an input MS in work/ paths: its index in input order (ms000, ms001, ...)."""
+        return f"ms{index:03d}"
+
+    def ms_index(self, ms_id: str) -> int:
+        return int(ms_id[2:])
+
+    def block_ms_id(self, block: str) -> str:
+        return self.ms_id(self.block_sources[block][0])
+
+    def block_spw_channels(self, block: str) -> list[int]:
+        """The block's channels as numbers in its spectral window."""
+        return [self.channels[c].spw_channel for c in self.blocks[block]]
+
     def channel_name(self, channel: int) -> str:
         return f"{channel:0{self.width}d}"
 
@@ -172,7 +118,7 @@ class Plan:
                 for label, channels in self.blocks.items() for c in channels]
 
     # -- products -------------------------------------------------------------------------------
-    def cube_fits(self) -> dict[str, str]:
+    def cube_fits_paths(self) -> dict[str, str]:
         return {stokes: f"{self.results}/cube/cube_{stokes}.fits" for stokes in STOKES}
 
     def moment_fits(self) -> dict[tuple[str, str], str]:
@@ -227,6 +173,21 @@ class Plan:
         return int(500 + self.simulate.nchan * self.simulate.ntimes * 0.2)
 
 
+def _groups(channels: Sequence[ChannelSource]) -> list[tuple[int, int]]:
+    """(first, count) runs of consecutive output channels from one spectral window of one MS."""
+    groups = []
+    for k, c in enumerate(channels):
+        if groups and (channels[k - 1].ms_index, channels[k - 1].spw) == (c.ms_index, c.spw):
+            groups[-1][1] += 1
+        else:
+            groups.append([k, 1])
+    return [tuple(g) for g in groups]
+
+
+def _evenly_spaced(freqs: np.ndarray) -> bool:
+    return len(freqs) < 2 or bool(np.allclose(np.diff(freqs), freqs[1] - freqs[0], rtol=1e-6, atol=0))
+
+
 def plan(config: dict, observation: Observation) -> Plan:
     """The Plan of a validated config (defaults filled) for ``observation``. Raises PlanError for
     channel lists outside the data or exclusions that leave nothing to image."""
@@ -240,24 +201,42 @@ def plan(config: dict, observation: Observation) -> Plan:
         raise PlanError(f"config: {err}") from None
     settings = tuple(ChannelSettings(ImagingOptions.from_config(s["imaging"]), CleanOptions.from_config(s["clean"]))
                      for s in raw)
-    blocks = plan_blocks(nchan, channels["block"], excluded)
+    groups = _groups(observation.channels)
+    block = channels["block"]
+    if block == "auto":
+        work = work_per_channel_s(observation.rows_per_channel, config["imaging"]["size"], config["clean"]["niter"])
+        block = auto_block([count for _, count in groups], work)
+    blocks = plan_blocks(nchan, block, excluded, groups)
     if not blocks:
         raise PlanError(f"config: channels.exclude leaves none of the {nchan} channels to image")
+    sources = {label: (observation.channels[chans[0]].ms_index, observation.channels[chans[0]].spw)
+               for label, chans in blocks.items()}
     warnings = []
     polarisation = {"Q", "U"} <= set(observation.stokes)
+    name = ", ".join(observation.inputs) if len(observation.inputs) <= 2 else f"{observation.inputs[0]} and others"
     if not polarisation:
-        warnings.append(f"{observation.ms}: correlations give Stokes {', '.join(observation.stokes)} only; "
+        warnings.append(f"{name}: correlations give Stokes {', '.join(observation.stokes)} only; "
                         "Faraday moments and RM synthesis need Q and U and are skipped")
+    elif nchan - len(excluded) < RM_SYNTHESIS_MIN_CHANNELS:
+        polarisation = False
+        warnings.append(f"{name}: {nchan - len(excluded)} channel to image; RM synthesis needs at least "
+                        f"{RM_SYNTHESIS_MIN_CHANNELS}, so the Faraday moments, RM synthesis and catalogue are skipped")
+    freqs = np.array([c.freq_hz for c in observation.channels])
+    cube_fits = _evenly_spaced(freqs)
+    if not cube_fits:
+        warnings.append(f"{name}: channels are not evenly spaced in frequency, which a FITS FREQ axis cannot "
+                        "describe; the FITS cubes are not written (results/cube/cube.zarr has every frequency)")
     cube = CubeOptions.from_config(config["cube"])
     if config["clean"]["niter"] == 0:
         cube = dataclasses.replace(cube, image="dirty")  # restored images exist only when CLEAN runs
     faraday = config["faraday"]
     return Plan(
-        work=config["work_dir"], results=config["results_dir"], ms=observation.ms,
-        fingerprint=observation.ms is not None and channels["fingerprint"],
-        nchan=nchan, width=channel_width(nchan), excluded=tuple(excluded), blocks=blocks, settings=settings,
-        polarisation=polarisation, warnings=tuple(warnings),
-        selection=SelectionOptions.from_config(config["input"]),
+        work=config["work_dir"], results=config["results_dir"], inputs=observation.inputs, demo=observation.demo,
+        fingerprint=not observation.demo and channels["fingerprint"],
+        channels=observation.channels, width=channel_width(nchan), excluded=tuple(excluded), blocks=blocks,
+        block_sources=sources, settings=settings, polarisation=polarisation, cube_fits=cube_fits,
+        warnings=tuple(warnings),
+        selection=SelectionOptions.from_config(config["input"]), split=SplitOptions.from_config(config["input"]),
         geometry=GeometryOptions.from_config(config["imaging"]),
         cube=cube, moments=MomentsOptions.from_config(config["moments"]),
         rm_synthesis=RMSynthesisOptions.from_config(faraday),
