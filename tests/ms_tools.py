@@ -50,3 +50,24 @@ def write_subband(source: dict, path: Path, channels, *, reverse: bool = False, 
              antenna_itrf_m=source["positions"], dish_diameter_m=source["dish"], telescope=source["telescope"],
              noise_jy=noise, flags=c["FLAG"][:, index, :], mount=source["mount"])
     return path
+
+
+def add_spectral_window(ms: Path, offset_hz: float) -> None:
+    """A second spectral window ``offset_hz`` above the first (and its data description), used by
+    the second half of the rows."""
+    from casacore.tables import table
+
+    with table(f"{ms}::SPECTRAL_WINDOW", readonly=False, ack=False) as t:
+        t.addrows(1)
+        t.putcell("CHAN_FREQ", 1, t.getcell("CHAN_FREQ", 0) + offset_hz)
+        for column in ("CHAN_WIDTH", "EFFECTIVE_BW", "RESOLUTION"):
+            t.putcell(column, 1, t.getcell(column, 0))
+        t.putcell("NUM_CHAN", 1, t.getcell("NUM_CHAN", 0))
+    with table(f"{ms}::DATA_DESCRIPTION", readonly=False, ack=False) as t:
+        t.addrows(1)
+        t.putcell("SPECTRAL_WINDOW_ID", 1, 1)
+        t.putcell("POLARIZATION_ID", 1, 0)
+    with table(str(ms), readonly=False, ack=False) as t:
+        ddid = t.getcol("DATA_DESC_ID")
+        ddid[t.nrows() // 2:] = 1
+        t.putcol("DATA_DESC_ID", ddid)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from ms_tools import read_ms, write_subband
+from ms_tools import add_spectral_window, read_ms, write_subband
 from test_incremental import job_counts, scale_channels
 
 from conftest import REPO, channel_path, run_snakemake, source_pixel
@@ -90,24 +90,8 @@ def test_subband_measurement_sets_give_the_products_of_one_ms(whole_ms, tmp_path
 
 @pytest.mark.slow
 def test_all_spectral_windows_join_in_frequency_order(small_ms, tmp_path):
-    from casacore.tables import table
-
     ms = small_ms()
-    # A second SPW 50 MHz up, used by the second half of the rows (as tests/test_split.py builds it).
-    with table(f"{ms}::SPECTRAL_WINDOW", readonly=False, ack=False) as t:
-        t.addrows(1)
-        t.putcell("CHAN_FREQ", 1, t.getcell("CHAN_FREQ", 0) + 50e6)
-        for column in ("CHAN_WIDTH", "EFFECTIVE_BW", "RESOLUTION"):
-            t.putcell(column, 1, t.getcell(column, 0))
-        t.putcell("NUM_CHAN", 1, t.getcell("NUM_CHAN", 0))
-    with table(f"{ms}::DATA_DESCRIPTION", readonly=False, ack=False) as t:
-        t.addrows(1)
-        t.putcell("SPECTRAL_WINDOW_ID", 1, 1)
-        t.putcell("POLARIZATION_ID", 1, 0)
-    with table(str(ms), readonly=False, ack=False) as t:
-        ddid = t.getcol("DATA_DESC_ID")
-        ddid[t.nrows() // 2:] = 1
-        t.putcol("DATA_DESC_ID", ddid)
+    add_spectral_window(ms, 50e6)  # used by the second half of the rows
     import xarray as xr
 
     run(tmp_path, ms, input={"ms": str(ms), "spw": "all"})

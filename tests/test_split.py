@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from ms_tools import add_spectral_window
 
 from spectropol.constants import STOKES
 from spectropol.errors import SpectropolError
@@ -78,24 +79,8 @@ def test_missing_ms_and_column_are_one_line_errors(small_ms, tmp_path):
 
 
 def test_several_spectral_windows_need_a_choice(small_ms):
-    from casacore.tables import table
-
     ms = small_ms()
-    # A second SPW (and data description) used by the second half of the rows.
-    with table(f"{ms}::SPECTRAL_WINDOW", readonly=False, ack=False) as t:
-        t.addrows(1)
-        t.putcell("CHAN_FREQ", 1, t.getcell("CHAN_FREQ", 0) + 50e6)
-        for column in ("CHAN_WIDTH", "EFFECTIVE_BW", "RESOLUTION"):
-            t.putcell(column, 1, t.getcell(column, 0))
-        t.putcell("NUM_CHAN", 1, t.getcell("NUM_CHAN", 0))
-    with table(f"{ms}::DATA_DESCRIPTION", readonly=False, ack=False) as t:
-        t.addrows(1)
-        t.putcell("SPECTRAL_WINDOW_ID", 1, 1)
-        t.putcell("POLARIZATION_ID", 1, 0)
-    with table(str(ms), readonly=False, ack=False) as t:
-        ddid = t.getcol("DATA_DESC_ID")
-        ddid[t.nrows() // 2 :] = 1
-        t.putcol("DATA_DESC_ID", ddid)
+    add_spectral_window(ms, 50e6)  # used by the second half of the rows
     with pytest.raises(SpectropolError, match=r"has 2 spws \[0, 1\]; choose one with input.spw"):
         select_data(str(ms))
     second = select_data(str(ms), spw=1)

@@ -295,8 +295,47 @@ class ChannelData:
     antenna2: np.ndarray
 
 
-def read_channel(selection: Selection, channel: int) -> ChannelData:
-    """Read one channel of the selected data as a column slice (WEIGHT_SPECTRUM when present)."""
+@dataclass
+class RowData:
+    """The columns of the selected rows that every channel shares (read once for a block)."""
+
+    uvw: np.ndarray
+    time: np.ndarray
+    antenna1: np.ndarray
+    antenna2: np.ndarray
+    flag_row: np.ndarray | None
+    weight: np.ndarray | None  # WEIGHT, when there is no WEIGHT_SPECTRUM
+
+
+def _read_rows(sub) -> RowData:
+    has_spectrum = "WEIGHT_SPECTRUM" in sub.colnames() and sub.iscelldefined("WEIGHT_SPECTRUM", 0)
+    return RowData(uvw=sub.getcol("UVW"), time=sub.getcol("TIME"), antenna1=sub.getcol("ANTENNA1"),
+                   antenna2=sub.getcol("ANTENNA2"),
+                   flag_row=sub.getcol("FLAG_ROW") if "FLAG_ROW" in sub.colnames() else None,
+                   weight=None if has_spectrum else sub.getcol("WEIGHT"))
+
+
+def read_rows(selection: Selection) -> RowData:
+    """The row columns of the selected data, to read several channels with (read_channel)."""
+    from casacore.tables import taql
+
+    main = open_table(selection.ms)
+    try:
+        sub = taql(f"SELECT FROM $main WHERE {selection.taql}")
+        try:
+            return _read_rows(sub)
+        except RuntimeError as err:
+            raise fail(selection.ms, f"cannot be read; the table is truncated or damaged "
+                                     f"({str(err).splitlines()[0]})") from None
+        finally:
+            sub.close()
+    finally:
+        main.close()
+
+
+def read_channel(selection: Selection, channel: int, rows: RowData | None = None) -> ChannelData:
+    """Read one channel of the selected data as a column slice (WEIGHT_SPECTRUM when present);
+    ``rows`` (read_rows) saves reading the row columns again for each channel of a block."""
     from casacore.tables import taql
 
     if not 0 <= channel < len(selection.freqs):
@@ -307,25 +346,21 @@ def read_channel(selection: Selection, channel: int) -> ChannelData:
         ncorr = len(selection.corr_names)
         blc, trc = [channel, 0], [channel, ncorr - 1]
         try:
+            rows = _read_rows(sub) if rows is None else rows
             vis = sub.getcolslice(selection.column, blc, trc)[:, 0, :]
             flags = sub.getcolslice("FLAG", blc, trc)[:, 0, :]
-            if "WEIGHT_SPECTRUM" in sub.colnames() and sub.iscelldefined("WEIGHT_SPECTRUM", 0):
-                weights = sub.getcolslice("WEIGHT_SPECTRUM", blc, trc)[:, 0, :]
-            else:
-                weights = sub.getcol("WEIGHT")
-            if "FLAG_ROW" in sub.colnames():
-                flags = flags | sub.getcol("FLAG_ROW")[:, None]
-            uvw = sub.getcol("UVW")
-            time = sub.getcol("TIME")
-            antennas = sub.getcol("ANTENNA1"), sub.getcol("ANTENNA2")
+            weights = sub.getcolslice("WEIGHT_SPECTRUM", blc, trc)[:, 0, :] if rows.weight is None else rows.weight
+            if rows.flag_row is not None:
+                flags = flags | rows.flag_row[:, None]
         except RuntimeError as err:
             raise fail(selection.ms, f"cannot read channel {channel}; the table is truncated or damaged "
                                      f"({str(err).splitlines()[0]})") from None
         sub.close()
     finally:
         main.close()
-    return ChannelData(vis=vis, flags=flags.astype(bool), weights=weights.astype(np.float64), uvw=uvw, time=time,
-                       freq=float(selection.freqs[channel]), antenna1=antennas[0], antenna2=antennas[1])
+    return ChannelData(vis=vis, flags=flags.astype(bool), weights=weights.astype(np.float64), uvw=rows.uvw,
+                       time=rows.time, freq=float(selection.freqs[channel]), antenna1=rows.antenna1,
+                       antenna2=rows.antenna2)
 
 
 # ANTENNA::MOUNT values whose feeds turn with the parallactic angle, and those whose feeds do not.

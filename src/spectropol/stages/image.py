@@ -9,6 +9,7 @@ header and the beam in its attributes.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 from collections.abc import Sequence
@@ -105,12 +106,17 @@ def _deconvolve(planes, psf_full, uvw, freq, vis, weights, used, geometry, clean
     return images, report
 
 
-def beyond_horizon(npix: int, cell_rad: float) -> np.ndarray:
+@functools.lru_cache(maxsize=2)
+def beyond_horizon(npix: int, cell_rad: float) -> np.ndarray | None:
     """(y, x) True where a pixel's direction cosines are outside the sky (l^2 + m^2 >= 1): the SIN
-    projection has no direction there, so every product is NaN."""
+    projection has no direction there, so every product is NaN. None when no pixel is (the corners
+    of the image are inside the sky), as for nearly every field."""
+    if 2 * (npix / 2 * cell_rad) ** 2 < 0.99:
+        return None
     y, x = np.mgrid[0:npix, 0:npix]
     l, m = pixel_direction_cosines(x, y, npix, npix, cell_rad)
-    return l**2 + m**2 >= 1.0
+    outside = l**2 + m**2 >= 1.0
+    return outside if outside.any() else None
 
 
 def image_channel(vis_store: str | os.PathLike, out_store: str | os.PathLike, qa_path: str | os.PathLike,
@@ -133,7 +139,6 @@ def image_channel(vis_store: str | os.PathLike, out_store: str | os.PathLike, qa
 
     planes, weights, used = _weighted_dirty_planes(uvw, freq, vis, weight, geometry, imaging, gridding)
     outside = beyond_horizon(npix, cell_rad)
-    outside = outside if outside.any() else None
     if outside is not None:
         planes[:, outside] = np.nan
     deconvolve = clean.niter > 0 and used["I"] > 0
@@ -168,7 +173,7 @@ def image_channel(vis_store: str | os.PathLike, out_store: str | os.PathLike, qa
         "stokes_present": vis_attrs["stokes_present"], "ms": vis_attrs["selection"]["ms"],
         "source": vis_attrs.get("source"), "clean_diverged": bool(report and report["diverged"]),
         "provenance": provenance({"vis": str(vis_store)}, config_hash(params)),
-    }, chunks={name: (1, npix, npix) for name in images})
+    }, chunks={name: (1, npix, npix) for name in images}, raw=tuple(images) + ("psf",))
 
     result = ImageResult(
         channel=channel, freq_hz=freq, beam=beam, visibilities_used=used,

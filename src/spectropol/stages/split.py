@@ -15,7 +15,7 @@ from ..constants import SPEED_OF_LIGHT, STOKES
 from ..errors import fail
 from ..io.channels import channel_name
 from ..io.ionosphere import read_ionosphere_rm
-from ..io.ms import FeedGeometry, Selection, read_channel, read_feed_geometry
+from ..io.ms import FeedGeometry, RowData, Selection, read_channel, read_feed_geometry, read_rows
 from ..io.stores import provenance, write_store
 from ..kernels.parallactic import feed_angles
 from ..kernels.stokes import rotate_linear_polarisation, stokes_from_correlations
@@ -44,7 +44,8 @@ class SplitResult:
 
 def split_channel(selection: Selection, channel: int, out_store: str | os.PathLike, qa_path: str | os.PathLike,
                   ionosphere_rm: str | os.PathLike | None = None, *, output_channel: int | None = None,
-                  feeds: FeedGeometry | None = None, rule: str = "spectropol") -> SplitResult:
+                  feeds: FeedGeometry | None = None, rows: RowData | None = None,
+                  rule: str = "spectropol") -> SplitResult:
     """Read ``channel`` of the selected spectral window, form Stokes visibilities and their
     inverse-variance weights, keep rows with any usable Stokes value, and write them with UVW to
     ``out_store`` as ``output_channel`` of the joined channel axis (default ``channel``), with the
@@ -59,7 +60,7 @@ def split_channel(selection: Selection, channel: int, out_store: str | os.PathLi
     A channel with nothing usable is not an error: it is written with zero rows and said so in QA,
     and becomes a NaN plane in the cube.
     """
-    data = read_channel(selection, channel)
+    data = read_channel(selection, channel, rows)
     nonfinite = int((~np.isfinite(data.vis)).sum())
     negative_weights = int((data.weights < 0).sum())
     stokes_vis, stokes_weight, labels = stokes_from_correlations(data.vis, data.flags, data.weights,
@@ -107,7 +108,7 @@ def split_channel(selection: Selection, channel: int, out_store: str | os.PathLi
                                                       "description": "MS convention, antenna1 - antenna2"}),
         "stokes": (("stokes",), np.array(STOKES), {}),
         "uvw_axis": (("uvw_axis",), np.array(["u", "v", "w"]), {}),
-    }, attrs)
+    }, attrs, raw=("vis", "uvw"))
     stats = SplitResult(
         channel=output_channel, freq_hz=data.freq, rows_read=int(data.vis.shape[0]), rows_kept=int(keep.sum()),
         visibilities_usable=usable, flagged_fraction=flagged_fraction, nonfinite_visibilities=nonfinite,
@@ -142,10 +143,11 @@ def split_block(inspection: str | os.PathLike, ms: str, ms_index: int, spw: int,
     # The MS is named as it is now: a re-delivered copy has the content the fingerprints describe.
     selection = dataclasses.replace(selection, ms=str(ms))
     feeds = read_feed_geometry(str(ms)) if options.derotate_parallactic_angle else None
+    rows = read_rows(selection)  # shared by every channel of the block
     vis_dir, qa_dir = Path(vis_dir), Path(qa_dir)
     vis_dir.mkdir(parents=True, exist_ok=True)
     qa_dir.mkdir(parents=True, exist_ok=True)
     return [split_channel(selection, spw_channel, vis_dir / f"{channel_name(channel, width)}.zarr",
                           qa_dir / f"{channel_name(channel, width)}.json", ionosphere_rm, output_channel=channel,
-                          feeds=feeds, rule=rule)
+                          feeds=feeds, rows=rows, rule=rule)
             for channel, spw_channel in zip(channels, spw_channels)]
