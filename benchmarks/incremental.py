@@ -11,7 +11,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -53,7 +55,7 @@ def dag_figures(limit_s: float) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for nchan in (1024, 16384, 65536):
-            for block in (1, 64):
+            for block in (1, 64, "auto"):
                 config = {"work_dir": str(tmp / "work"), "results_dir": str(tmp / "results"),
                           "simulate": {"nchan": nchan}, "channels": {"block": block}}
                 path = tmp / f"config_{nchan}_{block}.yaml"
@@ -90,7 +92,7 @@ def rerun_figures(nchan: int, cores: int, nant: int, ntimes: int) -> dict:
         config = {"input": {"ms": str(ms)}, "imaging": {"size": 512, "cell_arcsec": 20.0}, "clean": {"niter": 500},
                   "cube": {"chunk": 128}}
         (tmp / "config.yaml").write_text(yaml.safe_dump(config))
-        # Not --quiet: the job counts of the rerun come from the "Job stats" table.
+        # Not --quiet: the job counts of the rerun are the "rule NAME:" headers of the jobs that ran.
         command = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(tmp), "--configfile",
                    str(tmp / "config.yaml"), "--cores", str(cores)]
         started = time.time()
@@ -105,13 +107,9 @@ def rerun_figures(nchan: int, cores: int, nant: int, ntimes: int) -> dict:
         rerun, _, text = timed(command, tmp)
         rerun_rules = rule_seconds(tmp, started)
         nothing, _, _ = timed(command, tmp)
-        jobs = {}
-        table_text = text.split("Job stats:", 1)[1].splitlines()[3:]
-        for line in table_text:
-            parts = line.split()
-            if len(parts) != 2 or not parts[1].isdigit():
-                break
-            jobs[parts[0]] = int(parts[1])
+        jobs: dict[str, int] = {}
+        for match in re.finditer(r"^(?:local)?(?:rule|checkpoint) (\w+):$", text, flags=re.MULTILINE):
+            jobs[match[1]] = jobs.get(match[1], 0) + 1
     return {"nchan": nchan, "nant": nant, "ntimes": ntimes, "full_rules_s": full_rules, "rerun_rules_s": rerun_rules,
             "full_s": round(full, 1), "rerun_s": round(rerun, 1), "nothing_changed_s": round(nothing, 1),
             "rerun_fraction": round(rerun / full, 4), "rerun_jobs": jobs}
@@ -132,7 +130,7 @@ def fingerprint_figures(nchan: int) -> dict:
 
         def run():
             start = time.perf_counter()
-            ms_fingerprints(str(ms), column="DATA", spw=None, field=None, cache_path=tmp / "fp.json")
+            ms_fingerprints(str(ms), column="DATA", spws=[0], field=None, cache_path=tmp / "fp.json")
             return time.perf_counter() - start
 
         cold, warm = run(), run()
@@ -155,28 +153,34 @@ def main() -> None:
     parser.add_argument("--fingerprint-only", action="store_true")
     parser.add_argument("--dag-limit-s", type=float, default=900.0)
     args = parser.parse_args()
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     results = {"machine": machine()}
     previous = REPO / "benchmarks/results/incremental.json"
     if previous.exists():
-        import json
-
-        results |= {k: v for k, v in json.loads(previous.read_text()).items() if k in ("rerun", "dag", "fingerprint")}
+        results |= {k: v for k, v in json.loads(previous.read_text()).items()
+                    if k in ("rerun", "dag", "fingerprint", "commits")}
+    results.setdefault("commits", {})
     only = args.dag_only or args.rerun_only or args.fingerprint_only
     if args.rerun_only or not only:
         results["rerun"] = rerun_figures(args.nchan, args.cores, args.nant, args.ntimes)
+        results["commits"]["rerun"] = commit
         print(results["rerun"], flush=True)
     if args.fingerprint_only or not only:
         results["fingerprint"] = fingerprint_figures(args.nchan)
+        results["commits"]["fingerprint"] = commit
         print(results["fingerprint"], flush=True)
     if args.dag_only or not only:
         results["dag"] = dag_figures(args.dag_limit_s)
+        results["commits"]["dag"] = commit
+    measured = results["commits"]
 
     lines = ["## Incremental reruns and DAG size (benchmarks/incremental.py)", ""]
     if "rerun" in results:
         r = results["rerun"]
         jobs = ", ".join(f"{k} {v}" for k, v in r["rerun_jobs"].items())
         lines += [f"A simulated MS of {r['nchan']} channels ({r['nant']} antennas x {r['ntimes']} times, 512^2, CLEAN 500, "
-                  f"{args.cores} cores); one channel's DATA scaled by 1.1, then the workflow rerun.", "",
+                  f"{args.cores} cores); one channel's DATA scaled by 1.1, then the workflow rerun "
+                  f"(measured at commit {measured.get('rerun', 'before 1a9dde7')}).", "",
                   "| run | wall time (s) | of the full run |", "|---|---|---|",
                   f"| full | {r['full_s']} | 100% |",
                   f"| rerun, 1 channel changed | {r['rerun_s']} | {100 * r['rerun_fraction']:.1f}% |",
@@ -189,11 +193,13 @@ def main() -> None:
         lines.append("")
     if "fingerprint" in results:
         f = results["fingerprint"]
-        lines += [f"Fingerprinting the same kind of MS ({f['nchan']} channels, {f['ms_mb']} MB): first pass "
+        lines += [f"Fingerprinting (commit {measured.get('fingerprint', 'before 1a9dde7')}) the same kind of MS "
+                  f"({f['nchan']} channels, {f['ms_mb']} MB): first pass "
                   f"{f['cold_s']} s ({f['cold_mb_per_s']} MB/s), unchanged MS {1000 * f['warm_s']:.1f} ms (cache), "
                   f"after editing FLAG {f['after_flag_edit_s']} s (FLAG read again, not DATA).", ""]
     if "dag" in results:
-        lines += ["`snakemake -n` on the demo configuration with `simulate.nchan` channels (wall time, peak RSS):", "",
+        lines += [f"`snakemake -n` (commit {measured.get('dag', 'before 1a9dde7')}) on the demo configuration with "
+                  "`simulate.nchan` channels (wall time, peak RSS):", "",
                   "| channels | channels per job | jobs | wall time (s) | peak memory (MB) |", "|---|---|---|---|---|"]
         for row in results["dag"]:
             if row["finished"]:
