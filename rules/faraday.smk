@@ -53,6 +53,8 @@ rule faraday_peaks:
     input:
         # Peaks of the clean FDF when RM-CLEAN runs, else of the dirty one.
         fdf=rules.rm_clean.output.fdf if PLAN.rm_clean else rules.rm_synthesis.output.fdf,
+        # Q and U, to evaluate each peak exactly rather than between grid samples.
+        cube=rules.gather_cube.output.cube,
     output:
         peaks=directory(f"{RESULTS}/faraday/peaks.zarr"),
         qa=f"{RESULTS}/qa/faraday_peaks.json",

@@ -85,8 +85,10 @@ def test_clean_peaks_and_fits_products(tmp_path):
     rm_synthesis(tmp_path / "cube.zarr", tmp_path / "dirty.zarr", tmp_path / "s.json", RMSynthesisOptions(chunk_mb=1))
     stats = rm_clean(tmp_path / "dirty.zarr", tmp_path / "clean.zarr", tmp_path / "c.json", RMCleanOptions(chunk_mb=1))
     assert stats.components > 0
-    faraday_peaks(tmp_path / "clean.zarr", tmp_path / "peaks.zarr", tmp_path / "p.json", PeaksOptions(chunk_mb=1))
+    faraday_peaks(tmp_path / "clean.zarr", tmp_path / "peaks.zarr", tmp_path / "p.json", PeaksOptions(chunk_mb=1),
+                  cube_store=tmp_path / "cube.zarr")
     peaks = open_fdf(tmp_path / "peaks.zarr")
+    assert peaks.attrs["peak"] == "exact"
     for x, y, p, rm, chi0 in truth:
         assert abs(peaks["peak_phi"].values[y, x] - rm) < 3 * peaks["peak_phi_err"].values[y, x]
         assert peaks["peak_pi_debiased"].values[y, x] == pytest.approx(p,

@@ -188,7 +188,7 @@ def _peaks(args) -> None:
     from .stages.faraday import faraday_peaks
 
     result = faraday_peaks(args.fdf, args.out, args.qa, options_from(args, opts.PeaksOptions),
-                           options_from(args, opts.DaskOptions), rule=RULE)
+                           options_from(args, opts.DaskOptions), cube_store=args.cube, rule=RULE)
     print(json.dumps({"from": result.from_fdf, "fdf_noise_median": result.fdf_noise_median}))
 
 
@@ -335,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_options(p, opts.RMCleanOptions)
     add_options(p, opts.DaskOptions)
     p = command("peaks", _peaks, "peak maps of an FDF store (faraday_peaks)", "fdf", "out", "qa")
+    p.add_argument("--cube", help="the cube the FDF was made from: each peak is then evaluated exactly from Q and U")
     add_options(p, opts.PeaksOptions)
     add_options(p, opts.DaskOptions)
     p = command("faraday-fits", _faraday_fits, "FITS FDF cubes, RMSF and peak maps (export_faraday_fits)", "dirty",

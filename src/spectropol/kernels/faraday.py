@@ -25,6 +25,9 @@ from .statistics import mad_sigma
 
 FWHM_PER_LAMBDA2_RANGE = 3.8  # RMSF FWHM x lambda^2 range (Dickey et al. 2019; RM-Tools)
 BIAS_FACTOR = 2.3  # polarisation bias correction sqrt(P^2 - 2.3 sigma^2) (George et al. 2012)
+# refine_peak keeps RM-CLEAN's components within this many RMSF FWHM of a peak as the peak's own:
+# on a grid of FWHM/2, CLEAN spreads a thin source's components over about +-1.5 FWHM.
+PEEL_FWHM = 2.0
 
 
 def lambda_squared(freqs_hz: np.ndarray) -> np.ndarray:
@@ -222,9 +225,63 @@ def parabolic_peak(values: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, n
     return offset, mid - 0.25 * (left - right) * offset
 
 
-def fdf_peak(fdf: np.ndarray, grid: FaradayGrid, sigma: np.ndarray | float) -> dict[str, np.ndarray]:
-    """Peak of |F| per column of (nphi, npix): Faraday depth (parabolic), amplitude and its bias
-    correction, errors, the polarisation angle at the peak and derotated to lambda^2 = 0.
+def refine_peak(channel_p: np.ndarray, grid: FaradayGrid, phi_start: np.ndarray, components: np.ndarray | None = None,
+                *, levels: int = 3, samples: int = 9) -> tuple[np.ndarray, np.ndarray]:
+    """Faraday depth of the FDF's peak near ``phi_start`` per pixel, and the FDF there, found by
+    evaluating the FDF directly from the channel data rather than interpolating the grid.
+
+    channel_p: Q + iU, (nchan, npix), NaN where a channel has no data; phi_start (npix,) a coarse
+    maximum (within a grid step of the peak). Each of ``levels`` zooms evaluates F exactly at
+    ``samples`` depths spanning +-1 step about the current estimate and takes the parabola through
+    the best three, the step shrinking by (samples - 1) / 2 each time: with the defaults the last
+    samples are dphi / 64 apart, where the main lobe is a parabola to far better than the noise, so
+    the depth is unbiased for grid steps up to FWHM / 2 (a parabola through the grid's own samples
+    at FWHM / 3 is off by up to 0.006 FWHM, 6 times the depth error at SNR 500). Evaluating F is one (samples x nchan) x
+    (nchan x npix) product per level, so every pixel of a tile can afford it.
+
+    With ``components`` (RM-CLEAN's, (nphi, npix)) the FDF searched is that of the data less the
+    components farther than PEEL_FWHM RMSF widths from ``phi_start``: the peak's own emission without the
+    sidelobes of other depths, where the clean FDF itself, built of components on the grid, would
+    put the peak where the grid does.
+    """
+    lam = (grid.lambda2 - grid.lambda0_sq)[:, None]  # (nchan, 1)
+    finite = np.isfinite(channel_p)
+    data = np.where(finite, channel_p, 0).astype(np.complex128)
+    if components is not None:
+        far = np.abs(grid.phi[:, None] - phi_start[None, :]) > PEEL_FWHM * grid.fwhm
+        others = np.where(far, components, 0)
+        peeled = np.nonzero(others.any(axis=0))[0]
+        if peeled.size:
+            # A component c at phi_k is the channel data c exp(2i phi_k (lambda^2 - lambda0^2)).
+            unit = np.exp(2j * lam * grid.phi[None, :])  # (nchan, nphi)
+            data[:, peeled] -= np.where(finite[:, peeled], unit @ others[:, peeled].astype(np.complex128), 0)
+    weighted = data * grid.weights[:, None]
+    norm = grid.weights @ finite
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(norm > 0, 1.0 / norm, np.nan)
+    phi = np.asarray(phi_start, dtype=np.float64).copy()
+    step = grid.dphi if grid.dphi > 0 else grid.fwhm / 10.0
+    for _ in range(levels):
+        offsets = np.linspace(-step, step, samples)
+        centred = weighted * np.exp(-2j * lam * phi[None, :])  # (nchan, npix)
+        amplitude = np.abs(np.exp(-2j * offsets[:, None] * lam.T) @ centred)  # (samples, npix)
+        best = np.clip(np.argmax(amplitude, axis=0), 1, samples - 2)
+        shift, _ = parabolic_peak(amplitude, best)
+        step = offsets[1] - offsets[0]
+        phi = phi + offsets[best] + shift * step
+        phi = np.where(np.isfinite(phi), phi, phi_start)
+    value = (weighted * np.exp(-2j * lam * phi[None, :])).sum(axis=0) * scale
+    return phi, value
+
+
+def fdf_peak(fdf: np.ndarray, grid: FaradayGrid, sigma: np.ndarray | float, channel_p: np.ndarray | None = None,
+             components: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Peak of |F| per column of (nphi, npix): Faraday depth, amplitude and its bias correction,
+    errors, the polarisation angle at the peak and derotated to lambda^2 = 0.
+
+    The peak is the grid's maximum refined by a parabola through its neighbours, or, given the
+    channel data ``channel_p`` (Q + iU, (nchan, npix)), refined by evaluating the FDF exactly
+    (refine_peak, with RM-CLEAN's ``components`` peeled): accurate on coarse grids.
 
     Errors as in Brentjens & de Bruyn 2005 (appendix A) and RM-Tools: sigma_phi = FWHM/(2 SNR),
     sigma_chi = sigma/(2 P) rad; the derotated angle's error adds the lambda0^2 lever arm.
@@ -235,9 +292,13 @@ def fdf_peak(fdf: np.ndarray, grid: FaradayGrid, sigma: np.ndarray | float) -> d
     index = np.argmax(amplitude, axis=0)
     offset, peak = parabolic_peak(amplitude, index)
     phi_peak = grid.phi[index] + offset * grid.dphi
-    # Real and imaginary parts interpolated at the same fractional position.
-    real = _interpolate_at(fdf.real, index, offset)
-    imag = _interpolate_at(fdf.imag, index, offset)
+    if channel_p is None:
+        # Real and imaginary parts interpolated at the same fractional position.
+        real = _interpolate_at(fdf.real, index, offset)
+        imag = _interpolate_at(fdf.imag, index, offset)
+    else:
+        phi_peak, value = refine_peak(channel_p, grid, phi_peak, components)
+        peak, real, imag = np.abs(value), value.real, value.imag
     sigma = np.broadcast_to(np.asarray(sigma, dtype=np.float64), peak.shape)
     snr = peak / sigma
     angle = 0.5 * np.arctan2(imag, real)
@@ -287,15 +348,16 @@ def components_second_moment(components: np.ndarray, phi: np.ndarray) -> np.ndar
         return np.sqrt((weight * (phi[:, None] - mean) ** 2).sum(axis=0) / total)
 
 
-def peak_maps(fdf: np.ndarray, grid: FaradayGrid, components: np.ndarray | None, sigma_theory: float) -> dict:
+def peak_maps(fdf: np.ndarray, grid: FaradayGrid, components: np.ndarray | None, sigma_theory: float,
+              channel_p: np.ndarray | None = None) -> dict:
     """fdf_peak of each column of a (clean) FDF (nphi, npix) and the components' second moment.
     With ``components`` the noise is the robust rms of the residual (the clean FDF minus the
-    restored components), else ``sigma_theory``."""
+    restored components), else ``sigma_theory``; with ``channel_p`` the peaks are refined exactly."""
     if components is not None:
         sigma = robust_fdf_noise(fdf - restore_components(components, grid))
     else:
         sigma = np.full(fdf.shape[1], sigma_theory)
-    peaks = fdf_peak(fdf, grid, sigma)
+    peaks = fdf_peak(fdf, grid, sigma, channel_p, components)
     if components is not None:
         peaks["cc_moment2"] = components_second_moment(components, grid.phi)
     else:

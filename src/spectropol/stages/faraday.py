@@ -37,9 +37,9 @@ log = logging.getLogger(__name__)
 
 # The peak maps: name -> (unit, description). Each is a variable of peaks.zarr and a FITS product.
 PEAK_MAPS = {
-    "peak_pi": ("Jy/beam", "peak polarised intensity of the FDF"),
+    "peak_pi": ("Jy/beam", "peak polarised intensity of the FDF (evaluated at peak_phi)"),
     "peak_pi_debiased": ("Jy/beam", "peak polarised intensity, bias corrected: sqrt(P^2 - 2.3 sigma^2)"),
-    "peak_phi": ("rad/m2", "Faraday depth of the peak (parabolic interpolation)"),
+    "peak_phi": ("rad/m2", "Faraday depth of the peak (the FDF evaluated exactly near the grid's maximum)"),
     "peak_phi_err": ("rad/m2", "error of the peak Faraday depth, FWHM / (2 SNR)"),
     "pol_angle0_deg": ("deg", "intrinsic polarisation angle, derotated to lambda^2 = 0"),
     "pol_angle0_err_deg": ("deg", "error of the intrinsic polarisation angle"),
@@ -223,34 +223,58 @@ def rm_clean(fdf_store: str | os.PathLike, out_store: str | os.PathLike, qa_path
                                label="rm_clean", encoding=encoding)
 
 
-def _peaks_block(fdf, components=None, *, grid: FaradayGrid, sigma_theory: float):
-    """(nphi, ty, tx) FDF (and components) -> (len(PEAK_MAPS), ty, tx) float32 maps."""
+def _peaks_block(*arrays, grid: FaradayGrid, sigma_theory: float, cleaned: bool, refined: bool):
+    """(nphi, ty, tx) FDF, then the components if ``cleaned``, then Q and U (nchan, ty, tx) if
+    ``refined`` -> (len(PEAK_MAPS), ty, tx) float32 maps."""
+    fdf, rest = arrays[0], list(arrays[1:])
     nphi, shape = fdf.shape[0], fdf.shape[1:]
-    flat = components.reshape(nphi, -1) if components is not None else None
-    peaks = peak_maps(fdf.reshape(nphi, -1), grid, flat, sigma_theory)
+    components = rest.pop(0).reshape(nphi, -1) if cleaned else None
+    channel_p = None
+    if refined:
+        q, u = rest
+        channel_p = (q.astype(np.float64) + 1j * u.astype(np.float64)).reshape(q.shape[0], -1)
+    peaks = peak_maps(fdf.reshape(nphi, -1), grid, components, sigma_theory, channel_p)
     return np.stack([np.asarray(peaks[name], dtype=np.float32) for name in PEAK_MAPS]).reshape((len(PEAK_MAPS),
                                                                                                 ) + shape)
 
 
 def faraday_peaks(fdf_store: str | os.PathLike, out_store: str | os.PathLike, qa_path: str | os.PathLike,
                   options: PeaksOptions = PeaksOptions(), dask: DaskOptions = DaskOptions(), *,
-                  rule: str = "spectropol") -> PeaksResult:
-    """Peak maps of the clean FDF (or the dirty one if the store holds no clean FDF)."""
+                  cube_store: str | os.PathLike | None = None, rule: str = "spectropol") -> PeaksResult:
+    """Peak maps of the clean FDF (or the dirty one if the store holds no clean FDF).
+
+    With ``cube_store`` (the cube the FDF was made from) each pixel's peak is refined by evaluating
+    its FDF exactly from Q and U near the grid's maximum (kernels.faraday.refine_peak), so depths,
+    amplitudes and angles do not depend on the grid step; without it, a parabola through the grid.
+    """
     import xarray as xr
 
     store = open_fdf(fdf_store)
     grid = _grid_from_store(store.attrs)
     nphi = len(grid.phi)
-    side = tile_side(store.sizes["y"], store.sizes["x"], 8 * nphi * 5, options.chunk_mb)
     cleaned = "fdf_clean" in store
-    block = functools.partial(_peaks_block, grid=grid, sigma_theory=store.attrs["fdf_noise_theoretical"])
     inputs = [store["fdf_clean"].data, store["clean_components"].data] if cleaned else [store["fdf"].data]
+    bytes_per_pixel = 8 * nphi * 5
+    if cube_store is not None:
+        cube = open_cube(cube_store)
+        freqs = cube["freq"].values
+        if len(freqs) != len(grid.lambda2) or not np.allclose(freqs, store.attrs["freqs_hz"], rtol=1e-9, atol=0):
+            raise fail(cube_store, f"its channels are not those {fdf_store} was made from")
+        image = cube.attrs["image"]
+        inputs += [cube[image].sel(stokes=s).data for s in ("Q", "U")]
+        # Q, U in; complex128 data and its rotated copy; the peeled components
+        bytes_per_pixel += 8 * len(freqs) + 48 * len(freqs) + 24 * nphi
+    side = tile_side(store.sizes["y"], store.sizes["x"], bytes_per_pixel, options.chunk_mb)
+    block = functools.partial(_peaks_block, grid=grid, sigma_theory=store.attrs["fdf_noise_theoretical"],
+                              cleaned=cleaned, refined=cube_store is not None)
     maps = map_tiles(block, inputs, side, (len(PEAK_MAPS),), np.float32)
+    sources = {"fdf": str(fdf_store)} | ({"cube": str(cube_store)} if cube_store is not None else {})
     dataset = xr.Dataset(
         {name: (("y", "x"), maps[k], {"units": unit, "description": text})
          for k, (name, (unit, text)) in enumerate(PEAK_MAPS.items())},
         attrs={"wcs": store.attrs["wcs"], "faraday_grid": grid.describe(), "source": "clean" if cleaned else "dirty",
-               "lambda0_sq": grid.lambda0_sq, "provenance": provenance({"fdf": str(fdf_store)})},
+               "peak": "exact" if cube_store is not None else "parabolic",
+               "lambda0_sq": grid.lambda0_sq, "provenance": provenance(sources)},
     )
 
     def summarise(path) -> PeaksResult:
