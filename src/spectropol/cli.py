@@ -5,9 +5,11 @@ without Snakemake (scripts/ and these commands call the same stage functions), a
     spectropol inspect MS... [--out selection.json]  spectropol moments-fits MOMENTS DIR
     spectropol fingerprint MS RECORD --spw N         spectropol rmsynth CUBE OUT QA
     spectropol split SELECTION MS CHANNELS VIS QA    spectropol rmclean FDF OUT QA
-    spectropol image SELECTION VIS CHANNELS IMG QA   spectropol peaks FDF OUT QA
+    spectropol image SELECTION VIS CHANNELS IMG QA   spectropol peaks FDF OUT QA [--cube CUBE]
     spectropol cube SELECTION OUT QA STORE...        spectropol faraday-fits DIRTY PEAKS DIR [--clean C]
     spectropol cube-fits CUBE DIR                    spectropol catalogue CUBE MOMENTS PEAKS DIR QA
+    spectropol cube-from-fits CUBE QA --q FITS... --u FITS... [--i FITS...] [--freqs FILE]
+    spectropol faraday DIR (--cube CUBE | --q FITS... --u FITS... [--i FITS...] [--freqs FILE])
     spectropol report CUBE MOMENTS PEAKS FDF CATALOGUE DIR [--clean C]
     spectropol qa summary|flush|aggregate ...
 
@@ -152,6 +154,53 @@ def _cube_fits(args) -> None:
     from .stages.cube import export_cube_fits
 
     export_cube_fits(args.cube, {s: Path(args.out_dir) / f"cube_{s}.fits" for s in STOKES})
+
+
+def _fits_inputs(args) -> dict[str, list[str]]:
+    return {s: getattr(args, s.lower()) for s in "IQUV" if getattr(args, s.lower())}
+
+
+def _cube_from_fits(args) -> None:
+    from .stages.cube import cube_from_fits
+
+    result = cube_from_fits(_fits_inputs(args), args.cube, args.qa, freqs_file=args.freqs, chunk_px=args.chunk_px,
+                            rule=RULE)
+    print(json.dumps(dataclasses.asdict(result)))
+
+
+def _faraday(args) -> None:
+    """The Faraday half and the catalogue on a cube store, or on FITS images made elsewhere."""
+    from .stages.catalogue import CATALOGUE_FILES, build_catalogue
+    from .stages.cube import cube_from_fits
+    from .stages.faraday import faraday_peaks, rm_clean, rm_synthesis
+    from .stages.moments import faraday_moments
+
+    out = Path(args.out_dir)
+    (out / "qa").mkdir(parents=True, exist_ok=True)
+    fits_inputs = _fits_inputs(args)
+    if bool(args.cube) == bool(fits_inputs):
+        raise SpectropolError("spectropol faraday: give either --cube (a cube store) or --q and --u FITS images")
+    cube = Path(args.cube) if args.cube else out / "cube.zarr"
+    if fits_inputs:
+        cube_from_fits(fits_inputs, cube, out / "qa/cube.json", freqs_file=args.freqs, rule=RULE)
+    dask = options_from(args, opts.DaskOptions)
+    synthesis = options_from(args, opts.RMSynthesisOptions)
+    chunk = {"chunk_mb": synthesis.chunk_mb}
+    faraday_moments(cube, out / "moments.zarr", out / "qa/faraday_moments.json", opts.MomentsOptions(**chunk), dask,
+                    rule=RULE)
+    rm_synthesis(cube, out / "fdf_dirty.zarr", out / "qa/rm_synthesis.json", synthesis, dask, rule=RULE)
+    fdf = out / "fdf_dirty.zarr"
+    if args.clean:
+        clean = options_from(args, opts.RMCleanOptions)
+        rm_clean(fdf, out / "fdf_clean.zarr", out / "qa/rm_clean.json", dataclasses.replace(clean, **chunk), dask,
+                 rule=RULE)
+        fdf = out / "fdf_clean.zarr"
+    faraday_peaks(fdf, out / "peaks.zarr", out / "qa/faraday_peaks.json", opts.PeaksOptions(**chunk), dask,
+                  cube_store=cube, rule=RULE)
+    result = build_catalogue(cube, out / "moments.zarr", out / "peaks.zarr",
+                             {kind: out / name for kind, name in CATALOGUE_FILES.items()}, out / "qa/catalogue.json",
+                             options_from(args, opts.CatalogueOptions), rule=RULE)
+    print(json.dumps({"out_dir": str(out), "sources": result.sources, "islands": result.islands}))
 
 
 def _moments(args) -> None:
@@ -322,6 +371,27 @@ def build_parser() -> argparse.ArgumentParser:
     add_options(p, opts.CubeOptions)
 
     command("cube-fits", _cube_fits, "FITS cubes per Stokes (export_cube_fits)", "cube", "out_dir")
+
+    def fits_arguments(p):
+        for stokes, needed in (("i", "optional"), ("q", "required"), ("u", "required"), ("v", "optional")):
+            p.add_argument(f"--{stokes}", nargs="+", metavar="FITS",
+                           help=f"Stokes {stokes.upper()} ({needed}): a cube with a FREQ axis, or an image per channel")
+        p.add_argument("--freqs", help="frequencies (Hz), one per line in the order of the files' planes, where the "
+                                       "headers have none (RM-Tools' format)")
+
+    p = command("cube-from-fits", _cube_from_fits, "a cube store from FITS images made elsewhere (WSClean, CASA)",
+                "cube", "qa")
+    fits_arguments(p)
+    p.add_argument("--chunk-px", type=int, default=opts.CubeOptions.chunk_px)
+    p = command("faraday", _faraday, "moments, RM synthesis, RM-CLEAN, peaks and the catalogue of a cube store or "
+                "of FITS images, into one folder", "out_dir")
+    p.add_argument("--cube", help="a cube store (results/cube/cube.zarr or one from cube-from-fits)")
+    fits_arguments(p)
+    p.add_argument("--clean", action=argparse.BooleanOptionalAction, default=True, help="run RM-CLEAN (default)")
+    add_options(p, opts.RMSynthesisOptions)
+    add_options(p, opts.RMCleanOptions, skip=("chunk_mb",))
+    add_options(p, opts.CatalogueOptions)
+    add_options(p, opts.DaskOptions)
 
     p = command("moments", _moments, "Faraday moment maps (faraday_moments)", "cube", "out", "qa")
     add_options(p, opts.MomentsOptions)

@@ -209,14 +209,16 @@ def gather_cube(image_stores: Sequence[str | os.PathLike], cube_store: str | os.
     return result
 
 
-def _create_cube_array(path: Path, image: str, nchan: int, npix: int, chunk: int):
-    """An empty cube store at ``path`` with the image variable laid out (1, 1, chunk, chunk)."""
+def _create_cube_array(path: Path, image: str, nchan: int, npix: int, chunk: int, npix_x: int | None = None):
+    """An empty cube store at ``path`` with the image variable laid out (1, 1, chunk, chunk);
+    ``npix`` by ``npix_x`` pixels (square unless npix_x is given)."""
     import dask.array as da
     import xarray as xr
     import zarr
 
+    npix_x = npix if npix_x is None else npix_x
     template = xr.Dataset(
-        {image: (("freq", "stokes", "y", "x"), da.zeros((nchan, len(STOKES), npix, npix), dtype=np.float32,
+        {image: (("freq", "stokes", "y", "x"), da.zeros((nchan, len(STOKES), npix, npix_x), dtype=np.float32,
                                                           chunks=(1, 1, chunk, chunk)),
                  {"units": "Jy/beam", "description": f"{image} image cube"})},
         coords={"stokes": list(STOKES)},
@@ -236,7 +238,9 @@ def _finish_cube(path: Path, image: str, tables: _ChannelTables, plane_ids, layo
     freqs, channels, beams, rms = tables.freqs, tables.channels, tables.beams, tables.rms
     nchan = len(freqs)
     excluded = set(layout["excluded"])
-    flagged = [int(channels[p]) for p in range(nchan) if p not in excluded and not np.isfinite(rms[p, 0])]
+    # a channel is flagged when its first Stokes parameter (I, or Q for a cube of Q and U only) has no data
+    first = list(STOKES).index(first_attrs.get("stokes_present", list(STOKES))[0])
+    flagged = [int(channels[p]) for p in range(nchan) if p not in excluded and not np.isfinite(rms[p, first])]
     if len(flagged) + len(excluded) == nchan:
         raise fail(first_attrs.get("ms", image_stores[0]),
                    f"every one of its {nchan - len(excluded)} channels is flagged or has no positive weight: "
@@ -286,6 +290,64 @@ def _finish_cube(path: Path, image: str, tables: _ChannelTables, plane_ids, layo
                              if np.isfinite(beams[:, 0]).any() else None),
         diverged_channels=[int(channels[p]) for p in np.nonzero(tables.diverged)[0]],
     )
+
+
+def cube_from_fits(stokes_paths: dict[str, Sequence[str | os.PathLike]], cube_store: str | os.PathLike,
+                   qa_path: str | os.PathLike, *, freqs_file: str | os.PathLike | None = None, chunk_px: int = 256,
+                   rule: str = "spectropol") -> CubeResult:
+    """A cube store from FITS images made elsewhere, so that the Faraday and catalogue stages run
+    on them: ``stokes_paths`` maps each of Q, U (required), I and V (optional) to one cube with a
+    FREQ axis or to one file per channel (WSClean's -channel-NNNN- images). Frequencies come from
+    the headers or from ``freqs_file`` (Hz, one per line, in the order of the files and their planes,
+    as RM-Tools reads them); planes are put in increasing frequency; blanks (NaN) stay NaN and leave
+    the pixel's channel out of RM synthesis. A Stokes parameter not given is a NaN plane, and the
+    cube's ``stokes_present`` says which were. Written a plane at a time, under a temporary name."""
+    from ..io.fits_cubes import collect_stokes, read_frequency_file, read_plane
+
+    missing = [s for s in ("Q", "U") if not stokes_paths.get(s)]
+    if missing:
+        raise fail(cube_store, f"needs FITS images of Stokes {' and '.join(missing)}")
+    unknown = set(stokes_paths) - set(STOKES)
+    if unknown:
+        raise ValueError(f"unknown Stokes parameters {sorted(unknown)}: give I, Q, U or V")
+    freqs_given = read_frequency_file(freqs_file) if freqs_file else None
+    present = [s for s in STOKES if stokes_paths.get(s)]
+    collected = {s: collect_stokes(list(stokes_paths[s]), s, freqs_given) for s in present}
+    reference = collected["Q"]
+    freqs = reference.freqs_hz
+    for s, planes in collected.items():
+        if planes.shape != reference.shape:
+            raise fail(planes.files[0], f"Stokes {s} images are {planes.shape[1]}x{planes.shape[0]} pixels, "
+                                        f"Stokes Q's {reference.shape[1]}x{reference.shape[0]}")
+        if len(planes.planes) != len(freqs) or not np.allclose(planes.freqs_hz, freqs, rtol=1e-9, atol=0):
+            raise fail(planes.files[0], f"Stokes {s} has {len(planes.planes)} planes at other frequencies than "
+                                        f"Stokes Q's {len(freqs)}")
+    nchan, (ny, nx) = len(freqs), reference.shape
+    chunk = min(chunk_px, ny, nx)
+    image = "image"
+    beams = np.array([p.beam_deg for p in reference.planes], dtype=np.float64)
+    rms = np.full((nchan, len(STOKES)), np.nan, dtype=np.float32)
+    files = [str(f) for f in reference.files]
+    sources = np.array([(files.index(p.path), 0, p.plane_in_file) for p in reference.planes], dtype=np.int32)
+    with atomic_path(cube_store) as partial:
+        array = _create_cube_array(partial, image, nchan, ny, chunk, npix_x=nx)
+        for k, s in enumerate(STOKES):
+            for c in range(nchan):
+                plane = read_plane(collected[s].planes[c]) if s in collected else np.full((ny, nx), np.nan,
+                                                                                        dtype=np.float32)
+                array[c, k] = plane
+                rms[c, k] = mad_rms(plane)
+        tables = _ChannelTables(freqs=freqs, channels=np.arange(nchan, dtype=np.int32), beams=beams, rms=rms,
+                                diverged=np.zeros(nchan, dtype=bool))
+        layout = {"nchan": nchan, "npix": [ny, nx], "image": image, "chunk": chunk, "wcs": reference.wcs,
+                  "common_beam": None, "excluded": []}
+        first = {"wcs": reference.wcs, "stokes_present": present}
+        result = _finish_cube(partial, image, tables, [None] * nchan, layout, first, files, new=True,
+                              sources=sources, inputs=files)
+    write_qa(qa_path, "cube", result, rule)
+    log.info("cube %s from FITS: %d channels %.6g..%.6g MHz, Stokes %s, %dx%d pixels", cube_store, nchan,
+             freqs[0] / 1e6, freqs[-1] / 1e6, "".join(present), nx, ny)
+    return result
 
 
 def _beams_table(beams: np.ndarray):
