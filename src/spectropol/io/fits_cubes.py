@@ -135,9 +135,10 @@ def describe_fits(path: str | os.PathLike, stokes: str, freqs_hz: np.ndarray | N
             header_freqs = None
         nplanes = header[f"NAXIS{freq_axis}"] if freq_axis else 1
         if freqs_hz is not None:
-            if len(freqs_hz) != nplanes:
+            # freqs_hz: the frequency list from this file's first plane on; this file takes the first nplanes
+            if len(freqs_hz) < nplanes:
                 raise fail(path, f"has {nplanes} channel planes but the frequency list gives {len(freqs_hz)}")
-            plane_freqs = np.asarray(freqs_hz, dtype=np.float64)
+            plane_freqs = np.asarray(freqs_hz[:nplanes], dtype=np.float64)
         elif header_freqs is not None:
             plane_freqs = header_freqs
         else:
@@ -170,10 +171,7 @@ def collect_stokes(paths: Sequence[str | os.PathLike], stokes: str,
     shape = wcs = None
     offset = 0
     for path in paths:
-        count = None
-        if freqs_hz is not None:
-            count = _plane_count(path)
-        given = None if freqs_hz is None else freqs_hz[offset:offset + count]
+        given = None if freqs_hz is None else freqs_hz[offset:]
         file_planes, file_shape, file_wcs = describe_fits(path, stokes, given)
         offset += len(file_planes)
         if shape is None:
@@ -190,22 +188,6 @@ def collect_stokes(paths: Sequence[str | os.PathLike], stokes: str,
         duplicate = freqs[1:][np.diff(freqs) <= 0][0]
         raise fail(paths[0], f"Stokes {stokes}: two planes have the frequency {duplicate / 1e6:.6f} MHz")
     return FitsStokes(stokes=stokes, planes=tuple(planes), shape=shape, wcs=wcs, files=tuple(str(p) for p in paths))
-
-
-def _plane_count(path) -> int:
-    """Channel planes in a FITS file, from its header alone."""
-    from astropy.io import fits
-
-    try:
-        header = fits.getheader(str(path))
-    except (OSError, ValueError) as err:
-        raise fail(path, f"is not a FITS file astropy can read ({err})") from None
-    # the channel axis is the one axis beyond the sky's, STOKES aside, that may be longer than 1
-    count = 1
-    for axis in range(3, header.get("NAXIS", 0) + 1):
-        if str(header.get(f"CTYPE{axis}", "")).upper() != "STOKES":
-            count *= int(header[f"NAXIS{axis}"])
-    return count
 
 
 def _same_wcs(a: dict, b: dict) -> bool:
