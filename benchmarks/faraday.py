@@ -1,6 +1,8 @@
-"""RM synthesis and RM-CLEAN on one cube: spectropol against RM-Tools (rmsynth3d, rmclean3d) with
-the same Faraday-depth sampling and cutoff, in one run; the synthesis kernel against a plain
-complex64 matrix product of the same shapes; peak memory at 1x, 2x and 4x the channel count.
+"""The Faraday-depth stage against RM-Tools on the same FITS input and the same Faraday-depth grid,
+in one run: spectropol (FITS to cube store, then RM synthesis, RM-CLEAN and peak maps in one pass,
+every product written) against rmsynth3d and rmclean3d; the FDF of the kept pixels against
+rmsynth3d's; the synthesis kernel against a plain complex64 matrix product of the same shapes;
+peak memory at 64, 256 and 1024 channels.
 
     .venv/bin/python benchmarks/faraday.py            # 64 channels x 512 x 512, phi -200..200 step 1
     .venv/bin/python benchmarks/faraday.py --quick    # 32 channels x 128 x 128
@@ -24,7 +26,8 @@ from common import machine, write_results
 PHI_MAX, DPHI = 200.0, 1.0
 
 
-def make_cube(folder: Path, nchan: int, npix: int, sky: str = "diffuse", seed: int = 1) -> tuple[Path, np.ndarray]:
+def make_cube(folder: Path, nchan: int, npix: int, sky: str = "diffuse", seed: int = 1,
+              fits_files: bool = True) -> tuple[Path, np.ndarray]:
     """A Q/U cube (1.0-1.5 GHz) as a Zarr cube and as FITS files + frequency list for RM-Tools:
     noise and 40 polarised point sources ('points'), plus, with 'diffuse', a Galactic-foreground-like
     polarised screen over the whole field (smooth random amplitude of 5-30 sigma, RM varying
@@ -65,6 +68,8 @@ def make_cube(folder: Path, nchan: int, npix: int, sky: str = "diffuse", seed: i
     write_cube(cube, data, freqs, celestial_header(np.deg2rad(60.0), np.deg2rad(-30.0), npix, npix, np.deg2rad(0.001)),
                rms=np.full((nchan, 4), sigma, np.float32), chunk=256)
     del data
+    if not fits_files:
+        return cube, freqs
     header = fits.Header({"CTYPE1": "RA---SIN", "CRVAL1": 60.0, "CDELT1": -0.001, "CRPIX1": npix / 2, "CUNIT1": "deg",
                           "CTYPE2": "DEC--SIN", "CRVAL2": -30.0, "CDELT2": 0.001, "CRPIX2": npix / 2, "CUNIT2": "deg",
                           "CTYPE3": "FREQ", "CRVAL3": freqs[0], "CDELT3": freqs[1] - freqs[0], "CRPIX3": 1.0,
@@ -87,22 +92,37 @@ def timed(command: list[str], cwd: Path) -> tuple[float, float]:
 
 
 def step(args) -> None:
-    """Runs one spectropol step in this process (called through timed())."""
-    from spectropol.options import DaskOptions, PeaksOptions, RMCleanOptions, RMSynthesisOptions
-    from spectropol.stages.faraday import faraday_peaks, rm_clean, rm_synthesis
+    """Runs one spectropol step in this process (called through timed()): from the FITS files as
+    RM-Tools reads them to the Faraday products ('synth': no RM-CLEAN; 'clean'), or, from a cube
+    store, the one pass alone ('memory')."""
+    from spectropol.options import DaskOptions, FaradayProductsOptions, RMCleanOptions, RMSynthesisOptions
+    from spectropol.stages.cube import cube_from_fits
+    from spectropol.stages.faraday import faraday_depth
 
-    dask = DaskOptions(threads=args.threads)
-    if args.step == "synth":
-        rm_synthesis(args.input, args.output, args.output + ".json",
-                     RMSynthesisOptions(weighting="uniform", dphi_rad_m2=DPHI, phi_max_rad_m2=PHI_MAX,
-                                        chunk_mb=args.chunk_mb),
-                     dask)
-    elif args.step == "clean":
-        rm_clean(args.input, args.output, args.output + ".json", RMCleanOptions(cutoff_sigma=3.0,
-                                                                                chunk_mb=args.chunk_mb), dask)
-    else:  # peaks: exact (refined from the cube's Q and U) or on the grid only
-        faraday_peaks(args.input, args.output, args.output + ".json", PeaksOptions(chunk_mb=args.chunk_mb), dask,
-                      cube_store=args.cube if args.step == "peaks" else None)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    cube = args.input
+    if args.step != "memory":
+        cube = out / "cube.zarr"
+        cube_from_fits({"Q": [args.q], "U": [args.u]}, cube, out / "cube.json", freqs_file=args.freqs)
+    synthesis = RMSynthesisOptions(weighting="uniform", dphi_rad_m2=DPHI, phi_max_rad_m2=PHI_MAX,
+                                   chunk_mb=args.chunk_mb)
+    clean = RMCleanOptions(cutoff_sigma=3.0) if args.step == "clean" else None
+    faraday_depth(cube, {"peaks": out / "peaks.zarr", "candidates": out / "fdf_candidates.zarr"}, out / "qa.json",
+                  synthesis, clean, FaradayProductsOptions(), DaskOptions(threads=args.threads))
+
+
+def fdf_agreement(ours: Path, real_fits: Path, imag_fits: Path) -> dict:
+    """Largest difference between our kept FDF spectra and rmsynth3d's FDF at the same pixels,
+    as a fraction of rmsynth3d's largest |FDF|."""
+    import xarray as xr
+    from astropy.io import fits
+
+    theirs = fits.getdata(real_fits) + 1j * fits.getdata(imag_fits)  # (phi, y, x)
+    kept = xr.open_zarr(ours)
+    y, x = kept["y"].values, kept["x"].values
+    difference = np.abs(kept["fdf_dirty"].values - theirs[:, y, x].T).max() if len(y) else float("nan")
+    return {"pixels_compared": int(len(y)), "max_abs_difference_over_peak": float(difference / np.abs(theirs).max())}
 
 
 def kernel_efficiency(cube: Path, freqs: np.ndarray, repeats: int = 3) -> dict:
@@ -138,9 +158,11 @@ def main() -> None:
                         help="diffuse: a polarised foreground over the whole field (default); points: sources on noise")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--chunk-mb", type=float, default=128.0)
-    parser.add_argument("--step", choices=("synth", "clean", "peaks", "peaks-grid"))
+    parser.add_argument("--step", choices=("synth", "clean", "memory"))
     parser.add_argument("--input")
-    parser.add_argument("--cube")
+    parser.add_argument("--q")
+    parser.add_argument("--u")
+    parser.add_argument("--freqs")
     parser.add_argument("--output")
     args = parser.parse_args()
     if args.step:
@@ -154,67 +176,75 @@ def main() -> None:
         tmp = Path(tmp)
         cube, freqs = make_cube(tmp, nchan, npix, args.sky)
         results = {"case": {"sky": args.sky, "channels": nchan, "npix": npix, "phi_max": PHI_MAX, "dphi": DPHI,
-                            "threads": args.threads,
-                            "chunk_mb": args.chunk_mb, "weighting": "uniform",
-                            "cutoff": "3 sigma (theoretical FDF noise)"}}
-        ours_synth = timed(me + ["--step", "synth", "--input", str(cube), "--output", str(tmp / "fdf.zarr")], tmp)
-        ours_clean = timed(me + ["--step", "clean", "--input", str(tmp / "fdf.zarr"), "--output",
-                                 str(tmp / "clean.zarr")], tmp)
-        peaks_exact = timed(me + ["--step", "peaks", "--input", str(tmp / "clean.zarr"), "--cube", str(cube),
-                                  "--output", str(tmp / "peaks.zarr")], tmp)
-        peaks_grid = timed(me + ["--step", "peaks-grid", "--input", str(tmp / "clean.zarr"), "--output",
-                                 str(tmp / "peaks_grid.zarr")], tmp)
-        cutoff = 3.0 * json.loads((tmp / "fdf.zarr.json").read_text())["fdf_noise_theoretical"]
+                            "threads": args.threads, "chunk_mb": args.chunk_mb, "weighting": "uniform",
+                            "cutoff": "3 sigma (theoretical FDF noise)", "input": "FITS Q, U cubes + frequency file"}}
+        fits_in = ["--q", f"Q{nchan}.fits", "--u", f"U{nchan}.fits", "--freqs", f"freqs{nchan}.dat"]
+        ours_synth = timed(me + ["--step", "synth", *fits_in, "--output", str(tmp / "synth")], tmp)
+        ours_clean = timed(me + ["--step", "clean", *fits_in, "--output", str(tmp / "clean")], tmp)
+        noise = json.loads((tmp / "synth/qa.json").read_text())["fdf_noise_theoretical"]
         rmtools_synth = timed([str(bindir / "rmsynth3d"), f"Q{nchan}.fits", f"U{nchan}.fits", f"freqs{nchan}.dat",
-                               "-l", str(PHI_MAX),
-                               "-d", str(DPHI), "-w", "uniform", "-o", "rmt_"], tmp)
+                               "-l", str(PHI_MAX), "-d", str(DPHI), "-w", "uniform", "-o", "rmt_"], tmp)
         # RM-Tools' default, serial: its --ncores pool (schwimmbad) took over 10 min on 128^2 where
         # the serial loop takes about 15 s.
         rmtools_clean = timed([str(bindir / "rmclean3d"), "rmt_FDF_real_dirty.fits", "rmt_RMSF_real.fits", "-c",
-                               f"{cutoff:.6g}",
-                               "-o", "rmt_"], tmp)
-        results["wall_s"] = {"spectropol_rm_synthesis": ours_synth[0], "rmtools_rmsynth3d": rmtools_synth[0],
-                             "spectropol_rm_clean": ours_clean[0], "rmtools_rmclean3d": rmtools_clean[0],
-                             "spectropol_peaks_exact": peaks_exact[0], "spectropol_peaks_grid": peaks_grid[0]}
-        results["peak_rss_mb"] = {"spectropol_rm_synthesis": ours_synth[1], "rmtools_rmsynth3d": rmtools_synth[1],
-                                  "spectropol_rm_clean": ours_clean[1], "rmtools_rmclean3d": rmtools_clean[1]}
-        results["speedup"] = {"rm_synthesis": rmtools_synth[0] / ours_synth[0],
-                              "rm_clean": rmtools_clean[0] / ours_clean[0]}
+                               f"{3.0 * noise:.6g}", "-o", "rmt_"], tmp)
+        results["agreement"] = fdf_agreement(tmp / "synth/fdf_candidates.zarr", tmp / "rmt_FDF_real_dirty.fits",
+                                             tmp / "rmt_FDF_im_dirty.fits")
+        ours_bytes = {name: sum(f.stat().st_size for f in (tmp / name).rglob("*") if f.is_file())
+                      for name in ("synth", "clean")}
+        rmt_bytes = {kind: sum(f.stat().st_size for f in tmp.glob(f"rmt_*{kind}*.fits")) for kind in ("dirty", "clean")}
+        results["wall_s"] = {"spectropol_synthesis_peaks": ours_synth[0], "rmtools_rmsynth3d": rmtools_synth[0],
+                             "spectropol_synthesis_clean_peaks": ours_clean[0], "rmtools_rmclean3d": rmtools_clean[0],
+                             "spectropol_clean_increment": ours_clean[0] - ours_synth[0]}
+        results["peak_rss_mb"] = {"spectropol_synthesis_peaks": ours_synth[1], "rmtools_rmsynth3d": rmtools_synth[1],
+                                  "spectropol_synthesis_clean_peaks": ours_clean[1],
+                                  "rmtools_rmclean3d": rmtools_clean[1]}
+        results["bytes_written"] = {"spectropol_synthesis_peaks": ours_bytes["synth"],
+                                    "spectropol_synthesis_clean_peaks": ours_bytes["clean"],
+                                    "rmtools_rmsynth3d": rmt_bytes["dirty"], "rmtools_rmclean3d": rmt_bytes["clean"]}
+        results["speedup"] = {
+            "synthesis_peaks_vs_rmsynth3d": rmtools_synth[0] / ours_synth[0],
+            "clean_increment_vs_rmclean3d": rmtools_clean[0] / max(ours_clean[0] - ours_synth[0], 1e-3),
+            "whole_vs_rmsynth3d_plus_rmclean3d": (rmtools_synth[0] + rmtools_clean[0]) / ours_clean[0]}
         results["kernel"] = kernel_efficiency(cube, freqs)
 
         memory = {}
-        for factor in (1, 2, 4):
-            channels = nchan * factor
-            bigger, _ = make_cube(tmp, channels, npix, args.sky) if factor > 1 else (cube, freqs)
-            out = tmp / f"fdf{channels}.zarr"
-            memory[channels] = timed(me + ["--step", "synth", "--input", str(bigger), "--output", str(out)], tmp)[1]
+        for channels in (64, 256, 1024):
+            ladder, _ = make_cube(tmp, channels, npix, args.sky, fits_files=False)
+            out = tmp / f"memory{channels}"
+            memory[channels] = timed(me + ["--step", "memory", "--input", str(ladder), "--output", str(out)], tmp)[1]
             shutil.rmtree(out)
-        results["synthesis_peak_rss_mb_by_channels"] = memory
+            shutil.rmtree(ladder)
+        results["one_pass_peak_rss_mb_by_channels"] = memory
         results["machine"] = machine()
 
-    w, r, k = results["wall_s"], results["peak_rss_mb"], results["kernel"]
+    w, r, k, b, x = (results[key] for key in ("wall_s", "peak_rss_mb", "kernel", "bytes_written", "speedup"))
     mem_rows = "\n".join(f"| {c} | {m:.0f} |" for c, m in memory.items())
+    agreement = results["agreement"]
     table = f"""
 ## Faraday depth, {args.sky} sky (benchmarks/faraday.py --sky {args.sky}{' --quick' if args.quick else ''})
 
 {"A polarised foreground over the whole field (every pixel to clean) plus 40 point sources on noise" if args.sky == "diffuse" else "40 polarised point sources on noise (few pixels to clean)"};
-{nchan} channels x {npix}^2, phi -{PHI_MAX:.0f}..{PHI_MAX:.0f} step {DPHI} rad/m^2, uniform weights, RM-CLEAN to 3 sigma,
-{args.threads} cores for spectropol (Dask threads), RM-Tools as it runs by default (rmsynth3d vectorised,
-rmclean3d serial), chunk {args.chunk_mb:.0f} MB; {results['machine']['platform']}.
+{nchan} channels x {npix}^2 as FITS Q and U cubes with a frequency file (RM-Tools' input), phi -{PHI_MAX:.0f}..{PHI_MAX:.0f}
+step {DPHI} rad/m^2, uniform weights, RM-CLEAN to 3 sigma; {args.threads} cores for spectropol (Dask threads, tiles of
+{args.chunk_mb:.0f} MB), RM-Tools as it runs by default (rmsynth3d vectorised, rmclean3d serial); {results['machine']['platform']}.
+Each time is a whole process: start, reading the FITS files, every product written (spectropol: the cube
+store, peak maps, the candidates' FDF spectra; RM-Tools: its FDF and RMSF FITS cubes).
 
-| step | spectropol (s) | RM-Tools (s) | speed-up | spectropol peak (MB) | RM-Tools peak (MB) |
-|---|---|---|---|---|---|
-| RM synthesis | {w['spectropol_rm_synthesis']:.1f} | {w['rmtools_rmsynth3d']:.1f} | {results['speedup']['rm_synthesis']:.1f}x | {r['spectropol_rm_synthesis']:.0f} | {r['rmtools_rmsynth3d']:.0f} |
-| RM-CLEAN | {w['spectropol_rm_clean']:.1f} | {w['rmtools_rmclean3d']:.1f} | {results['speedup']['rm_clean']:.1f}x | {r['spectropol_rm_clean']:.0f} | {r['rmtools_rmclean3d']:.0f} |
+| process | spectropol (s) | RM-Tools (s) | speed-up | spectropol peak (MB) | RM-Tools peak (MB) | spectropol written (MB) | RM-Tools written (MB) |
+|---|---|---|---|---|---|---|---|
+| RM synthesis + peaks (spectropol, --no-clean) vs rmsynth3d | {w['spectropol_synthesis_peaks']:.1f} | {w['rmtools_rmsynth3d']:.1f} | {x['synthesis_peaks_vs_rmsynth3d']:.1f}x | {r['spectropol_synthesis_peaks']:.0f} | {r['rmtools_rmsynth3d']:.0f} | {b['spectropol_synthesis_peaks'] / 1e6:.0f} | {b['rmtools_rmsynth3d'] / 1e6:.0f} |
+| RM-CLEAN: the pass with RM-CLEAN less the pass without, vs rmclean3d | {w['spectropol_clean_increment']:.1f} | {w['rmtools_rmclean3d']:.1f} | {x['clean_increment_vs_rmclean3d']:.1f}x | {r['spectropol_synthesis_clean_peaks']:.0f} | {r['rmtools_rmclean3d']:.0f} | {b['spectropol_synthesis_clean_peaks'] / 1e6:.0f} | {b['rmtools_rmclean3d'] / 1e6:.0f} |
+| the whole: synthesis, RM-CLEAN, peaks vs rmsynth3d + rmclean3d | {w['spectropol_synthesis_clean_peaks']:.1f} | {w['rmtools_rmsynth3d'] + w['rmtools_rmclean3d']:.1f} | {x['whole_vs_rmsynth3d_plus_rmclean3d']:.1f}x | | | | |
 
-Peak maps of the clean FDF (RM-Tools' 3-D tools make none): {w['spectropol_peaks_exact']:.1f} s with every pixel's
-peak evaluated exactly from Q and U, {w['spectropol_peaks_grid']:.1f} s with a parabola through the grid.
+FDF of the {agreement['pixels_compared']} pixels spectropol keeps (peak SNR >= 5) against rmsynth3d's at the same pixels:
+largest difference {agreement['max_abs_difference_over_peak']:.1e} of rmsynth3d's peak |FDF|.
 
-Wall times include process start, reading and writing products. Synthesis kernel (in memory,
-whole image as one block): {k['kernel_s']:.2f} s = {k['kernel_gflops']:.1f} GFLOP/s against a plain complex64 matmul of the same
-shapes at {k['matmul_gflops']:.1f} GFLOP/s: **{100 * k['fraction_of_matmul_rate']:.0f}% of the matmul rate**.
+Synthesis kernel (in memory, whole image as one block): {k['kernel_s']:.2f} s = {k['kernel_gflops']:.1f} GFLOP/s against
+a plain complex64 matmul of the same shapes at {k['matmul_gflops']:.1f} GFLOP/s: **{100 * k['fraction_of_matmul_rate']:.0f}% of the matmul rate**.
 
-Peak memory of RM synthesis with the chunk fixed, as the channel count grows:
+Peak memory of the one pass (RM synthesis and peaks, from a cube store) with the tile fixed at
+{args.chunk_mb:.0f} MB, as the channel count grows:
 
 | channels | peak RSS (MB) |
 |---|---|

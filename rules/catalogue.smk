@@ -4,9 +4,9 @@ from spectropol.stages.catalogue import CATALOGUE_FILES
 
 rule catalogue:
     input:
-        cube=rules.gather_cube.output.cube,
+        cube=CUBE,
         moments=rules.faraday_moments.output.moments,
-        peaks=rules.faraday_peaks.output.peaks,
+        peaks=rules.faraday_depth.output.peaks,
     output:
         **{kind: f"{RESULTS}/catalogue/{name}" for kind, name in CATALOGUE_FILES.items() if kind != "csv"},
         csv=report(f"{RESULTS}/catalogue/{CATALOGUE_FILES['csv']}", caption="../resources/report/catalogue.rst",

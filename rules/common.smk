@@ -27,6 +27,9 @@ for _warning in PLAN.warnings:
 
 WORK = PLAN.work
 RESULTS = PLAN.results
+# The cube every later stage reads: gathered from the channel images, or made from input.cubes.
+CUBE = f"{RESULTS}/cube/cube.zarr"
+CUBE_QA = f"{RESULTS}/qa/cube.json"
 
 
 wildcard_constraints:
@@ -159,7 +162,7 @@ def polarisation_products():
     """Targets of the stages that need Stokes Q and U (none for XX/YY-only data)."""
     if not PLAN.polarisation:
         return []
-    return [rules.faraday_moments.output, rules.export_moment_fits.output, rules.faraday_peaks.output,
+    return [rules.faraday_moments.output, rules.export_moment_fits.output, rules.faraday_depth.output,
             rules.export_faraday_fits.output, rules.catalogue.output, rules.report_figures.output]
 
 
@@ -168,11 +171,9 @@ def qa_documents():
     documents = {
         "split": expand(f"{RESULTS}/qa/split/{{block}}", block=PLAN.blocks),
         "image": expand(f"{RESULTS}/qa/image/{{block}}", block=PLAN.blocks),
-        "cube": rules.gather_cube.output.qa,
+        "cube": CUBE_QA,
     }
     if PLAN.polarisation:
-        documents |= {"moments": rules.faraday_moments.output.qa, "rm_synthesis": rules.rm_synthesis.output.qa,
-                      "faraday_peaks": rules.faraday_peaks.output.qa, "catalogue": rules.catalogue.output.qa}
-        if PLAN.rm_clean:
-            documents["rm_clean"] = rules.rm_clean.output.qa
+        documents |= {"moments": rules.faraday_moments.output.qa, "faraday_depth": rules.faraday_depth.output.qa,
+                      "catalogue": rules.catalogue.output.qa}
     return documents

@@ -1,36 +1,65 @@
-# Cube: channel images gathered into one Zarr cube, and FITS cubes per Stokes.
+# Cube: channel images gathered into one Zarr cube, and FITS cubes per Stokes; or, with
+# input.cubes, the cube made from FITS images made elsewhere (nothing is imaged then).
 
 
-rule gather_cube:
-    input:
-        images=expand(f"{RESULTS}/channels/{{block}}", block=PLAN.blocks),
-        selection=rules.inspect_ms.output.selection,
-    output:
-        # update(): Snakemake keeps the cube, and only changed planes are rewritten.
-        cube=update(directory(f"{RESULTS}/cube/cube.zarr")),
-        qa=f"{RESULTS}/qa/cube.json",
-    params:
-        stores=PLAN.channel_image_stores(),
-        options=as_dict(PLAN.cube),
-        freqs_hz=PLAN.freqs_hz.tolist(),
-        sources=channel_sources(),
-    log:
-        "logs/gather_cube.log",
-    benchmark:
-        "logs/benchmark/gather_cube.tsv"
-    threads: 1
-    resources:
-        runtime=30,
-        mem_mb=PLAN.cube_mem_mb(),
-    conda:
-        "../envs/spectropol.yaml"
-    script:
-        "../scripts/gather_cube.py"
+if PLAN.cubes:
+
+    rule cube_from_fits:
+        input:
+            # the images' files: a new or changed one remakes the cube (file times, as for any input)
+            fits=PLAN.inputs,
+            freqs=PLAN.cubes.get("freqs") or [],
+        output:
+            cube=directory(CUBE),
+            qa=CUBE_QA,
+        params:
+            stokes={s: PLAN.cubes[s] for s in "IQUV" if s in PLAN.cubes},
+            chunk_px=PLAN.cube.chunk_px,
+        log:
+            "logs/cube_from_fits.log",
+        benchmark:
+            "logs/benchmark/cube_from_fits.tsv"
+        threads: 1
+        resources:
+            runtime=30,
+            mem_mb=PLAN.cube_mem_mb(),
+        conda:
+            "../envs/spectropol.yaml"
+        script:
+            "../scripts/cube_from_fits.py"
+
+else:
+
+    rule gather_cube:
+        input:
+            images=expand(f"{RESULTS}/channels/{{block}}", block=PLAN.blocks),
+            selection=rules.inspect_ms.output.selection,
+        output:
+            # update(): Snakemake keeps the cube, and only changed planes are rewritten.
+            cube=update(directory(CUBE)),
+            qa=CUBE_QA,
+        params:
+            stores=PLAN.channel_image_stores(),
+            options=as_dict(PLAN.cube),
+            freqs_hz=PLAN.freqs_hz.tolist(),
+            sources=channel_sources(),
+        log:
+            "logs/gather_cube.log",
+        benchmark:
+            "logs/benchmark/gather_cube.tsv"
+        threads: 1
+        resources:
+            runtime=30,
+            mem_mb=PLAN.cube_mem_mb(),
+        conda:
+            "../envs/spectropol.yaml"
+        script:
+            "../scripts/gather_cube.py"
 
 
 rule export_cube_fits:
     input:
-        cube=rules.gather_cube.output.cube,
+        cube=CUBE,
     output:
         **PLAN.cube_fits_paths(),
     log:

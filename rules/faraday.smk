@@ -1,87 +1,43 @@
-# Faraday depth: RM synthesis, RM-CLEAN and peak maps over the cube's Q and U, Dask over spatial
-# tiles with the whole spectral axis in each; FITS exports of every product.
-from spectropol.stages.faraday import faraday_fits_names
+# Faraday depth: RM synthesis, RM-CLEAN and the peak maps of the cube's Q and U in one pass over
+# spatial tiles (whole spectral axis in each); the FDF spectra of candidate pixels are kept, the
+# full FDF cubes only with faraday.save_fdf. FITS exports of the maps (and of the cubes if asked).
+from spectropol.stages.faraday import FARADAY_STORES, faraday_fits_names, faraday_store_names
 
 
-rule rm_synthesis:
+rule faraday_depth:
     input:
-        cube=rules.gather_cube.output.cube,
+        cube=CUBE,
     output:
-        fdf=directory(f"{RESULTS}/faraday/fdf_dirty.zarr"),
-        qa=f"{RESULTS}/qa/rm_synthesis.json",
+        **{name: directory(f"{RESULTS}/faraday/{FARADAY_STORES[name]}")
+           for name in faraday_store_names(PLAN.faraday_products, PLAN.rm_clean is not None)},
+        qa=f"{RESULTS}/qa/faraday_depth.json",
     params:
-        options=as_dict(PLAN.rm_synthesis),
+        synthesis=as_dict(PLAN.rm_synthesis),
+        clean=as_dict(PLAN.rm_clean) if PLAN.rm_clean else None,
+        products=as_dict(PLAN.faraday_products),
         dask=as_dict(PLAN.dask),
     log:
-        "logs/rm_synthesis.log",
+        "logs/faraday_depth.log",
     benchmark:
-        "logs/benchmark/rm_synthesis.tsv"
+        "logs/benchmark/faraday_depth.tsv"
     threads: PLAN.dask.threads
     resources:
         runtime=120,
-        mem_mb=lambda wc, threads: PLAN.faraday_mem_mb(threads),
+        mem_mb=lambda wc, threads: PLAN.faraday_depth_mem_mb(threads),
     conda:
         "../envs/spectropol.yaml"
     script:
-        "../scripts/rm_synthesis.py"
-
-
-rule rm_clean:
-    input:
-        fdf=rules.rm_synthesis.output.fdf,
-    output:
-        fdf=directory(f"{RESULTS}/faraday/fdf_clean.zarr"),
-        qa=f"{RESULTS}/qa/rm_clean.json",
-    params:
-        options=as_dict(PLAN.rm_clean) if PLAN.rm_clean else None,
-        dask=as_dict(PLAN.dask),
-    log:
-        "logs/rm_clean.log",
-    benchmark:
-        "logs/benchmark/rm_clean.tsv"
-    threads: PLAN.dask.threads
-    resources:
-        runtime=120,
-        mem_mb=lambda wc, threads: PLAN.faraday_mem_mb(threads),
-    conda:
-        "../envs/spectropol.yaml"
-    script:
-        "../scripts/rm_clean.py"
-
-
-rule faraday_peaks:
-    input:
-        # Peaks of the clean FDF when RM-CLEAN runs, else of the dirty one.
-        fdf=rules.rm_clean.output.fdf if PLAN.rm_clean else rules.rm_synthesis.output.fdf,
-        # Q and U, to evaluate each peak exactly rather than between grid samples.
-        cube=rules.gather_cube.output.cube,
-    output:
-        peaks=directory(f"{RESULTS}/faraday/peaks.zarr"),
-        qa=f"{RESULTS}/qa/faraday_peaks.json",
-    params:
-        options=as_dict(PLAN.peaks),
-        dask=as_dict(PLAN.dask),
-    log:
-        "logs/faraday_peaks.log",
-    benchmark:
-        "logs/benchmark/faraday_peaks.tsv"
-    threads: PLAN.dask.threads
-    resources:
-        runtime=120,
-        mem_mb=lambda wc, threads: PLAN.faraday_mem_mb(threads),
-    conda:
-        "../envs/spectropol.yaml"
-    script:
-        "../scripts/faraday_peaks.py"
+        "../scripts/faraday_depth.py"
 
 
 rule export_faraday_fits:
     input:
-        dirty=rules.rm_synthesis.output.fdf,
-        clean=rules.rm_clean.output.fdf if PLAN.rm_clean else [],
-        peaks=rules.faraday_peaks.output.peaks,
+        peaks=rules.faraday_depth.output.peaks,
+        # the full FDF cubes, when kept and asked for as FITS
+        dirty=rules.faraday_depth.output.fdf_dirty if PLAN.faraday_fdf_fits else [],
+        clean=rules.faraday_depth.output.fdf_clean if PLAN.faraday_fdf_fits and PLAN.rm_clean else [],
     output:
-        **PLAN.faraday_fits(faraday_fits_names(clean=PLAN.rm_clean is not None)),
+        **PLAN.faraday_fits(faraday_fits_names(PLAN.faraday_products, clean=PLAN.rm_clean is not None)),
     log:
         "logs/export_faraday_fits.log",
     benchmark:

@@ -4,7 +4,7 @@ from spectropol.stages.moments import MOMENT_MAPS
 
 rule faraday_moments:
     input:
-        cube=rules.gather_cube.output.cube,
+        cube=CUBE,
     output:
         moments=directory(f"{RESULTS}/moments/moments.zarr"),
         qa=f"{RESULTS}/qa/moments.json",

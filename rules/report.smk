@@ -3,11 +3,10 @@
 
 rule report_figures:
     input:
-        cube=rules.gather_cube.output.cube,
+        cube=CUBE,
         moments=rules.faraday_moments.output.moments,
-        peaks=rules.faraday_peaks.output.peaks,
-        fdf_dirty=rules.rm_synthesis.output.fdf,
-        fdf_clean=rules.rm_clean.output.fdf if PLAN.rm_clean else [],
+        peaks=rules.faraday_depth.output.peaks,
+        candidates=rules.faraday_depth.output.candidates,
         catalogue=rules.catalogue.output.ecsv,
     output:
         maps=report(f"{RESULTS}/report/maps.png", caption="../resources/report/maps.rst", category="Maps"),

@@ -2,5 +2,5 @@ from spectropol.logs import to_file
 from spectropol.stages.faraday import export_faraday_fits
 
 with to_file(snakemake.log[0]):
-    export_faraday_fits(snakemake.input.dirty, snakemake.input.clean or None, snakemake.input.peaks,
-                        dict(snakemake.output.items()))
+    export_faraday_fits(snakemake.input.peaks, dict(snakemake.output.items()),
+                        dirty_store=snakemake.input.dirty or None, clean_store=snakemake.input.clean or None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,6 +26,19 @@ def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.C
         raise AssertionError(f"snakemake failed ({result.returncode}):\n{result.stdout[-4000:]}\n"
                              f"{result.stderr[-6000:]}")
     return result
+
+
+def job_counts(result) -> dict[str, int]:
+    """Jobs per rule that ran (or would run, with -n): one 'rule NAME:' header per job in
+    Snakemake's log. The 'Job stats' table printed first is not used: when the fingerprint job
+    must run, what follows it is only known once it has (it is a checkpoint)."""
+    text = result.stdout + result.stderr
+    if "Nothing to be done" in text:
+        return {}
+    counts = {}
+    for match in re.finditer(r"^(?:local)?(?:rule|checkpoint) (\w+):$", text, flags=re.MULTILINE):
+        counts[match[1]] = counts.get(match[1], 0) + 1
+    return counts
 
 
 @pytest.fixture(scope="session")

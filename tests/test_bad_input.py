@@ -102,7 +102,7 @@ def test_two_correlations_give_i_and_q_and_skip_the_faraday_stages(small_ms, tmp
     assert dry.returncode == 0
     text = dry.stdout + dry.stderr
     assert "correlations give Stokes I, Q only; Faraday moments and RM synthesis need Q and U and are skipped" in text
-    assert "rm_synthesis" not in text and "faraday_moments" not in text and "gather_cube" in text
+    assert "faraday_depth" not in text and "faraday_moments" not in text and "gather_cube" in text
 
 
 def test_several_fields_must_be_chosen(small_ms):

@@ -1,5 +1,9 @@
-"""The Faraday stages on cubes: tiling, the Dask scheduler choice, RM-Tools agreement, FITS."""
+"""The one-pass Faraday-depth stage on cubes: tiling, what it keeps, the Dask scheduler choice,
+RM-Tools agreement, FITS, and its memory against its request."""
 
+import json
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -7,14 +11,17 @@ import pytest
 
 from conftest import write_test_cube
 from spectropol.kernels.faraday import faraday_grid, lambda_squared, rm_synthesis_block
-from spectropol.options import DaskOptions, PeaksOptions, RMCleanOptions, RMSynthesisOptions
+from spectropol.options import DaskOptions, FaradayProductsOptions, RMCleanOptions, RMSynthesisOptions
 from spectropol.stages.faraday import (
+    FARADAY_STORES,
+    PEAK_MAPS,
+    candidate_spectrum,
     export_faraday_fits,
+    faraday_depth,
+    faraday_depth_mem_mb,
     faraday_fits_names,
-    faraday_peaks,
+    faraday_store_names,
     open_fdf,
-    rm_clean,
-    rm_synthesis,
 )
 
 
@@ -34,46 +41,71 @@ def two_source_cube(nfreq=48, size=40, sigma=0.005, seed=1):
     return freqs, q, u, rms, truth
 
 
-def test_tiled_synthesis_equals_whole_array_synthesis(tmp_path):
-    freqs, q, u, rms, _ = two_source_cube()
+def run_faraday(tmp_path, name, clean=RMCleanOptions(), products=FaradayProductsOptions(), dask=DaskOptions(),
+                **synthesis):
+    out = {kind: tmp_path / name / FARADAY_STORES[kind] for kind in faraday_store_names(products, clean is not None)}
+    result = faraday_depth(tmp_path / "cube.zarr", out, tmp_path / name / "qa.json", RMSynthesisOptions(**synthesis),
+                           clean, products, dask)
+    return result, {kind: open_fdf(path) for kind, path in out.items()}
+
+
+def test_tiled_one_pass_equals_whole_array_synthesis(tmp_path):
+    freqs, q, u, rms, truth = two_source_cube()
     q[5, :3, :] = np.nan  # a few pixels lose a channel
     write_test_cube(tmp_path / "cube.zarr", q, u, freqs, rms)
-    rm_synthesis(tmp_path / "cube.zarr", tmp_path / "fdf.zarr", tmp_path / "qa.json",
-                 RMSynthesisOptions(weighting="uniform", chunk_mb=0.5))
-    fdf = open_fdf(tmp_path / "fdf.zarr")
-    assert fdf["fdf"].data.chunksize[1] < 40  # really tiled
+    result, stores = run_faraday(tmp_path, "kept", products=FaradayProductsOptions(save_fdf=True),
+                                 weighting="uniform", chunk_mb=0.5)
+    assert result.tiles > 1  # really tiled
     grid = faraday_grid(freqs)
     whole = rm_synthesis_block(q.reshape(len(freqs), -1), u.reshape(len(freqs), -1), grid).reshape(-1, 40, 40)
-    np.testing.assert_allclose(fdf["fdf"].values, whole, atol=1e-6)
-    np.testing.assert_allclose(fdf["phi"].values, grid.phi)
+    np.testing.assert_allclose(stores["fdf_dirty"]["fdf"].values, whole, atol=1e-6)
+    np.testing.assert_allclose(stores["peaks"]["phi"].values, grid.phi)
+    # The candidates are the pixels at or above candidate_snr, with their own columns of the cubes.
+    peaks, candidates = stores["peaks"], stores["candidates"]
+    expected = np.argwhere(peaks["snr"].values >= result.candidate_snr)
+    got = np.stack([candidates["y"].values, candidates["x"].values], axis=1)
+    assert sorted(map(tuple, got)) == sorted(map(tuple, expected)) and len(got) == result.candidates >= 2
+    for x, y, *_ in truth:
+        np.testing.assert_array_equal(candidate_spectrum(candidates, y, x, "fdf_clean"),
+                                      stores["fdf_clean"]["fdf_clean"].values[:, y, x])
+    assert candidate_spectrum(candidates, 20, 20) is None  # a noise pixel keeps no spectrum
+    # Without save_fdf the same maps and candidates, and no cube written.
+    lean, stores_lean = run_faraday(tmp_path, "lean", weighting="uniform", chunk_mb=0.5)
+    assert set(stores_lean) == {"peaks", "candidates"} and not (tmp_path / "lean" / "fdf_dirty.zarr").exists()
+    for name in PEAK_MAPS:
+        np.testing.assert_array_equal(stores_lean["peaks"][name].values, peaks[name].values)
+    np.testing.assert_array_equal(stores_lean["candidates"]["fdf_clean"].values, candidates["fdf_clean"].values)
+    assert sum(lean.bytes.values()) < 0.2 * sum(result.bytes.values())
 
 
-def test_distributed_scheduler_gives_the_same_fdf(tmp_path):
+def test_distributed_scheduler_gives_the_same_products(tmp_path):
     distributed = pytest.importorskip("distributed")
     freqs, q, u, rms, _ = two_source_cube(nfreq=16, size=24)
     write_test_cube(tmp_path / "cube.zarr", q, u, freqs, rms)
-    rm_synthesis(tmp_path / "cube.zarr", tmp_path / "local.zarr", tmp_path / "a.json", RMSynthesisOptions(chunk_mb=0.2))
+    _, local = run_faraday(tmp_path, "local", chunk_mb=0.2)
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, protocol="tcp://",
                                   host="127.0.0.1", dashboard_address=None) as cluster:
         assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
-        rm_synthesis(tmp_path / "cube.zarr", tmp_path / "remote.zarr", tmp_path / "b.json",
-                     RMSynthesisOptions(chunk_mb=0.2),
-                     DaskOptions(scheduler=cluster.scheduler_address))
-    np.testing.assert_array_equal(open_fdf(tmp_path / "local.zarr")["fdf"].values,
-                                  open_fdf(tmp_path / "remote.zarr")["fdf"].values)
+        _, remote = run_faraday(tmp_path, "remote", dask=DaskOptions(scheduler=cluster.scheduler_address),
+                                chunk_mb=0.2)
+    for name in PEAK_MAPS:
+        np.testing.assert_array_equal(local["peaks"][name].values, remote["peaks"][name].values)
+    np.testing.assert_array_equal(local["candidates"]["fdf_clean"].values, remote["candidates"]["fdf_clean"].values)
 
 
 def test_matches_rmtools_rmsynth3d(tmp_path):
     rmtools = pytest.importorskip("RMtools_3D.do_RMsynth_3D", reason="rm-tools not installed")
     freqs, q, u, rms, _ = two_source_cube(nfreq=32, size=20)
     write_test_cube(tmp_path / "cube.zarr", q, u, freqs, rms)
-    rm_synthesis(tmp_path / "cube.zarr", tmp_path / "fdf.zarr", tmp_path / "qa.json",
-                 RMSynthesisOptions(weighting="uniform"))
-    ours = open_fdf(tmp_path / "fdf.zarr")
+    _, ours = run_faraday(tmp_path, "ours", clean=None, products=FaradayProductsOptions(save_fdf=True),
+                          weighting="uniform")
     theirs, phi, *_ = rmtools.run_rmsynth(q, u, freqs, weightType="uniform", verbose=False, not_rmsf=True)
-    np.testing.assert_allclose(ours["phi"].values, phi, atol=1e-9)
+    np.testing.assert_allclose(ours["peaks"]["phi"].values, phi, atol=1e-9)
     peak = np.abs(theirs).max()
-    assert np.abs(ours["fdf"].values - theirs).max() < 1e-4 * peak
+    assert np.abs(ours["fdf_dirty"]["fdf"].values - theirs).max() < 1e-4 * peak
+    # the candidates' spectra are the same numbers as the cube's
+    y, x = ours["candidates"]["y"].values, ours["candidates"]["x"].values
+    assert np.abs(ours["candidates"]["fdf_dirty"].values - theirs[:, y, x].T).max() < 1e-4 * peak
 
 
 def test_clean_peaks_and_fits_products(tmp_path):
@@ -82,12 +114,10 @@ def test_clean_peaks_and_fits_products(tmp_path):
 
     freqs, q, u, rms, truth = two_source_cube()
     write_test_cube(tmp_path / "cube.zarr", q, u, freqs, rms)
-    rm_synthesis(tmp_path / "cube.zarr", tmp_path / "dirty.zarr", tmp_path / "s.json", RMSynthesisOptions(chunk_mb=1))
-    stats = rm_clean(tmp_path / "dirty.zarr", tmp_path / "clean.zarr", tmp_path / "c.json", RMCleanOptions(chunk_mb=1))
-    assert stats.components > 0
-    faraday_peaks(tmp_path / "clean.zarr", tmp_path / "peaks.zarr", tmp_path / "p.json", PeaksOptions(chunk_mb=1),
-                  cube_store=tmp_path / "cube.zarr")
-    peaks = open_fdf(tmp_path / "peaks.zarr")
+    products = FaradayProductsOptions(save_fdf=True, fdf_fits=True)
+    result, stores = run_faraday(tmp_path, "f", products=products, chunk_mb=1)
+    assert result.clean["components"] > 0 and result.from_fdf == "clean"
+    peaks = stores["peaks"]
     assert peaks.attrs["peak"] == "exact"
     for x, y, p, rm, chi0 in truth:
         assert abs(peaks["peak_phi"].values[y, x] - rm) < 3 * peaks["peak_phi_err"].values[y, x]
@@ -97,13 +127,17 @@ def test_clean_peaks_and_fits_products(tmp_path):
         assert abs(angle_error) < 3 * peaks["pol_angle0_err_deg"].values[y, x]
     # noise pixels: the robust noise from the residual agrees with the channel noise / sqrt(N)
     assert np.nanmedian(peaks["fdf_noise"].values) == pytest.approx(0.005 / np.sqrt(len(freqs)), rel=0.2)
+    qa = json.loads((tmp_path / "f" / "qa.json").read_text())
+    assert qa["kind"] == "faraday_depth" and qa["bytes"]["fdf_dirty"] > qa["bytes"]["peaks"] > 0
 
-    paths = {name: tmp_path / f"{name}.fits" for name in faraday_fits_names(clean=True)}
+    assert "fdf_dirty_real" not in faraday_fits_names(FaradayProductsOptions(), clean=True)  # default: maps only
+    paths = {name: tmp_path / f"{name}.fits" for name in faraday_fits_names(products, clean=True)}
+    stores_given = {"dirty_store": tmp_path / "f/fdf_dirty.zarr", "clean_store": tmp_path / "f/fdf_clean.zarr"}
     # Every product must have a path: one left out is an error, not a product silently skipped.
     with pytest.raises(ValueError, match="missing for \\['peak_pi'\\]"):
-        export_faraday_fits(tmp_path / "dirty.zarr", tmp_path / "clean.zarr", tmp_path / "peaks.zarr",
-                            {k: v for k, v in paths.items() if k != "peak_pi"})
-    export_faraday_fits(tmp_path / "dirty.zarr", tmp_path / "clean.zarr", tmp_path / "peaks.zarr", paths)
+        export_faraday_fits(tmp_path / "f/peaks.zarr", {k: v for k, v in paths.items() if k != "peak_pi"},
+                            **stores_given)
+    export_faraday_fits(tmp_path / "f/peaks.zarr", paths, **stores_given)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with fits.open(paths["fdf_dirty_amplitude"]) as hdus:
@@ -113,8 +147,49 @@ def test_clean_peaks_and_fits_products(tmp_path):
         rmsf_table = fits.getdata(paths["rmsf"], "RMSF")
     assert list(wcs.wcs.ctype) == ["RA---SIN", "DEC--SIN", "FARDEPTH"]
     assert header["CUNIT3"].strip() == "rad/m2"
-    dirty = open_fdf(tmp_path / "dirty.zarr")
+    dirty = stores["fdf_dirty"]
     np.testing.assert_allclose(cube, np.abs(dirty["fdf"].values), rtol=1e-6)
     np.testing.assert_allclose(wcs.sub([3]).wcs_pix2world(np.arange(3), 0)[0], dirty["phi"].values[:3], atol=1e-9)
     np.testing.assert_array_equal(peak_map, peaks["peak_phi"].values)
     assert np.abs(rmsf_table["AMPLITUDE"]).max() == pytest.approx(1.0, abs=1e-6)
+
+
+# Peak RSS from /proc (VmHWM, this process image's own): getrusage's ru_maxrss would include the
+# RSS of the parent at the fork, the large test process that made the cube.
+MEMORY_PROBE = """
+import json, re, sys
+from spectropol.options import DaskOptions, RMSynthesisOptions
+from spectropol.stages.faraday import faraday_depth
+out = {"peaks": sys.argv[2] + "/peaks.zarr", "candidates": sys.argv[2] + "/fdf_candidates.zarr"}
+result = faraday_depth(sys.argv[1], out, sys.argv[2] + "/qa.json", RMSynthesisOptions(dphi_rad_m2=0.5,
+                       phi_max_rad_m2=160.0), dask=DaskOptions(threads=2))
+status = open("/proc/self/status").read()
+peak_kb = int(re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1))
+print(json.dumps({"peak_mb": peak_kb / 1024, "tile_px": result.tile_px,
+                  "nphi": result.faraday_grid["nphi"]}))
+"""
+
+
+@pytest.mark.slow
+def test_memory_of_a_1024_cube_stays_below_its_request(tmp_path):
+    """The request the workflow makes for faraday_depth (from the tile size) against the peak RSS
+    of the stage on a 1024^2 cube at the issue's grid (641 depths), in a process of its own."""
+    nfreq, size = 24, 1024
+    rng = np.random.default_rng(3)
+    freqs = np.linspace(120e6, 168e6, nfreq)
+    q = (0.001 * rng.standard_normal((nfreq, size, size))).astype(np.float32)
+    u = (0.001 * rng.standard_normal((nfreq, size, size))).astype(np.float32)
+    l2 = lambda_squared(freqs)
+    for k in range(40):  # sources, so that RM-CLEAN and the refinement have work
+        y, x = rng.integers(0, size, 2)
+        pol = 0.05 * np.exp(2j * (rng.uniform(-40, 40) * l2))
+        q[:, y, x] += pol.real
+        u[:, y, x] += pol.imag
+    write_test_cube(tmp_path / "cube.zarr", q, u, freqs, np.full((nfreq, 4), 0.001, np.float32), chunk=256)
+    del q, u
+    run = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(tmp_path / "cube.zarr"), str(tmp_path / "out")],
+                         capture_output=True, text=True, check=True)
+    measured = json.loads(run.stdout.strip().splitlines()[-1])
+    request = faraday_depth_mem_mb(nfreq, measured["nphi"], measured["tile_px"], clean=True, threads=2)
+    assert measured["nphi"] == 641
+    assert measured["peak_mb"] <= request, (measured, request)

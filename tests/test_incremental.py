@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 from pathlib import Path
 
@@ -14,25 +13,12 @@ import pytest
 import xarray as xr
 import yaml
 
-from conftest import run_snakemake
+from conftest import job_counts, run_snakemake
 from spectropol.io.fingerprint import ms_fingerprints
 from spectropol.planning import channel_settings, parse_channel_ranges, plan_blocks
 
 NCHAN = 32
 CHANGED = (3, 17, 30)
-
-
-def job_counts(result) -> dict[str, int]:
-    """Jobs per rule that ran (or would run, with -n): one 'rule NAME:' header per job in
-    Snakemake's log. The 'Job stats' table printed first is not used: when the fingerprint job
-    must run, what follows it is only known once it has (it is a checkpoint)."""
-    text = result.stdout + result.stderr
-    if "Nothing to be done" in text:
-        return {}
-    counts = {}
-    for match in re.finditer(r"^(?:local)?(?:rule|checkpoint) (\w+):$", text, flags=re.MULTILINE):
-        counts[match[1]] = counts.get(match[1], 0) + 1
-    return counts
 
 
 def scale_channels(ms: Path, channels, factor: float) -> None:

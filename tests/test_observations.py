@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import yaml
 from ms_tools import add_spectral_window, read_ms, write_subband
-from test_incremental import job_counts, scale_channels
+from test_incremental import scale_channels
 
-from conftest import REPO, channel_path, run_snakemake, source_pixel
+from conftest import REPO, channel_path, job_counts, run_snakemake, source_pixel
 
 SMALL = {"imaging": {"size": 128, "cell_arcsec": 60.0}, "clean": {"niter": 200}, "cube": {"chunk": 64},
          "moments": {"chunk_mb": 4}, "faraday": {"chunk_mb": 16}}

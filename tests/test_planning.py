@@ -70,7 +70,7 @@ def test_resources_grow_with_the_work(base_config):
     assert large.image_runtime("00000-00007", 100.0) > small.image_runtime("00000", 100.0)
     assert large.image_mem_mb("00000-00007", 800.0) > small.image_mem_mb("00000", 100.0)
     assert large.cube_mem_mb() > small.cube_mem_mb() > 0
-    assert small.faraday_mem_mb(threads=4) > small.faraday_mem_mb(threads=1)
+    assert small.faraday_depth_mem_mb(threads=4) > small.faraday_depth_mem_mb(threads=1)
 
 
 def test_the_demo_is_planned_from_the_config_alone(base_config):
@@ -212,3 +212,17 @@ def test_automatic_blocks_follow_the_work_and_bound_the_job_count(base_config):
 def test_a_single_channel_skips_the_faraday_stages(base_config):
     p = plan(base_config, observation(1))
     assert not p.polarisation and "RM synthesis needs at least 2" in p.warnings[0]
+
+
+def test_faraday_products_are_checked_and_memory_follows_the_tile(base_config):
+    with pytest.raises(PlanError, match="faraday.fdf_fits exports the full FDF cubes, which only faraday.save_fdf"):
+        plan(config_with(base_config, faraday={"fdf_fits": True}), FULL)
+    with pytest.raises(PlanError, match=r"candidate_snr \(9\) is above catalogue.min_snr \(8\)"):
+        plan(config_with(base_config, faraday={"candidate_snr": 9}), FULL)
+    lean = plan(base_config, FULL)
+    assert not lean.faraday_fdf_fits and lean.faraday_products.candidate_snr == 5.0
+    # the request grows with the tile memory (chunk_mb) and the threads, not with the field alone
+    big = plan(config_with(base_config, imaging={"size": 4096}), FULL)
+    bigger_tiles = plan(config_with(base_config, imaging={"size": 4096}, faraday={"chunk_mb": 1024}), FULL)
+    assert big.faraday_depth_mem_mb(2) < bigger_tiles.faraday_depth_mem_mb(2) < 2 * big.faraday_depth_mem_mb(4)
+    assert big.faraday_depth_mem_mb(2) == pytest.approx(250 + 1.25 * 256 * 2, rel=0.15)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, channel_path, run_snakemake, source_pixel
+from spectropol.stages.faraday import PEAK_MAPS
 
 pytestmark = pytest.mark.slow
 
@@ -158,8 +159,7 @@ def test_qa_documents_follow_the_schema(tiny_run):
         document = json.loads(path.read_text())
         jsonschema.validate(document, schema)
         kinds.add(document["kind"])
-    assert kinds == {"split", "channel_image", "cube", "moments", "rm_synthesis", "rm_clean", "faraday_peaks",
-                     "catalogue"}
+    assert kinds == {"split", "channel_image", "cube", "moments", "faraday_depth", "catalogue"}
     bad = json.loads(documents[0].read_text()) | {"schema_version": "0.9"}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, schema)
@@ -176,7 +176,7 @@ def test_faraday_depth_of_each_source_within_three_sigma(tiny_run, tiny_config, 
     reference_hz, sources = demo_sky
     for source in sources:
         x, y = source_pixel(source, tiny_config["imaging"]["size"], tiny_config["imaging"]["cell_arcsec"])
-        at = {name: float(peaks[name].values[y, x]) for name in peaks.data_vars}
+        at = {name: float(peaks[name].values[y, x]) for name in PEAK_MAPS}
         if source.pol_fraction == 0:
             assert at["snr"] < 8, source.name
             continue
@@ -200,3 +200,17 @@ def test_faraday_fits_products_read_without_warnings(tiny_run):
             with fits.open(path) as hdus:
                 if path.stem != "rmsf":
                     WCS(hdus[0].header)
+
+
+def test_faraday_depth_memory_stays_below_its_request(tiny_run):
+    # The memory the rule asks for (from its tile size) against the peak Snakemake measured for the
+    # job (logs/benchmark); the same check on a 1024^2 cube is in test_faraday_cube.py.
+    import csv
+    import re
+
+    text = "\n".join(p.read_text() for p in sorted((tiny_run / ".snakemake/log").glob("*.log")))
+    block = text[text.index("rule faraday_depth:"):]
+    request = int(re.search(r"mem_mb=(\d+)", block[:block.index("Finished jobid")]).group(1))
+    with open(tiny_run / "logs/benchmark/faraday_depth.tsv") as handle:
+        measured = float(next(csv.DictReader(handle, delimiter="\t"))["max_rss"])
+    assert 0 < measured <= request

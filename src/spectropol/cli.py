@@ -3,14 +3,13 @@ without Snakemake (scripts/ and these commands call the same stage functions), a
 
     spectropol simulate OUT.ms                       spectropol moments CUBE OUT QA
     spectropol inspect MS... [--out selection.json]  spectropol moments-fits MOMENTS DIR
-    spectropol fingerprint MS RECORD --spw N         spectropol rmsynth CUBE OUT QA
-    spectropol split SELECTION MS CHANNELS VIS QA    spectropol rmclean FDF OUT QA
-    spectropol image SELECTION VIS CHANNELS IMG QA   spectropol peaks FDF OUT QA [--cube CUBE]
-    spectropol cube SELECTION OUT QA STORE...        spectropol faraday-fits DIRTY PEAKS DIR [--clean C]
-    spectropol cube-fits CUBE DIR                    spectropol catalogue CUBE MOMENTS PEAKS DIR QA
+    spectropol fingerprint MS RECORD --spw N         spectropol faraday-depth CUBE DIR QA [--save-fdf]
+    spectropol split SELECTION MS CHANNELS VIS QA    spectropol faraday-fits PEAKS DIR [--dirty D --clean C]
+    spectropol image SELECTION VIS CHANNELS IMG QA   spectropol catalogue CUBE MOMENTS PEAKS DIR QA
+    spectropol cube SELECTION OUT QA STORE...        spectropol report CUBE MOMENTS PEAKS CANDIDATES CAT DIR
+    spectropol cube-fits CUBE DIR
     spectropol cube-from-fits CUBE QA --q FITS... --u FITS... [--i FITS...] [--freqs FILE]
     spectropol faraday DIR (--cube CUBE | --q FITS... --u FITS... [--i FITS...] [--freqs FILE])
-    spectropol report CUBE MOMENTS PEAKS FDF CATALOGUE DIR [--clean C]
     spectropol qa summary|flush|aggregate ...
 
 Stage options are the config's, with the same defaults (taken from spectropol.options, which a
@@ -168,11 +167,17 @@ def _cube_from_fits(args) -> None:
     print(json.dumps(dataclasses.asdict(result)))
 
 
+def _faraday_stores(out: Path, products: opts.FaradayProductsOptions, clean: bool) -> dict[str, Path]:
+    from .stages.faraday import FARADAY_STORES, faraday_store_names
+
+    return {name: out / FARADAY_STORES[name] for name in faraday_store_names(products, clean)}
+
+
 def _faraday(args) -> None:
     """The Faraday half and the catalogue on a cube store, or on FITS images made elsewhere."""
     from .stages.catalogue import CATALOGUE_FILES, build_catalogue
     from .stages.cube import cube_from_fits
-    from .stages.faraday import faraday_peaks, rm_clean, rm_synthesis
+    from .stages.faraday import faraday_depth
     from .stages.moments import faraday_moments
 
     out = Path(args.out_dir)
@@ -185,18 +190,12 @@ def _faraday(args) -> None:
         cube_from_fits(fits_inputs, cube, out / "qa/cube.json", freqs_file=args.freqs, rule=RULE)
     dask = options_from(args, opts.DaskOptions)
     synthesis = options_from(args, opts.RMSynthesisOptions)
-    chunk = {"chunk_mb": synthesis.chunk_mb}
-    faraday_moments(cube, out / "moments.zarr", out / "qa/faraday_moments.json", opts.MomentsOptions(**chunk), dask,
-                    rule=RULE)
-    rm_synthesis(cube, out / "fdf_dirty.zarr", out / "qa/rm_synthesis.json", synthesis, dask, rule=RULE)
-    fdf = out / "fdf_dirty.zarr"
-    if args.clean:
-        clean = options_from(args, opts.RMCleanOptions)
-        rm_clean(fdf, out / "fdf_clean.zarr", out / "qa/rm_clean.json", dataclasses.replace(clean, **chunk), dask,
-                 rule=RULE)
-        fdf = out / "fdf_clean.zarr"
-    faraday_peaks(fdf, out / "peaks.zarr", out / "qa/faraday_peaks.json", opts.PeaksOptions(**chunk), dask,
-                  cube_store=cube, rule=RULE)
+    products = options_from(args, opts.FaradayProductsOptions)
+    clean = options_from(args, opts.RMCleanOptions) if args.clean else None
+    faraday_moments(cube, out / "moments.zarr", out / "qa/faraday_moments.json",
+                    opts.MomentsOptions(chunk_mb=synthesis.chunk_mb), dask, rule=RULE)
+    faraday_depth(cube, _faraday_stores(out, products, clean is not None), out / "qa/faraday_depth.json", synthesis,
+                  clean, products, dask, rule=RULE)
     result = build_catalogue(cube, out / "moments.zarr", out / "peaks.zarr",
                              {kind: out / name for kind, name in CATALOGUE_FILES.items()}, out / "qa/catalogue.json",
                              options_from(args, opts.CatalogueOptions), rule=RULE)
@@ -217,36 +216,25 @@ def _moments_fits(args) -> None:
     export_moment_fits(args.moments, {(q, m): Path(args.out_dir) / f"{q}_{m}.fits" for q, m in MOMENT_MAPS})
 
 
-def _rmsynth(args) -> None:
-    from .stages.faraday import rm_synthesis
+def _faraday_depth(args) -> None:
+    from .stages.faraday import faraday_depth
 
-    result = rm_synthesis(args.cube, args.out, args.qa, options_from(args, opts.RMSynthesisOptions),
-                          options_from(args, opts.DaskOptions), rule=RULE)
-    print(json.dumps(dataclasses.asdict(result)))
-
-
-def _rmclean(args) -> None:
-    from .stages.faraday import rm_clean
-
-    result = rm_clean(args.fdf, args.out, args.qa, options_from(args, opts.RMCleanOptions),
-                      options_from(args, opts.DaskOptions), rule=RULE)
-    print(json.dumps(dataclasses.asdict(result)))
-
-
-def _peaks(args) -> None:
-    from .stages.faraday import faraday_peaks
-
-    result = faraday_peaks(args.fdf, args.out, args.qa, options_from(args, opts.PeaksOptions),
-                           options_from(args, opts.DaskOptions), cube_store=args.cube, rule=RULE)
-    print(json.dumps({"from": result.from_fdf, "fdf_noise_median": result.fdf_noise_median}))
+    products = options_from(args, opts.FaradayProductsOptions)
+    clean = options_from(args, opts.RMCleanOptions) if args.clean else None
+    result = faraday_depth(args.cube, _faraday_stores(Path(args.out_dir), products, clean is not None), args.qa,
+                           options_from(args, opts.RMSynthesisOptions), clean, products,
+                           options_from(args, opts.DaskOptions), rule=RULE)
+    print(json.dumps({"candidates": result.candidates, "fdf_noise_median": result.fdf_noise_median,
+                      "bytes": result.bytes}))
 
 
 def _faraday_fits(args) -> None:
-    from .stages.faraday import export_faraday_fits, faraday_fits_names
+    from .stages.faraday import FDF_PARTS, PEAK_MAPS, export_faraday_fits
 
-    names = faraday_fits_names(clean=args.clean is not None)
-    export_faraday_fits(args.dirty, args.clean, args.peaks,
-                        {name: Path(args.out_dir) / f"{name}.fits" for name in names})
+    kinds = [kind for kind, store in (("dirty", args.dirty), ("clean", args.clean)) if store]
+    names = ["rmsf", *PEAK_MAPS] + [f"fdf_{kind}_{part}" for kind in kinds for part in FDF_PARTS]
+    export_faraday_fits(args.peaks, {name: Path(args.out_dir) / f"{name}.fits" for name in names},
+                        dirty_store=args.dirty, clean_store=args.clean)
 
 
 def _catalogue(args) -> None:
@@ -264,8 +252,8 @@ def _report(args) -> None:
     out = Path(args.out_dir)
     map_figures(args.cube, args.moments, args.peaks, args.catalogue,
                 {"maps": out / "maps.png", "moments": out / "moments.png", "peak_rm": out / "peak_rm.png"})
-    faraday_figures(args.fdf_dirty, args.clean, args.catalogue, {"rmsf": out / "rmsf.png",
-                                                                 "spectra": out / "fdf_spectra.png"})
+    faraday_figures(args.peaks, args.candidates, args.catalogue, {"rmsf": out / "rmsf.png",
+                                                                  "spectra": out / "fdf_spectra.png"})
 
 
 def _qa_summary(args) -> None:
@@ -372,6 +360,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     command("cube-fits", _cube_fits, "FITS cubes per Stokes (export_cube_fits)", "cube", "out_dir")
 
+    def faraday_options(p):
+        p.add_argument("--clean", action=argparse.BooleanOptionalAction, default=True, help="run RM-CLEAN (default)")
+        add_options(p, opts.RMSynthesisOptions)
+        add_options(p, opts.RMCleanOptions)
+        add_options(p, opts.FaradayProductsOptions)
+        add_options(p, opts.DaskOptions)
+
     def fits_arguments(p):
         for stokes, needed in (("i", "optional"), ("q", "required"), ("u", "required"), ("v", "optional")):
             p.add_argument(f"--{stokes}", nargs="+", metavar="FITS",
@@ -387,38 +382,28 @@ def build_parser() -> argparse.ArgumentParser:
                 "of FITS images, into one folder", "out_dir")
     p.add_argument("--cube", help="a cube store (results/cube/cube.zarr or one from cube-from-fits)")
     fits_arguments(p)
-    p.add_argument("--clean", action=argparse.BooleanOptionalAction, default=True, help="run RM-CLEAN (default)")
-    add_options(p, opts.RMSynthesisOptions)
-    add_options(p, opts.RMCleanOptions, skip=("chunk_mb",))
+    faraday_options(p)
     add_options(p, opts.CatalogueOptions)
-    add_options(p, opts.DaskOptions)
 
     p = command("moments", _moments, "Faraday moment maps (faraday_moments)", "cube", "out", "qa")
     add_options(p, opts.MomentsOptions)
     add_options(p, opts.DaskOptions)
     command("moments-fits", _moments_fits, "FITS moment maps (export_moment_fits)", "moments", "out_dir")
 
-    p = command("rmsynth", _rmsynth, "RM synthesis of the cube (rm_synthesis)", "cube", "out", "qa")
-    add_options(p, opts.RMSynthesisOptions)
-    add_options(p, opts.DaskOptions)
-    p = command("rmclean", _rmclean, "RM-CLEAN of a dirty FDF store (rm_clean)", "fdf", "out", "qa")
-    add_options(p, opts.RMCleanOptions)
-    add_options(p, opts.DaskOptions)
-    p = command("peaks", _peaks, "peak maps of an FDF store (faraday_peaks)", "fdf", "out", "qa")
-    p.add_argument("--cube", help="the cube the FDF was made from: each peak is then evaluated exactly from Q and U")
-    add_options(p, opts.PeaksOptions)
-    add_options(p, opts.DaskOptions)
-    p = command("faraday-fits", _faraday_fits, "FITS FDF cubes, RMSF and peak maps (export_faraday_fits)", "dirty",
-                "peaks", "out_dir")
-    p.add_argument("--clean", help="the clean FDF store, when RM-CLEAN ran")
+    p = command("faraday-depth", _faraday_depth, "RM synthesis, RM-CLEAN and peak maps in one pass (faraday_depth)",
+                "cube", "out_dir", "qa")
+    faraday_options(p)
+    p = command("faraday-fits", _faraday_fits, "FITS peak maps, RMSF and FDF cubes (export_faraday_fits)", "peaks",
+                "out_dir")
+    p.add_argument("--dirty", help="the full dirty FDF store (faraday-depth --save-fdf): export its cubes too")
+    p.add_argument("--clean", help="the full clean FDF store: export its cubes too")
 
     p = command("catalogue", _catalogue, "polarised source catalogue (catalogue)", "cube", "moments", "peaks",
                 "out_dir", "qa")
     add_options(p, opts.CatalogueOptions)
 
-    p = command("report", _report, "report figures (report_figures)", "cube", "moments", "peaks", "fdf_dirty",
-                "catalogue", "out_dir")
-    p.add_argument("--clean", help="the clean FDF store, when RM-CLEAN ran")
+    command("report", _report, "report figures (report_figures)", "cube", "moments", "peaks", "candidates",
+            "catalogue", "out_dir")
 
     qa = sub.add_parser("qa", help="QA: summarise documents, resend the spool, aggregate a run").add_subparsers(
         dest="qa", required=True)

@@ -185,24 +185,24 @@ class RMCleanOptions:
     cutoff_sigma: float = 3.0    # stop at this many times the theoretical FDF noise
     gain: float = 0.1            # fraction of the peak removed per iteration
     max_iter: int = 1000         # iterations per pixel at most
-    chunk_mb: float = 256.0      # memory per Dask task
 
     @classmethod
     def from_config(cls, section: dict) -> RMCleanOptions:
         return cls(cutoff_sigma=section.get("clean_cutoff_sigma", cls.cutoff_sigma),
-                   gain=section.get("clean_gain", cls.gain), max_iter=section.get("clean_max_iter", cls.max_iter),
-                   chunk_mb=section.get("chunk_mb", cls.chunk_mb))
+                   gain=section.get("clean_gain", cls.gain), max_iter=section.get("clean_max_iter", cls.max_iter))
 
 
 @dataclasses.dataclass(frozen=True)
-class PeaksOptions:
-    """The peak maps of the FDF (part of config section ``faraday``)."""
+class FaradayProductsOptions:
+    """What the one-pass Faraday-depth stage keeps (part of config section ``faraday``)."""
 
-    chunk_mb: float = 256.0      # memory per Dask task
+    candidate_snr: float = 5.0   # pixels whose FDF peak reaches this SNR: peak refined exactly, spectra kept
+    save_fdf: bool = False       # also write the full FDF cubes (dirty, clean, components): N_pix x N_phi each
+    fdf_fits: bool = False       # and export those cubes as FITS (needs save_fdf)
 
     @classmethod
-    def from_config(cls, section: dict) -> PeaksOptions:
-        return cls(chunk_mb=section.get("chunk_mb", cls.chunk_mb))
+    def from_config(cls, section: dict) -> FaradayProductsOptions:
+        return _from_section(cls, {k: section[k] for k in ("candidate_snr", "save_fdf", "fdf_fits") if k in section})
 
 
 @dataclasses.dataclass(frozen=True)

@@ -123,6 +123,47 @@ def write_store(path: str | os.PathLike, variables: dict, attrs: dict, chunks: d
         zarr.consolidate_metadata(partial, zarr_format=3)
 
 
+class StoreBuilder:
+    """A labelled Zarr v3 store filled piece by piece (regions of fixed-shape arrays, rows appended
+    to growing ones) by a stage that never holds a whole product in memory; see build_store."""
+
+    def __init__(self, group):
+        self.group = group
+
+    def array(self, name: str, dims: tuple[str, ...], shape: tuple[int, ...], dtype, *, chunks=None,
+              attrs: dict | None = None, data: np.ndarray | None = None, raw: bool = False):
+        """Create ``name`` (NaN-filled for floats until written); ``data`` writes it whole."""
+        dtype = np.dtype(dtype)
+        fill = np.nan if dtype.kind in "fc" else 0
+        extra = {"compressors": None} if raw else {}
+        array = self.group.create_array(name, shape=shape, dtype=dtype, chunks=chunks or (shape or None),
+                                        dimension_names=tuple(dims), attributes=_jsonable(attrs or {}),
+                                        fill_value=fill, **extra)
+        if data is not None and np.asarray(data).size:
+            array[...] = data
+        return array
+
+
+@contextlib.contextmanager
+def build_store(path: str | os.PathLike, attrs: dict) -> Iterator[StoreBuilder]:
+    """A store written under a temporary name, its metadata consolidated and the store renamed into
+    place when the block ends without error (so xarray.open_zarr reads it as write_dataset's)."""
+    import zarr
+
+    with atomic_path(path) as partial, quiet_zarr_v3():
+        builder = StoreBuilder(zarr.open_group(partial, mode="w", zarr_format=3, attributes=_jsonable(attrs)))
+        yield builder
+        zarr.consolidate_metadata(partial, zarr_format=3)
+
+
+def store_bytes(path: str | os.PathLike) -> int:
+    """Bytes a product takes on disk (every file under a store, or the file)."""
+    path = Path(path)
+    if path.is_file():
+        return path.stat().st_size
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
 def read_store(path: str | os.PathLike, names: tuple[str, ...] | None = None) -> tuple[dict, dict]:
     """Arrays (all, or ``names``) and attributes of a store written by write_store."""
     import zarr

@@ -275,13 +275,15 @@ def refine_peak(channel_p: np.ndarray, grid: FaradayGrid, phi_start: np.ndarray,
 
 
 def fdf_peak(fdf: np.ndarray, grid: FaradayGrid, sigma: np.ndarray | float, channel_p: np.ndarray | None = None,
-             components: np.ndarray | None = None) -> dict[str, np.ndarray]:
+             components: np.ndarray | None = None, refine_snr: float = 0.0) -> dict[str, np.ndarray]:
     """Peak of |F| per column of (nphi, npix): Faraday depth, amplitude and its bias correction,
     errors, the polarisation angle at the peak and derotated to lambda^2 = 0.
 
     The peak is the grid's maximum refined by a parabola through its neighbours, or, given the
     channel data ``channel_p`` (Q + iU, (nchan, npix)), refined by evaluating the FDF exactly
-    (refine_peak, with RM-CLEAN's ``components`` peeled): accurate on coarse grids.
+    (refine_peak, with RM-CLEAN's ``components`` peeled): accurate on coarse grids. Only columns
+    whose grid peak reaches ``refine_snr`` are refined: noise pixels keep the parabola, which is
+    as good as their noise, for none of the cost.
 
     Errors as in Brentjens & de Bruyn 2005 (appendix A) and RM-Tools: sigma_phi = FWHM/(2 SNR),
     sigma_chi = sigma/(2 P) rad; the derotated angle's error adds the lambda0^2 lever arm.
@@ -292,14 +294,18 @@ def fdf_peak(fdf: np.ndarray, grid: FaradayGrid, sigma: np.ndarray | float, chan
     index = np.argmax(amplitude, axis=0)
     offset, peak = parabolic_peak(amplitude, index)
     phi_peak = grid.phi[index] + offset * grid.dphi
-    if channel_p is None:
-        # Real and imaginary parts interpolated at the same fractional position.
-        real = _interpolate_at(fdf.real, index, offset)
-        imag = _interpolate_at(fdf.imag, index, offset)
-    else:
-        phi_peak, value = refine_peak(channel_p, grid, phi_peak, components)
-        peak, real, imag = np.abs(value), value.real, value.imag
+    # Real and imaginary parts interpolated at the same fractional position.
+    real = _interpolate_at(fdf.real, index, offset)
+    imag = _interpolate_at(fdf.imag, index, offset)
     sigma = np.broadcast_to(np.asarray(sigma, dtype=np.float64), peak.shape)
+    if channel_p is not None:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            chosen = np.nonzero(valid & (peak >= refine_snr * sigma))[0] if refine_snr > 0 else np.nonzero(valid)[0]
+        if chosen.size:
+            phi_peak, peak, real, imag = (np.array(a, dtype=np.float64) for a in (phi_peak, peak, real, imag))
+            phi_peak[chosen], value = refine_peak(channel_p[:, chosen], grid, phi_peak[chosen],
+                                                  None if components is None else components[:, chosen])
+            peak[chosen], real[chosen], imag[chosen] = np.abs(value), value.real, value.imag
     snr = peak / sigma
     angle = 0.5 * np.arctan2(imag, real)
     angle0 = angle - phi_peak * grid.lambda0_sq
@@ -349,17 +355,53 @@ def components_second_moment(components: np.ndarray, phi: np.ndarray) -> np.ndar
 
 
 def peak_maps(fdf: np.ndarray, grid: FaradayGrid, components: np.ndarray | None, sigma_theory: float,
-              channel_p: np.ndarray | None = None) -> dict:
+              channel_p: np.ndarray | None = None, *, residual: np.ndarray | None = None,
+              refine_snr: float = 0.0) -> dict:
     """fdf_peak of each column of a (clean) FDF (nphi, npix) and the components' second moment.
-    With ``components`` the noise is the robust rms of the residual (the clean FDF minus the
-    restored components), else ``sigma_theory``; with ``channel_p`` the peaks are refined exactly."""
+    With ``components`` the noise is the robust rms of the residual (given, or the clean FDF minus
+    the restored components), else ``sigma_theory``; with ``channel_p`` the peaks reaching
+    ``refine_snr`` are refined exactly."""
     if components is not None:
-        sigma = robust_fdf_noise(fdf - restore_components(components, grid))
+        sigma = robust_fdf_noise(fdf - restore_components(components, grid) if residual is None else residual)
     else:
         sigma = np.full(fdf.shape[1], sigma_theory)
-    peaks = fdf_peak(fdf, grid, sigma, channel_p, components)
+    peaks = fdf_peak(fdf, grid, sigma, channel_p, components, refine_snr)
     if components is not None:
         peaks["cc_moment2"] = components_second_moment(components, grid.phi)
     else:
         peaks["cc_moment2"] = np.full(fdf.shape[1], np.nan)
     return peaks
+
+
+@dataclasses.dataclass
+class FaradayBlock:
+    """One spatial block through the whole Faraday-depth analysis (faraday_depth_block)."""
+
+    peaks: dict                      # peak_maps of the block, each (npix,)
+    candidates: np.ndarray           # columns whose peak SNR reaches the candidate level
+    dirty: np.ndarray                # (nphi, npix) complex64
+    clean: np.ndarray | None         # (nphi, npix) complex64, None without RM-CLEAN
+    components: np.ndarray | None    # (nphi, npix) complex64, None without RM-CLEAN
+
+
+def faraday_depth_block(q: np.ndarray, u: np.ndarray, grid: FaradayGrid, sigma_theory: float, *,
+                        clean_cutoff: float | None, clean_gain: float = 0.1, clean_max_iter: int = 1000,
+                        candidate_snr: float = 5.0, matrix: np.ndarray | None = None,
+                        rmsf_doubled: np.ndarray | None = None) -> FaradayBlock:
+    """RM synthesis, RM-CLEAN (when ``clean_cutoff`` is given, |F| in Jy/beam) and the peak maps of
+    Q, U blocks (nchan, npix), in memory: the FDF of a block never has to be stored to be searched.
+    Peaks reaching ``candidate_snr`` are refined exactly from Q and U (refine_peak); those columns
+    are the block's candidates, whose spectra a survey keeps."""
+    dirty = rm_synthesis_block(q, u, grid, matrix)
+    clean = residual = components = None
+    if clean_cutoff is not None:
+        clean, residual, components = rm_clean_block(dirty, grid, clean_cutoff, gain=clean_gain,
+                                                     max_iter=clean_max_iter, rmsf_doubled=rmsf_doubled)
+    channel_p = np.empty(q.shape, dtype=np.complex64)
+    channel_p.real = q
+    channel_p.imag = u
+    peaks = peak_maps(dirty if clean is None else clean, grid, components, sigma_theory, channel_p,
+                      residual=residual, refine_snr=candidate_snr)
+    with np.errstate(invalid="ignore"):
+        candidates = np.nonzero(peaks["snr"] >= candidate_snr)[0]
+    return FaradayBlock(peaks=peaks, candidates=candidates, dirty=dirty, clean=clean, components=components)

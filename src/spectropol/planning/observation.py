@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import os
 
 import numpy as np
 
@@ -53,28 +54,57 @@ class Observation:
     stokes: tuple[str, ...]
     rows_per_channel: float
     demo: bool = False
+    cubes: dict | None = None      # input.cubes: {"Q": [paths], "U": [...], optional "I", "V", "freqs": path}
+    image_px: int | None = None    # with cubes: the images' larger side
 
     @property
     def nchan(self) -> int:
         return len(self.channels)
 
 
-def expand_inputs(ms) -> list[str]:
-    """input.ms as a list of paths: one path, a list, and glob patterns (sorted matches)."""
+def expand_inputs(ms, key: str = "input.ms", what: str = "Measurement Set") -> list[str]:
+    """input.ms (or another ``key``) as a list of paths: one path, a list, and glob patterns (sorted matches)."""
     items = [ms] if isinstance(ms, str) else list(ms)
     paths = []
     for item in items:
         if glob.has_magic(item):
             matches = sorted(glob.glob(item))
             if not matches:
-                raise PlanError(f"input.ms: {item} matches no Measurement Set")
+                raise PlanError(f"{key}: {item} matches no {what}")
             paths += matches
         else:
             paths.append(item)
     duplicates = sorted({p for p in paths if paths.count(p) > 1})
     if duplicates:
-        raise PlanError(f"input.ms: {duplicates[0]} is given more than once")
+        raise PlanError(f"{key}: {duplicates[0]} is given more than once")
     return paths
+
+
+def observe_cubes(cubes: dict) -> Observation:
+    """The Observation of FITS images made elsewhere (input.cubes), from their headers only: the
+    channels are Stokes Q's planes in increasing frequency (the cube stage checks the others)."""
+    from ..io.fits_cubes import collect_stokes, read_frequency_file
+
+    paths = {s.upper(): expand_inputs(cubes[s], f"input.cubes.{s}", "FITS file") for s in "iquv" if cubes.get(s)}
+    for stokes, files in paths.items():
+        missing = [f for f in files if not os.path.isfile(f)]
+        if missing:
+            raise PlanError(f"{missing[0]}: no such FITS file (input.cubes.{stokes.lower()})")
+    freqs_file = cubes.get("freqs")
+    try:
+        given = read_frequency_file(freqs_file) if freqs_file else None
+        q = collect_stokes(paths["Q"], "Q", given)
+    except SpectropolError as err:
+        raise PlanError(str(err)) from None
+    except OSError as err:
+        raise PlanError(f"{freqs_file}: cannot be read ({err.strerror})") from None
+    freqs = q.freqs_hz
+    widths = np.abs(np.gradient(freqs)) if len(freqs) > 1 else np.ones(1)
+    channels = tuple(ChannelSource(0, 0, c, float(f), float(w)) for c, (f, w) in enumerate(zip(freqs, widths)))
+    inputs = tuple(f for s in STOKES for f in paths.get(s, ()))
+    return Observation(inputs=inputs, channels=channels, stokes=tuple(s for s in STOKES if s in paths),
+                       rows_per_channel=0.0, cubes=paths | ({"freqs": freqs_file} if freqs_file else {}),
+                       image_px=max(q.shape))
 
 
 def _chosen_spws(info, spw) -> list:
@@ -162,6 +192,10 @@ def observe(config: dict, describe=None) -> Observation:
     each MS's subtables (``describe``, io.ms.describe_ms by default). Raises PlanError for what
     the data cannot give (module docstring)."""
     inputs_config = config["input"]
+    if inputs_config.get("cubes"):
+        if inputs_config["ms"] is not None:
+            raise PlanError("config: give input.ms (to image) or input.cubes (images made elsewhere), not both")
+        return observe_cubes(inputs_config["cubes"])
     if inputs_config["ms"] is None:
         sim = config["simulate"]
         freqs = sim["start_freq_hz"] + sim["chan_width_hz"] * np.arange(sim["nchan"])

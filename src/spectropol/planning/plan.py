@@ -22,10 +22,10 @@ from ..options import (
     CleanOptions,
     CubeOptions,
     DaskOptions,
+    FaradayProductsOptions,
     GeometryOptions,
     ImagingOptions,
     MomentsOptions,
-    PeaksOptions,
     QAOptions,
     RMCleanOptions,
     RMSynthesisOptions,
@@ -59,6 +59,7 @@ class Plan:
     results: str
     inputs: tuple[str, ...]        # the MS paths (the demo's, made by the simulate rule, when demo)
     demo: bool
+    cubes: dict | None             # input.cubes: the cube is made from these FITS images, nothing is imaged
     fingerprint: bool              # reruns follow the content of the MSs (fingerprint jobs), not file times
     channels: tuple[ChannelSource, ...]  # every output channel, in increasing frequency
     width: int                     # digits of channel names
@@ -76,7 +77,7 @@ class Plan:
     moments: MomentsOptions
     rm_synthesis: RMSynthesisOptions
     rm_clean: RMCleanOptions | None  # None: no RM-CLEAN, peaks from the dirty FDF
-    peaks: PeaksOptions
+    faraday_products: FaradayProductsOptions
     catalogue: CatalogueOptions
     qa: QAOptions
     dask: DaskOptions
@@ -153,11 +154,34 @@ class Plan:
         """Dask holds about one tile per thread, with headroom for the scheduler and the output."""
         return int(500 + 3 * self.moments.chunk_mb * threads)
 
-    def faraday_mem_mb(self, threads: int) -> int:
-        """One tile per Dask worker, three times over for inputs, outputs and temporaries."""
-        return int(600 + 3 * self.rm_synthesis.chunk_mb * threads)
+    @property
+    def faraday_fdf_fits(self) -> bool:
+        """The full FDF cubes are kept and exported as FITS."""
+        return self.faraday_products.save_fdf and self.faraday_products.fdf_fits
+
+    def faraday_grid_size(self) -> tuple[int, int]:
+        """(channels, depths) of the Faraday stage: the grid of the imaged channels, as the stage
+        will build it (the weights change which channels count, not the number of depths much)."""
+        from ..kernels.faraday import faraday_grid
+
+        freqs = np.array([c.freq_hz for k, c in enumerate(self.channels) if k not in set(self.excluded)])
+        grid = faraday_grid(freqs, dphi=self.rm_synthesis.dphi_rad_m2, phi_max=self.rm_synthesis.phi_max_rad_m2,
+                            oversample=self.rm_synthesis.oversample)
+        return len(freqs), len(grid.phi)
+
+    def faraday_depth_mem_mb(self, threads: int) -> int:
+        """From the tile the stage will choose: one tile per thread and the interpreter
+        (stages.faraday.faraday_depth_mem_mb, checked against measured peaks in the tests)."""
+        from ..stages.faraday import faraday_depth_mem_mb, faraday_tile_px
+
+        nchan, nphi = self.faraday_grid_size()
+        npix, clean = self.geometry.size_px, self.rm_clean is not None
+        side = faraday_tile_px(npix, npix, nchan, nphi, clean, self.rm_synthesis.chunk_mb, threads,
+                               align=self.cube.chunk_px)
+        return faraday_depth_mem_mb(nchan, nphi, side, clean, threads)
 
     def faraday_fits_mem_mb(self) -> int:
+        """A stored chunk of an FDF cube at a time, or the maps."""
         return int(600 + 2 * self.rm_synthesis.chunk_mb)
 
     def catalogue_mem_mb(self) -> int:
@@ -206,8 +230,14 @@ def plan(config: dict, observation: Observation) -> Plan:
     if block == "auto":
         work = work_per_channel_s(observation.rows_per_channel, config["imaging"]["size"], config["clean"]["niter"])
         block = auto_block([count for _, count in groups], work)
-    blocks = plan_blocks(nchan, block, excluded, groups)
-    if not blocks:
+    if observation.cubes is not None:
+        if excluded:
+            raise PlanError("config: channels.exclude selects channels to image; with input.cubes nothing is imaged "
+                            "(blank a plane with NaN instead)")
+        blocks = {}  # nothing to split or image: the cube is made from the FITS images
+    else:
+        blocks = plan_blocks(nchan, block, excluded, groups)
+    if not blocks and observation.cubes is None:
         raise PlanError(f"config: channels.exclude leaves none of the {nchan} channels to image")
     sources = {label: (observation.channels[chans[0]].ms_index, observation.channels[chans[0]].spw)
                for label, chans in blocks.items()}
@@ -222,26 +252,38 @@ def plan(config: dict, observation: Observation) -> Plan:
         warnings.append(f"{name}: {nchan - len(excluded)} channel to image; RM synthesis needs at least "
                         f"{RM_SYNTHESIS_MIN_CHANNELS}, so the Faraday moments, RM synthesis and catalogue are skipped")
     freqs = np.array([c.freq_hz for c in observation.channels])
-    cube_fits = _evenly_spaced(freqs)
-    if not cube_fits:
+    cube_fits = _evenly_spaced(freqs) and observation.cubes is None  # FITS given: not written again
+    if not cube_fits and observation.cubes is None:
         warnings.append(f"{name}: channels are not evenly spaced in frequency, which a FITS FREQ axis cannot "
                         "describe; the FITS cubes are not written (results/cube/cube.zarr has every frequency)")
     cube = CubeOptions.from_config(config["cube"])
     if config["clean"]["niter"] == 0:
         cube = dataclasses.replace(cube, image="dirty")  # restored images exist only when CLEAN runs
+    geometry = GeometryOptions.from_config(config["imaging"])
+    if observation.image_px:
+        geometry = dataclasses.replace(geometry, size_px=observation.image_px)  # the images given, for resources
     faraday = config["faraday"]
+    products = FaradayProductsOptions.from_config(faraday)
+    if products.fdf_fits and not products.save_fdf:
+        raise PlanError("config: faraday.fdf_fits exports the full FDF cubes, which only faraday.save_fdf keeps; "
+                        "set save_fdf: true as well")
+    if products.candidate_snr > config["catalogue"]["min_snr"]:
+        raise PlanError(f"config: faraday.candidate_snr ({products.candidate_snr:g}) is above catalogue.min_snr "
+                        f"({config['catalogue']['min_snr']:g}): catalogued sources would have no FDF spectrum "
+                        "and no exact peak")
     return Plan(
         work=config["work_dir"], results=config["results_dir"], inputs=observation.inputs, demo=observation.demo,
-        fingerprint=not observation.demo and channels["fingerprint"],
+        cubes=observation.cubes,
+        fingerprint=not observation.demo and observation.cubes is None and channels["fingerprint"],
         channels=observation.channels, width=channel_width(nchan), excluded=tuple(excluded), blocks=blocks,
         block_sources=sources, settings=settings, polarisation=polarisation, cube_fits=cube_fits,
         warnings=tuple(warnings),
         selection=SelectionOptions.from_config(config["input"]), split=SplitOptions.from_config(config["input"]),
-        geometry=GeometryOptions.from_config(config["imaging"]),
+        geometry=geometry,
         cube=cube, moments=MomentsOptions.from_config(config["moments"]),
         rm_synthesis=RMSynthesisOptions.from_config(faraday),
         rm_clean=RMCleanOptions.from_config(faraday) if faraday["clean"] else None,
-        peaks=PeaksOptions.from_config(faraday), catalogue=CatalogueOptions.from_config(config["catalogue"]),
+        faraday_products=products, catalogue=CatalogueOptions.from_config(config["catalogue"]),
         qa=QAOptions.from_config(config["qa"]), dask=DaskOptions.from_config(config["dask"]),
         simulate=SimulateOptions.from_config(config["simulate"]), imaging_threads=config["imaging"]["threads"],
     )

@@ -21,6 +21,7 @@ from ..io.stores import atomic_path, open_dataset
 from ..kernels.sources import Island, find_islands, merge_islands, spectral_index
 from ..options import CatalogueOptions
 from ..qa.documents import write_qa
+from .faraday import PEAK_MAPS
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ def measure_sources(cube, peaks, islands: list[Island], options: CatalogueOption
     rows = []
     for number, island in enumerate(sorted(islands, key=lambda i: -i.snr)):
         y, x = island.peak_y, island.peak_x
-        at = {name: float(peaks[name].values[y, x]) for name in peaks.data_vars}
+        at = {name: float(peaks[name].values[y, x]) for name in PEAK_MAPS}
         if not np.isfinite(at["snr"]) or at["snr"] < options.min_snr:
             continue
         spectrum = stokes_i.isel(y=y, x=x).values  # one pixel's spectrum: reads one column of chunks

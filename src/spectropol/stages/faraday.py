@@ -1,37 +1,37 @@
-"""The Faraday stages on the cube: RM synthesis, RM-CLEAN and peak maps, with Dask over spatial
-tiles that hold the whole spectral (or Faraday-depth) axis; memory per task is set by ``chunk_mb``
-whatever the number of channels. Products are labelled Zarr stores (phi in rad/m^2) and FITS.
+"""The Faraday-depth stage on the cube: RM synthesis, RM-CLEAN and the peak maps in one pass over
+spatial tiles that hold the whole spectral axis, so that no N_pix x N_phi cube has to be written to be
+searched. Dask computes a few tiles at a time (memory per tile set by ``chunk_mb``, whatever the
+number of channels or depths); each tile's maps are written to their region of the peak store and the
+FDF spectra of its candidate pixels (peak SNR at least ``candidate_snr``) are appended to a compact
+store the catalogue and report read. The full FDF cubes are written only when asked (save_fdf).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import functools
 import logging
 import os
-from typing import ClassVar
 
 import numpy as np
 
 from ..errors import fail
 from ..io.cube import open_cube, require_linear_polarisation, stored_chunk
 from ..io.fits import product_keywords, write_cube_by_tiles, write_map
-from ..io.stores import atomic_path, open_dataset, provenance
+from ..io.stores import atomic_path, build_store, open_dataset, provenance, store_bytes
 from ..io.wcs import fardepth_axis
 from ..kernels.faraday import (
-    FaradayGrid,
     doubled_phi,
+    faraday_depth_block,
     faraday_grid,
     fdf_noise_theoretical,
-    peak_maps,
-    rm_clean_block,
-    rm_synthesis_block,
     rmsf,
     synthesis_matrix,
 )
 from ..kernels.statistics import image_statistics
-from ..options import DaskOptions, PeaksOptions, RMCleanOptions, RMSynthesisOptions
-from .tiling import map_tiles, tile_side, write_array_product
+from ..options import DaskOptions, FaradayProductsOptions, RMCleanOptions, RMSynthesisOptions
+from ..qa.documents import write_qa
+from .tiling import dask_scheduler, limit_heap_growth, tile_side
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 PEAK_MAPS = {
     "peak_pi": ("Jy/beam", "peak polarised intensity of the FDF (evaluated at peak_phi)"),
     "peak_pi_debiased": ("Jy/beam", "peak polarised intensity, bias corrected: sqrt(P^2 - 2.3 sigma^2)"),
-    "peak_phi": ("rad/m2", "Faraday depth of the peak (the FDF evaluated exactly near the grid's maximum)"),
+    "peak_phi": ("rad/m2", "Faraday depth of the peak (evaluated exactly from Q and U where SNR >= candidate_snr)"),
     "peak_phi_err": ("rad/m2", "error of the peak Faraday depth, FWHM / (2 SNR)"),
     "pol_angle0_deg": ("deg", "intrinsic polarisation angle, derotated to lambda^2 = 0"),
     "pol_angle0_err_deg": ("deg", "error of the intrinsic polarisation angle"),
@@ -48,51 +48,56 @@ PEAK_MAPS = {
     "cc_moment2": ("rad/m2", "second moment of the clean components about their mean depth (Faraday complexity)"),
 }
 FDF_PARTS = {"real": np.real, "imag": np.imag, "amplitude": np.abs}
+# The stores of the stage: always the peaks and the candidates' spectra; the cubes with save_fdf.
+FARADAY_STORES = {"peaks": "peaks.zarr", "candidates": "fdf_candidates.zarr",
+                  "fdf_dirty": "fdf_dirty.zarr", "fdf_clean": "fdf_clean.zarr"}
+# Candidate spectra per stored chunk: the last chunk is stored whole however few rows it holds, so
+# chunks are small and compressed (their unfilled rows cost nothing).
+CANDIDATE_CHUNK = 64
 
 
-def faraday_fits_names(clean: bool) -> list[str]:
-    """Names of the FITS products of export_faraday_fits: FDF cubes (dirty, and clean with
-    RM-CLEAN) in real, imaginary and amplitude parts, the RMSF table and every peak map."""
-    kinds = ["dirty", "clean"] if clean else ["dirty"]
-    return [f"fdf_{kind}_{part}" for kind in kinds for part in FDF_PARTS] + ["rmsf"] + list(PEAK_MAPS)
+def faraday_store_names(products: FaradayProductsOptions, clean: bool) -> list[str]:
+    """The stores faraday_depth writes for these options."""
+    names = ["peaks", "candidates"]
+    if products.save_fdf:
+        names += ["fdf_dirty", "fdf_clean"] if clean else ["fdf_dirty"]
+    return names
+
+
+def faraday_fits_names(products: FaradayProductsOptions, clean: bool) -> list[str]:
+    """Names of the FITS products of export_faraday_fits: the RMSF table and every peak map, and,
+    when the FDF cubes are kept and asked for as FITS, their real, imaginary and amplitude parts."""
+    names = ["rmsf"] + list(PEAK_MAPS)
+    if products.save_fdf and products.fdf_fits:
+        kinds = ["dirty", "clean"] if clean else ["dirty"]
+        names = [f"fdf_{kind}_{part}" for kind in kinds for part in FDF_PARTS] + names
+    return names
 
 
 @dataclasses.dataclass
-class RMSynthesisResult:
+class FaradayDepthResult:
+    """The Faraday-depth stage's QA figures."""
+
     faraday_grid: dict
     weighting: str
     channels_used: int
     fdf_noise_theoretical: float
-
-
-@dataclasses.dataclass
-class RMCleanResult:
-    cutoff: float
-    cutoff_sigma: float
-    gain: float
-    components: int
-
-
-@dataclasses.dataclass
-class PeaksResult:
-    from_fdf: str  # "clean" or "dirty": which FDF the peaks were taken from
-    rmsf_fwhm: float
+    from_fdf: str                 # "clean" or "dirty": which FDF the peaks were taken from
+    clean: dict | None            # RM-CLEAN cutoff (Jy/beam and sigma), gain, iterations, components found
+    candidate_snr: float
+    candidates: int
     fdf_noise_median: float
+    tiles: int
+    tile_px: int
     maps: dict
+    bytes: dict                   # bytes on disk of every store written
 
-    QA_NAMES: ClassVar[dict] = {"from_fdf": "from"}
+    QA_NAMES = {"from_fdf": "from"}
 
 
 def open_fdf(store: str | os.PathLike):
-    """An FDF (or peak-map) store as a lazy labelled xarray Dataset."""
+    """An FDF, candidate or peak-map store as a lazy labelled xarray Dataset."""
     return open_dataset(store, "Faraday")
-
-
-def _grid_from_store(attrs: dict) -> FaradayGrid:
-    """The Faraday grid an FDF store was made with, rebuilt from its attributes."""
-    g = attrs["faraday_grid"]
-    weights = np.asarray(attrs["channel_weights"], dtype=np.float64)
-    return faraday_grid(np.asarray(attrs["freqs_hz"]), weights, dphi=g["dphi"], phi_max=g["phi_max"])
 
 
 def synthesis_weights(rms_qu: np.ndarray, weighting: str) -> tuple[np.ndarray, np.ndarray]:
@@ -113,197 +118,230 @@ def synthesis_weights(rms_qu: np.ndarray, weighting: str) -> tuple[np.ndarray, n
     raise ValueError(f"unknown RM synthesis weighting {weighting!r} (uniform or variance)")
 
 
-# FDF cubes are noise-like complex floats: compression would cost write time and save little, so
-# they are stored raw; the clean components, mostly zeros, keep the default compressor.
+def tile_bytes_per_pixel(nchan: int, nphi: int, clean: bool) -> int:
+    """Memory one pixel of a tile takes in faraday_depth_block, measured on its arrays: Q and U
+    (float32) and Q + iU (complex64) per channel; per depth the dirty FDF and, with RM-CLEAN, the
+    residual, components, clean FDF, their compacted copies and |F|, and the restored components."""
+    return 16 * nchan + 8 * nphi * (9 if clean else 2)
 
 
-def rm_synthesis(cube_store: str | os.PathLike, out_store: str | os.PathLike, qa_path: str | os.PathLike,
-                 options: RMSynthesisOptions = RMSynthesisOptions(), dask: DaskOptions = DaskOptions(), *,
-                 rule: str = "spectropol") -> RMSynthesisResult:
-    """Complex FDF cube (phi, y, x) of the cube's Stokes Q and U, and the RMSF on twice the range.
+def faraday_tile_px(npix_y: int, npix_x: int, nchan: int, nphi: int, clean: bool, chunk_mb: float, threads: int,
+                    align: int | None = None) -> int:
+    """Side of the spatial tiles: about ``chunk_mb`` each, and small enough that every thread has
+    two tiles to work on where the image allows (a single tile would leave the others idle)."""
+    side = tile_side(npix_y, npix_x, tile_bytes_per_pixel(nchan, nphi, clean), chunk_mb, align=align)
+    while side > 32 and (-(-npix_y // side)) * (-(-npix_x // side)) < 2 * threads:
+        side //= 2
+    return side
 
-    weighting: 'uniform', or 'variance' (1/sigma^2 of each channel, sigma the mean of the Q and U
-    plane rms measured in the cube). Channels with no data get weight 0 and drop out of the grid.
+
+def faraday_depth_mem_mb(nchan: int, nphi: int, tile_px: int, clean: bool, threads: int) -> int:
+    """Memory to request for a faraday_depth job (MB): one tile per thread, with a quarter more for
+    what a finished tile hands back and the stored chunks read for the next, and 250 MB for the
+    interpreter with numpy, dask, zarr and xarray (120 MB measured) and the maps of a large field.
+    Measured on a 1024^2 cube (tests/test_faraday_cube.py): 491 MB at a request of 717."""
+    tile_mb = tile_px * tile_px * tile_bytes_per_pixel(nchan, nphi, clean) / 1e6
+    return int(250 + 1.25 * tile_mb * threads)
+
+
+def _tiles(npix_y: int, npix_x: int, side: int) -> list[tuple[slice, slice]]:
+    return [(slice(y, min(y + side, npix_y)), slice(x, min(x + side, npix_x)))
+            for y in range(0, npix_y, side) for x in range(0, npix_x, side)]
+
+
+def faraday_depth(cube_store: str | os.PathLike, out: dict[str, str | os.PathLike], qa_path: str | os.PathLike,
+                  synthesis: RMSynthesisOptions = RMSynthesisOptions(), clean: RMCleanOptions | None = RMCleanOptions(),
+                  products: FaradayProductsOptions = FaradayProductsOptions(), dask: DaskOptions = DaskOptions(), *,
+                  rule: str = "spectropol") -> FaradayDepthResult:
+    """RM synthesis, RM-CLEAN (unless ``clean`` is None) and the FDF peaks of the cube's Q and U, in
+    one pass; ``out`` maps each of faraday_store_names to a store.
+
+    peaks: the PEAK_MAPS, the RMSF on twice the phi range, the channel weights and the grid.
+    candidates: per pixel whose FDF peak reaches ``candidate_snr`` (its peak refined exactly from Q
+    and U): y, x, snr and the dirty FDF, with RM-CLEAN also the clean FDF and the components.
+    fdf_dirty, fdf_clean (save_fdf): the full cubes, as a user of RM-Tools' 3-D products expects.
     """
-    import xarray as xr
+    import dask as dask_module
 
+    expected = set(faraday_store_names(products, clean is not None))
+    if set(out) != expected:
+        raise ValueError(f"faraday_depth writes {sorted(expected)}, was given {sorted(out)}")
     cube = open_cube(cube_store)
     require_linear_polarisation(cube, cube_store)
     image = cube.attrs["image"]
     freqs = cube["freq"].values
-    weights, sigma = synthesis_weights(cube["rms"].sel(stokes=["Q", "U"]).values, options.weighting)
+    weights, sigma = synthesis_weights(cube["rms"].sel(stokes=["Q", "U"]).values, synthesis.weighting)
     try:
-        grid = faraday_grid(freqs, weights, dphi=options.dphi_rad_m2, phi_max=options.phi_max_rad_m2,
-                            oversample=options.oversample)
+        grid = faraday_grid(freqs, weights, dphi=synthesis.dphi_rad_m2, phi_max=synthesis.phi_max_rad_m2,
+                            oversample=synthesis.oversample)
     except ValueError as err:
         raise fail(cube_store, str(err)) from None
     nphi, nfreq = len(grid.phi), len(freqs)
-    # Q, U, P in; FDF out
-    side = tile_side(cube.sizes["y"], cube.sizes["x"], 4 * (3 * nfreq + 4 * nphi), options.chunk_mb,
-                     align=stored_chunk(cube))
-    matrix = synthesis_matrix(grid)
-
-    def block(q_block, u_block):
-        shape = q_block.shape[1:]
-        fdf = rm_synthesis_block(q_block.reshape(nfreq, -1), u_block.reshape(nfreq, -1), grid, matrix)
-        return fdf.reshape((nphi,) + shape)
-
-    q, u = (cube[image].sel(stokes=s).data for s in ("Q", "U"))
-    fdf = map_tiles(block, [q, u], side, (nphi,), np.complex64)
+    ny, nx = cube.sizes["y"], cube.sizes["x"]
+    side = faraday_tile_px(ny, nx, nfreq, nphi, clean is not None, synthesis.chunk_mb, dask.threads,
+                           align=stored_chunk(cube))
+    tiles = _tiles(ny, nx, side)
     noise = fdf_noise_theoretical(grid, sigma)
-    dataset = xr.Dataset(
-        {
-            "fdf": (("phi", "y", "x"), fdf, {"units": "Jy/beam", "description": "dirty Faraday dispersion function"}),
-            "rmsf": ("phi_rmsf", rmsf(grid, doubled_phi(grid)).astype(np.complex64),
-                     {"description": "RMSF on twice the phi range"}),
-            "channel_weight": ("freq", weights, {"description": "RM synthesis weight of each channel"}),
-        },
-        coords={"phi": ("phi", grid.phi, {"units": "rad/m2"}), "phi_rmsf": ("phi_rmsf", doubled_phi(grid),
-                                                                            {"units": "rad/m2"}),
-                "freq": ("freq", freqs, {"units": "Hz"})},
-        attrs={"wcs": cube.attrs["wcs"], "faraday_grid": grid.describe(), "channel_weights": weights.tolist(),
-               "freqs_hz": freqs.tolist(),
-               "weighting": options.weighting, "fdf_noise_theoretical": noise, "kind": "dirty",
-               "provenance": provenance({"cube": str(cube_store)})},
-    )
-    log.info("RM synthesis: %d channels -> %d depths (%.3g..%.3g rad/m2, step %.3g), RMSF FWHM %.3g rad/m2, tiles %d^2",
-             nfreq, nphi, grid.phi[0], grid.phi[-1], grid.dphi, grid.fwhm, side)
-    result = RMSynthesisResult(faraday_grid=grid.describe(), weighting=options.weighting,
-                               channels_used=int((weights > 0).sum()), fdf_noise_theoretical=noise)
-    return write_array_product(dataset, out_store, qa_path, lambda _: result, kind="rm_synthesis", rule=rule, dask=dask,
-                               label="rm_synthesis", encoding={"fdf": {"chunks": (nphi, side, side),
-                                                                       "compressors": None}})
+    cutoff = None if clean is None else clean.cutoff_sigma * noise
+    matrix = synthesis_matrix(grid)
+    rmsf_doubled = rmsf(grid, doubled_phi(grid)).astype(np.complex64)
+    save = products.save_fdf
+    log.info("Faraday depth: %d channels -> %d depths (%.3g..%.3g rad/m2, step %.3g), RMSF FWHM %.3g rad/m2; "
+             "%d tiles of %d^2 pixels; RM-CLEAN %s", nfreq, nphi, grid.phi[0], grid.phi[-1], grid.dphi, grid.fwhm,
+             len(tiles), side, "off" if clean is None else f"to {cutoff:.3g} Jy/beam ({clean.cutoff_sigma:g} sigma)")
+    if save:
+        cubes = 1 if clean is None else 3
+        log.info("save_fdf: writing %d FDF cube(s) of %d x %d x %d complex64, %.3g GB in all", cubes, nphi, ny, nx,
+                 cubes * 8.0 * nphi * ny * nx / 1e9)
+
+    def tile_pass(q, u):
+        shape = q.shape[1:]
+        block = faraday_depth_block(q.reshape(nfreq, -1), u.reshape(nfreq, -1), grid, noise, clean_cutoff=cutoff,
+                                    clean_gain=clean.gain if clean else 0.1,
+                                    clean_max_iter=clean.max_iter if clean else 0,
+                                    candidate_snr=products.candidate_snr, matrix=matrix, rmsf_doubled=rmsf_doubled)
+        maps = np.stack([np.asarray(block.peaks[name], dtype=np.float32) for name in PEAK_MAPS])
+        kept = block.candidates
+        spectra = {"fdf_dirty": block.dirty[:, kept].T}
+        if block.clean is not None:
+            spectra |= {"fdf_clean": block.clean[:, kept].T, "clean_components": block.components[:, kept].T}
+        full = None
+        if save:
+            full = {"fdf": block.dirty.reshape((nphi,) + shape)}
+            if block.clean is not None:
+                full |= {"fdf_clean": block.clean.reshape((nphi,) + shape),
+                         "clean_components": block.components.reshape((nphi,) + shape)}
+        components = 0 if block.components is None else int(np.count_nonzero(block.components))
+        return maps.reshape((len(PEAK_MAPS),) + shape), kept, spectra, full, components
+
+    q_all, u_all = (cube[image].sel(stokes=s).data for s in ("Q", "U"))
+    coords_rmsf = {"phi_rmsf": doubled_phi(grid)}
+    attrs = {"wcs": cube.attrs["wcs"], "faraday_grid": grid.describe(), "channel_weights": weights.tolist(),
+             "freqs_hz": freqs.tolist(), "weighting": synthesis.weighting, "fdf_noise_theoretical": noise,
+             "source": "dirty" if clean is None else "clean", "peak": "exact", "candidate_snr": products.candidate_snr,
+             "lambda0_sq": grid.lambda0_sq,
+             "clean": None if clean is None else {"cutoff": cutoff, "cutoff_sigma": clean.cutoff_sigma,
+                                                  "gain": clean.gain, "max_iter": clean.max_iter},
+             "provenance": provenance({"cube": str(cube_store)})}
+    phi_var = ("phi",), grid.phi, {"units": "rad/m2"}
+    components_total = 0
+    candidates_total = 0
+    with contextlib.ExitStack() as stack:
+        peaks = stack.enter_context(build_store(out["peaks"], attrs))
+        peaks.array("phi_rmsf", ("phi_rmsf",), coords_rmsf["phi_rmsf"].shape, np.float64,
+                    attrs={"units": "rad/m2"}, data=coords_rmsf["phi_rmsf"])
+        peaks.array("rmsf", ("phi_rmsf",), rmsf_doubled.shape, np.complex64, data=rmsf_doubled,
+                    attrs={"description": "RMSF on twice the phi range"})
+        peaks.array("phi", ("phi",), grid.phi.shape, np.float64, attrs=phi_var[2], data=grid.phi)
+        peaks.array("freq", ("freq",), freqs.shape, np.float64, attrs={"units": "Hz"}, data=freqs)
+        peaks.array("channel_weight", ("freq",), weights.shape, np.float64, data=weights,
+                    attrs={"description": "RM synthesis weight of each channel"})
+        maps_out = {name: peaks.array(name, ("y", "x"), (ny, nx), np.float32, chunks=(side, side),
+                                      attrs={"units": unit, "description": text})
+                    for name, (unit, text) in PEAK_MAPS.items()}
+        candidates = stack.enter_context(build_store(out["candidates"], attrs | {"kind": "candidates"}))
+        candidates.array("phi", ("phi",), grid.phi.shape, np.float64, attrs=phi_var[2], data=grid.phi)
+        spectra_out = {
+            name: candidates.array(name, ("pixel", "phi"), (0, nphi), np.complex64, chunks=(CANDIDATE_CHUNK, nphi),
+                                   attrs={"units": "Jy/beam", "description": text})
+            for name, text in (("fdf_dirty", "dirty FDF"), ("fdf_clean", "RM-CLEAN restored FDF"),
+                               ("clean_components", "clean components"))
+            if clean is not None or name == "fdf_dirty"}
+        index_out = {name: candidates.array(name, ("pixel",), (0,), dtype, chunks=(CANDIDATE_CHUNK,),
+                                            attrs={"description": text})
+                     for name, dtype, text in (("y", np.int32, "pixel row"), ("x", np.int32, "pixel column"),
+                                               ("snr", np.float32, "FDF peak SNR"))}
+        cubes_out = {}
+        if save:
+            for store_name, variables in (("fdf_dirty", {"fdf": "dirty Faraday dispersion function"}),
+                                          ("fdf_clean", {"fdf_clean": "RM-CLEAN restored FDF",
+                                                         "clean_components": "clean components"})):
+                if store_name not in out:
+                    continue
+                builder = stack.enter_context(build_store(out[store_name], attrs | {"kind": store_name[4:]}))
+                builder.array("phi", ("phi",), grid.phi.shape, np.float64, attrs=phi_var[2], data=grid.phi)
+                builder.array("phi_rmsf", ("phi_rmsf",), coords_rmsf["phi_rmsf"].shape, np.float64,
+                              attrs={"units": "rad/m2"}, data=coords_rmsf["phi_rmsf"])
+                builder.array("rmsf", ("phi_rmsf",), rmsf_doubled.shape, np.complex64, data=rmsf_doubled)
+                for name, text in variables.items():
+                    # FDF cubes are noise-like complex floats: compression would cost write time and
+                    # save little; the components, mostly zeros, keep the default compressor.
+                    cubes_out[name] = builder.array(name, ("phi", "y", "x"), (nphi, ny, nx), np.complex64,
+                                                    chunks=(nphi, side, side), raw=name != "clean_components",
+                                                    attrs={"units": "Jy/beam", "description": text})
+        limit_heap_growth()
+        with dask_scheduler(dask.scheduler, dask.threads, "faraday_depth"):
+            # A few tiles at a time: what a tile hands back is written before the next ones start,
+            # so memory stays that of (threads) tiles however large the field.
+            for first in range(0, len(tiles), dask.threads):
+                batch = tiles[first:first + dask.threads]
+                tasks = [dask_module.delayed(tile_pass)(q_all[:, ys, xs], u_all[:, ys, xs]) for ys, xs in batch]
+                for (ys, xs), (maps, kept, spectra, full, components) in zip(batch, dask_module.compute(*tasks)):
+                    for k, name in enumerate(PEAK_MAPS):
+                        maps_out[name][ys, xs] = maps[k]
+                    if kept.size:
+                        width = xs.stop - xs.start
+                        index_out["y"].append((ys.start + kept // width).astype(np.int32))
+                        index_out["x"].append((xs.start + kept % width).astype(np.int32))
+                        index_out["snr"].append(maps[list(PEAK_MAPS).index("snr")].reshape(-1)[kept])
+                        for name, values in spectra.items():
+                            spectra_out[name].append(values, axis=0)
+                    for name, values in (full or {}).items():
+                        cubes_out[name][:, ys, xs] = values
+                    components_total += components
+                    candidates_total += int(kept.size)
+                log.info("faraday_depth: %d of %d tiles written, %d candidate pixels", first + len(batch),
+                         len(tiles), candidates_total)
+    values = open_fdf(out["peaks"]).load()
+    clean_summary = None if clean is None else {"cutoff": cutoff, "cutoff_sigma": clean.cutoff_sigma,
+                                                "gain": clean.gain, "max_iter": clean.max_iter,
+                                                "components": components_total}
+    result = FaradayDepthResult(
+        faraday_grid=grid.describe(), weighting=synthesis.weighting, channels_used=int((weights > 0).sum()),
+        fdf_noise_theoretical=noise, from_fdf="dirty" if clean is None else "clean", clean=clean_summary,
+        candidate_snr=products.candidate_snr, candidates=candidates_total,
+        fdf_noise_median=float(np.nanmedian(values["fdf_noise"].values)), tiles=len(tiles), tile_px=side,
+        maps={name: image_statistics(values[name].values) for name in PEAK_MAPS},
+        bytes={name: store_bytes(path) for name, path in out.items()})
+    log.info("Faraday depth: %d candidate pixels (SNR >= %g); stores %s", candidates_total, products.candidate_snr,
+             ", ".join(f"{name} {size / 1e6:.3g} MB" for name, size in result.bytes.items()))
+    write_qa(qa_path, "faraday_depth", result, rule)
+    return result
 
 
-def rm_clean(fdf_store: str | os.PathLike, out_store: str | os.PathLike, qa_path: str | os.PathLike,
-             options: RMCleanOptions = RMCleanOptions(), dask: DaskOptions = DaskOptions(), *,
-             rule: str = "spectropol") -> RMCleanResult:
-    """RM-CLEAN every pixel of a dirty FDF store down to cutoff_sigma x the theoretical FDF noise.
-    Writes the clean FDF and the clean components (phi, y, x); the residual is not stored, being
-    the clean FDF minus the restored components, which faraday_peaks recomputes for the noise."""
-    import xarray as xr
-
-    dirty = open_fdf(fdf_store)
-    grid = _grid_from_store(dirty.attrs)
-    nphi = len(grid.phi)
-    if not np.allclose(grid.phi, dirty["phi"].values):
-        raise fail(fdf_store, "its phi axis does not match its recorded Faraday grid")
-    rmsf_doubled = dirty["rmsf"].values
-    cutoff = options.cutoff_sigma * dirty.attrs["fdf_noise_theoretical"]
-    side = tile_side(dirty.sizes["y"], dirty.sizes["x"], 8 * nphi * 6,
-                     options.chunk_mb)  # in, residual, components, clean, temporaries
-
-    def block(fdf_block):
-        shape = fdf_block.shape[1:]
-        clean, _, components = rm_clean_block(fdf_block.reshape(nphi, -1), grid, cutoff, gain=options.gain,
-                                              max_iter=options.max_iter, rmsf_doubled=rmsf_doubled, want_residual=False)
-        return np.stack([clean, components]).reshape((2, nphi) + shape)
-
-    stacked = map_tiles(block, [dirty["fdf"].data], side, (2, nphi), np.complex64)
-    labels = {"fdf_clean": "RM-CLEAN restored FDF", "clean_components": "clean components"}
-    dataset = xr.Dataset(
-        {name: (("phi", "y", "x"), stacked[k], {"units": "Jy/beam", "description": text})
-         for k, (name, text) in enumerate(labels.items())} | {"rmsf": dirty["rmsf"]},
-        coords={"phi": dirty["phi"], "phi_rmsf": dirty["phi_rmsf"]},
-        attrs=dirty.attrs | {"kind": "clean", "clean": {"cutoff": cutoff, "cutoff_sigma": options.cutoff_sigma,
-                                                        "gain": options.gain, "max_iter": options.max_iter},
-                             "provenance": provenance({"fdf": str(fdf_store)})},
-    )
-    log.info("RM-CLEAN: cutoff %.3g Jy/beam (%.1f sigma), gain %.2f, tiles %d^2", cutoff, options.cutoff_sigma,
-             options.gain, side)
-
-    def summarise(store) -> RMCleanResult:
-        components = open_fdf(store)["clean_components"]
-        return RMCleanResult(cutoff=cutoff, cutoff_sigma=options.cutoff_sigma, gain=options.gain,
-                             components=int((abs(components) > 0).sum().compute()))
-
-    encoding = {"fdf_clean": {"chunks": (nphi, side, side), "compressors": None},
-                "clean_components": {"chunks": (nphi, side, side)}}  # sparse: compresses well
-    return write_array_product(dataset, out_store, qa_path, summarise, kind="rm_clean", rule=rule, dask=dask,
-                               label="rm_clean", encoding=encoding)
+def candidate_spectrum(candidates, y: float, x: float, variable: str = "fdf_dirty",
+                       within_px: float = 0.0) -> np.ndarray | None:
+    """The FDF ``variable`` of the candidate pixel nearest (y, x) from a candidate store, or None if
+    none lies within ``within_px`` (0: the pixel itself) or the store lacks the variable."""
+    if variable not in candidates or not candidates.sizes["pixel"]:
+        return None
+    distance = np.hypot(candidates["y"].values - y, candidates["x"].values - x)
+    nearest = int(np.argmin(distance))
+    if distance[nearest] > max(within_px, 0.5):
+        return None
+    return candidates[variable].isel(pixel=nearest).values
 
 
-def _peaks_block(*arrays, grid: FaradayGrid, sigma_theory: float, cleaned: bool, refined: bool):
-    """(nphi, ty, tx) FDF, then the components if ``cleaned``, then Q and U (nchan, ty, tx) if
-    ``refined`` -> (len(PEAK_MAPS), ty, tx) float32 maps."""
-    fdf, rest = arrays[0], list(arrays[1:])
-    nphi, shape = fdf.shape[0], fdf.shape[1:]
-    components = rest.pop(0).reshape(nphi, -1) if cleaned else None
-    channel_p = None
-    if refined:
-        q, u = rest
-        channel_p = (q.astype(np.float64) + 1j * u.astype(np.float64)).reshape(q.shape[0], -1)
-    peaks = peak_maps(fdf.reshape(nphi, -1), grid, components, sigma_theory, channel_p)
-    return np.stack([np.asarray(peaks[name], dtype=np.float32) for name in PEAK_MAPS]).reshape((len(PEAK_MAPS),
-                                                                                                ) + shape)
-
-
-def faraday_peaks(fdf_store: str | os.PathLike, out_store: str | os.PathLike, qa_path: str | os.PathLike,
-                  options: PeaksOptions = PeaksOptions(), dask: DaskOptions = DaskOptions(), *,
-                  cube_store: str | os.PathLike | None = None, rule: str = "spectropol") -> PeaksResult:
-    """Peak maps of the clean FDF (or the dirty one if the store holds no clean FDF).
-
-    With ``cube_store`` (the cube the FDF was made from) each pixel's peak is refined by evaluating
-    its FDF exactly from Q and U near the grid's maximum (kernels.faraday.refine_peak), so depths,
-    amplitudes and angles do not depend on the grid step; without it, a parabola through the grid.
-    """
-    import xarray as xr
-
-    store = open_fdf(fdf_store)
-    grid = _grid_from_store(store.attrs)
-    nphi = len(grid.phi)
-    cleaned = "fdf_clean" in store
-    inputs = [store["fdf_clean"].data, store["clean_components"].data] if cleaned else [store["fdf"].data]
-    bytes_per_pixel = 8 * nphi * 5
-    if cube_store is not None:
-        cube = open_cube(cube_store)
-        freqs = cube["freq"].values
-        if len(freqs) != len(grid.lambda2) or not np.allclose(freqs, store.attrs["freqs_hz"], rtol=1e-9, atol=0):
-            raise fail(cube_store, f"its channels are not those {fdf_store} was made from")
-        image = cube.attrs["image"]
-        inputs += [cube[image].sel(stokes=s).data for s in ("Q", "U")]
-        # Q, U in; complex128 data and its rotated copy; the peeled components
-        bytes_per_pixel += 8 * len(freqs) + 48 * len(freqs) + 24 * nphi
-    side = tile_side(store.sizes["y"], store.sizes["x"], bytes_per_pixel, options.chunk_mb)
-    block = functools.partial(_peaks_block, grid=grid, sigma_theory=store.attrs["fdf_noise_theoretical"],
-                              cleaned=cleaned, refined=cube_store is not None)
-    maps = map_tiles(block, inputs, side, (len(PEAK_MAPS),), np.float32)
-    sources = {"fdf": str(fdf_store)} | ({"cube": str(cube_store)} if cube_store is not None else {})
-    dataset = xr.Dataset(
-        {name: (("y", "x"), maps[k], {"units": unit, "description": text})
-         for k, (name, (unit, text)) in enumerate(PEAK_MAPS.items())},
-        attrs={"wcs": store.attrs["wcs"], "faraday_grid": grid.describe(), "source": "clean" if cleaned else "dirty",
-               "peak": "exact" if cube_store is not None else "parabolic",
-               "lambda0_sq": grid.lambda0_sq, "provenance": provenance(sources)},
-    )
-
-    def summarise(path) -> PeaksResult:
-        values = open_fdf(path).load()
-        return PeaksResult(from_fdf="clean" if cleaned else "dirty", rmsf_fwhm=grid.fwhm,
-                           fdf_noise_median=float(np.nanmedian(values["fdf_noise"].values)),
-                           maps={name: image_statistics(values[name].values) for name in PEAK_MAPS})
-
-    return write_array_product(dataset, out_store, qa_path, summarise, kind="faraday_peaks", rule=rule, dask=dask,
-                               label="faraday_peaks")
-
-
-def export_faraday_fits(dirty_store: str | os.PathLike, clean_store: str | os.PathLike | None,
-                        peaks_store: str | os.PathLike, out_paths: dict[str, str | os.PathLike]) -> None:
-    """FITS products: FDF real, imaginary and amplitude cubes (RA, DEC, FARDEPTH), dirty and clean;
-    the RMSF as a table; the peak maps as 2-D images. ``out_paths`` maps every name of
-    faraday_fits_names to a file (a missing or unknown name is an error, so that no product goes
-    unexported); a cube is written a tile at a time."""
+def export_faraday_fits(peaks_store: str | os.PathLike, out_paths: dict[str, str | os.PathLike], *,
+                        dirty_store: str | os.PathLike | None = None,
+                        clean_store: str | os.PathLike | None = None) -> None:
+    """FITS products: the RMSF as a table, the peak maps as 2-D images and, given the stores of the
+    full FDF cubes, their real, imaginary and amplitude parts (RA, DEC, FARDEPTH), a tile at a time.
+    ``out_paths`` maps every name of faraday_fits_names to a file (a missing or unknown name is an
+    error, so that no product goes unexported)."""
     from astropy.io import fits
 
-    expected = set(faraday_fits_names(clean_store is not None))
+    peaks = open_fdf(peaks_store)
+    sources = {}
+    if dirty_store is not None:
+        sources["dirty"] = (open_fdf(dirty_store), "fdf")
+    if clean_store is not None:
+        sources["clean"] = (open_fdf(clean_store), "fdf_clean")
+    expected = {"rmsf", *PEAK_MAPS} | {f"fdf_{kind}_{part}" for kind in sources for part in FDF_PARTS}
     if set(out_paths) != expected:
         raise ValueError(f"FITS paths missing for {sorted(expected - set(out_paths))}, "
                          f"unknown products {sorted(set(out_paths) - expected)}")
-    dirty = open_fdf(dirty_store)
-    sources = {"dirty": (dirty, "fdf")}
-    if clean_store is not None:
-        sources["clean"] = (open_fdf(clean_store), "fdf_clean")
-    phi = dirty["phi"].values
+    phi = peaks["phi"].values
     for kind, (store, variable) in sources.items():
         for part, function in FDF_PARTS.items():
             keywords = {"SIMPLE": True, "BITPIX": -32, "NAXIS": 3, "NAXIS1": store.sizes["x"],
@@ -311,16 +349,15 @@ def export_faraday_fits(dirty_store: str | os.PathLike, clean_store: str | os.Pa
                         "NAXIS3": len(phi)} | store.attrs["wcs"] | fardepth_axis(3, phi)
             keywords |= product_keywords("Jy/beam", f"FDF {kind} {part}", store.attrs["provenance"])
             write_cube_by_tiles(out_paths[f"fdf_{kind}_{part}"], keywords, store[variable], function)
-    values = dirty["rmsf"].values
+    values = peaks["rmsf"].values
     table = fits.BinTableHDU.from_columns([
-        fits.Column("PHI", "1D", "rad/m2", array=dirty["phi_rmsf"].values),
+        fits.Column("PHI", "1D", "rad/m2", array=peaks["phi_rmsf"].values),
         fits.Column("REAL", "1E", array=values.real), fits.Column("IMAG", "1E", array=values.imag),
         fits.Column("AMPLITUDE", "1E", array=np.abs(values)),
     ], name="RMSF")
-    table.header["FWHM"] = (dirty.attrs["faraday_grid"]["rmsf_fwhm"], "rad/m2")
+    table.header["FWHM"] = (peaks.attrs["faraday_grid"]["rmsf_fwhm"], "rad/m2")
     with atomic_path(out_paths["rmsf"]) as partial:
         fits.HDUList([fits.PrimaryHDU(), table]).writeto(partial)
-    peaks = open_fdf(peaks_store)
     for name in PEAK_MAPS:
         write_map(out_paths[name], peaks[name].values, peaks.attrs["wcs"], bunit=peaks[name].attrs["units"], btype=name,
                   provenance=peaks.attrs["provenance"])

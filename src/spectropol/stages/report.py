@@ -65,34 +65,37 @@ def map_figures(cube_store, moments_store, peaks_store, catalogue_path, out: dic
     plt.close(fig)
 
 
-def faraday_figures(fdf_dirty_store, fdf_clean_store, catalogue_path, out: dict[str, str | os.PathLike],
+def faraday_figures(peaks_store, candidates_store, catalogue_path, out: dict[str, str | os.PathLike],
                     brightest: int = 4) -> None:
     """rmsf: the RMSF amplitude, real and imaginary parts; spectra: dirty and clean |FDF| of the
-    brightest catalogued sources."""
+    brightest catalogued sources (from the candidates' spectra the Faraday stage keeps)."""
     from astropy.table import Table
 
+    from .faraday import candidate_spectrum
+
     plt = _figure()
-    dirty = open_dataset(fdf_dirty_store, "Faraday")
+    peaks = open_dataset(peaks_store, "Faraday peak")
     fig, axis = plt.subplots(figsize=(7, 4))
-    phi, rmsf = dirty["phi_rmsf"].values, dirty["rmsf"].values
+    phi, rmsf = peaks["phi_rmsf"].values, peaks["rmsf"].values
     for values, label in ((np.abs(rmsf), "|R|"), (rmsf.real, "real"), (rmsf.imag, "imaginary")):
         axis.plot(phi, values, label=label)
     axis.set_xlabel("Faraday depth (rad/m$^2$)")
-    axis.set_title(f"RMSF, FWHM {dirty.attrs['faraday_grid']['rmsf_fwhm']:.3g} rad/m$^2$")
+    axis.set_title(f"RMSF, FWHM {peaks.attrs['faraday_grid']['rmsf_fwhm']:.3g} rad/m$^2$")
     axis.legend()
     _save(fig, out["rmsf"])
     plt.close(fig)
 
     catalogue = Table.read(catalogue_path, format="ascii.ecsv")
     catalogue.sort("polint", reverse=True)
-    clean = open_dataset(fdf_clean_store, "Faraday") if fdf_clean_store else None
+    candidates = open_dataset(candidates_store, "Faraday candidate")
     count = max(1, min(brightest, len(catalogue)))
     fig, axes = plt.subplots(count, 1, figsize=(7, 2.5 * count), squeeze=False)
     for axis, row in zip(axes[:, 0], catalogue[:count]):
-        y, x = int(round(row["y_pix"])), int(round(row["x_pix"]))
-        axis.plot(dirty["phi"].values, np.abs(dirty["fdf"].isel(y=y, x=x).values), label="dirty")
-        if clean is not None:
-            axis.plot(clean["phi"].values, np.abs(clean["fdf_clean"].isel(y=y, x=x).values), label="clean")
+        for variable, label in (("fdf_dirty", "dirty"), ("fdf_clean", "clean")):
+            # the source's position is a centroid: its brightest pixel is a candidate within a pixel or two
+            spectrum = candidate_spectrum(candidates, row["y_pix"], row["x_pix"], variable, within_px=2.0)
+            if spectrum is not None:
+                axis.plot(candidates["phi"].values, np.abs(spectrum), label=label)
         axis.axvline(row["rm"], color="grey", lw=0.8)
         axis.set_title(f"{row['cat_id']}: RM {row['rm']:.2f} +- {row['rm_err']:.2f} rad/m$^2$")
         axis.legend()

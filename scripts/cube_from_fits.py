@@ -1,0 +1,7 @@
+from spectropol.logs import to_file
+from spectropol.stages.cube import cube_from_fits
+
+with to_file(snakemake.log[0]):
+    p = snakemake.params
+    cube_from_fits(p.stokes, snakemake.output.cube, snakemake.output.qa, freqs_file=snakemake.input.freqs or None,
+                   chunk_px=p.chunk_px, rule=snakemake.rule)

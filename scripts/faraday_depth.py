@@ -1,0 +1,11 @@
+from spectropol.logs import to_file
+from spectropol.options import DaskOptions, FaradayProductsOptions, RMCleanOptions, RMSynthesisOptions
+from spectropol.stages.faraday import faraday_depth, faraday_store_names
+
+params = snakemake.params
+clean = RMCleanOptions(**params.clean) if params.clean else None
+products = FaradayProductsOptions(**params.products)
+stores = {name: snakemake.output[name] for name in faraday_store_names(products, clean is not None)}
+with to_file(snakemake.log[0]):
+    faraday_depth(snakemake.input.cube, stores, snakemake.output.qa, RMSynthesisOptions(**params.synthesis), clean,
+                  products, DaskOptions(**params.dask), rule=snakemake.rule)
