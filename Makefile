@@ -39,9 +39,10 @@ benchmark: venv system-deps
 	$(BIN)/python benchmarks/imaging.py
 	$(BIN)/python benchmarks/deconvolution.py
 	$(BIN)/python benchmarks/faraday.py --sky diffuse
-	$(BIN)/python benchmarks/faraday.py --sky points
+	$(BIN)/python benchmarks/faraday.py --sky points --no-ladder
 	$(BIN)/python benchmarks/detection.py
 	$(BIN)/python benchmarks/incremental.py
+	$(BIN)/python benchmarks/storage.py
 	$(BIN)/python benchmarks/kafka.py
 
 clean:

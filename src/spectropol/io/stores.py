@@ -130,12 +130,13 @@ class StoreBuilder:
     def __init__(self, group):
         self.group = group
 
-    def array(self, name: str, dims: tuple[str, ...], shape: tuple[int, ...], dtype, *, chunks=None,
+    def array(self, name: str, dims: tuple[str, ...], shape: tuple[int, ...], dtype, *, chunks=None, shards=None,
               attrs: dict | None = None, data: np.ndarray | None = None, raw: bool = False):
-        """Create ``name`` (NaN-filled for floats until written); ``data`` writes it whole."""
+        """Create ``name`` (NaN-filled for floats until written); ``data`` writes it whole. With
+        ``shards``, chunks are grouped into one file per shard (Zarr v3 sharding)."""
         dtype = np.dtype(dtype)
         fill = np.nan if dtype.kind in "fc" else 0
-        extra = {"compressors": None} if raw else {}
+        extra = ({"compressors": None} if raw else {}) | ({"shards": shards} if shards else {})
         array = self.group.create_array(name, shape=shape, dtype=dtype, chunks=chunks or (shape or None),
                                         dimension_names=tuple(dims), attributes=_jsonable(attrs or {}),
                                         fill_value=fill, **extra)

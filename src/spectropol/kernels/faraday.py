@@ -28,6 +28,7 @@ BIAS_FACTOR = 2.3  # polarisation bias correction sqrt(P^2 - 2.3 sigma^2) (Georg
 # refine_peak keeps RM-CLEAN's components within this many RMSF FWHM of a peak as the peak's own:
 # on a grid of FWHM/2, CLEAN spreads a thin source's components over about +-1.5 FWHM.
 PEEL_FWHM = 2.0
+REFINE_BATCH = 256  # columns refined together in fdf_peak: memory about 80 bytes x channels x this
 
 
 def lambda_squared(freqs_hz: np.ndarray) -> np.ndarray:
@@ -303,9 +304,12 @@ def fdf_peak(fdf: np.ndarray, grid: FaradayGrid, sigma: np.ndarray | float, chan
             chosen = np.nonzero(valid & (peak >= refine_snr * sigma))[0] if refine_snr > 0 else np.nonzero(valid)[0]
         if chosen.size:
             phi_peak, peak, real, imag = (np.array(a, dtype=np.float64) for a in (phi_peak, peak, real, imag))
-            phi_peak[chosen], value = refine_peak(channel_p[:, chosen], grid, phi_peak[chosen],
-                                                  None if components is None else components[:, chosen])
-            peak[chosen], real[chosen], imag[chosen] = np.abs(value), value.real, value.imag
+            # a batch of columns at a time: refine_peak holds about 80 bytes per channel per column
+            for start in range(0, chosen.size, REFINE_BATCH):
+                cols = chosen[start:start + REFINE_BATCH]
+                phi_peak[cols], value = refine_peak(channel_p[:, cols], grid, phi_peak[cols],
+                                                    None if components is None else components[:, cols])
+                peak[cols], real[cols], imag[cols] = np.abs(value), value.real, value.imag
     snr = peak / sigma
     angle = 0.5 * np.arctan2(imag, real)
     angle0 = angle - phi_peak * grid.lambda0_sq

@@ -21,6 +21,7 @@ from ..io.fits import product_keywords, write_cube_by_tiles, write_map
 from ..io.stores import atomic_path, build_store, open_dataset, provenance, store_bytes
 from ..io.wcs import fardepth_axis
 from ..kernels.faraday import (
+    REFINE_BATCH,
     doubled_phi,
     faraday_depth_block,
     faraday_grid,
@@ -51,9 +52,38 @@ FDF_PARTS = {"real": np.real, "imag": np.imag, "amplitude": np.abs}
 # The stores of the stage: always the peaks and the candidates' spectra; the cubes with save_fdf.
 FARADAY_STORES = {"peaks": "peaks.zarr", "candidates": "fdf_candidates.zarr",
                   "fdf_dirty": "fdf_dirty.zarr", "fdf_clean": "fdf_clean.zarr"}
-# Candidate spectra per stored chunk: the last chunk is stored whole however few rows it holds, so
-# chunks are small and compressed (their unfilled rows cost nothing).
+# Candidate spectra per stored chunk, and per shard (one file): rows are gathered and appended a
+# shard at a time (each append rewrites the array's metadata, and a partly filled shard would be
+# rewritten by the next), until the last, which stores only the chunks it holds. The spectra are
+# noise-like complex floats, stored raw; the components, mostly zeros, compressed.
 CANDIDATE_CHUNK = 64
+CANDIDATE_FLUSH = 64 * CANDIDATE_CHUNK  # rows per shard
+
+
+class _RowAppender:
+    """Rows for growing Zarr arrays, gathered and appended in whole chunks."""
+
+    def __init__(self, arrays: dict):
+        self.arrays = arrays
+        self.pending = {name: [] for name in arrays}
+        self.rows = 0
+
+    def add(self, rows: dict[str, np.ndarray]) -> None:
+        for name, values in rows.items():
+            self.pending[name].append(values)
+        self.rows += len(next(iter(rows.values())))
+        if self.rows >= CANDIDATE_FLUSH:
+            self.flush(whole_chunks=True)
+
+    def flush(self, whole_chunks: bool = False) -> None:
+        count = self.rows - self.rows % CANDIDATE_FLUSH if whole_chunks else self.rows
+        if not count:
+            return
+        for name, parts in self.pending.items():
+            values = np.concatenate(parts)
+            self.arrays[name].append(values[:count], axis=0)
+            self.pending[name] = [values[count:]]
+        self.rows -= count
 
 
 def faraday_store_names(products: FaradayProductsOptions, clean: bool) -> list[str]:
@@ -120,9 +150,10 @@ def synthesis_weights(rms_qu: np.ndarray, weighting: str) -> tuple[np.ndarray, n
 
 def tile_bytes_per_pixel(nchan: int, nphi: int, clean: bool) -> int:
     """Memory one pixel of a tile takes in faraday_depth_block, measured on its arrays: Q and U
-    (float32) and Q + iU (complex64) per channel; per depth the dirty FDF and, with RM-CLEAN, the
-    residual, components, clean FDF, their compacted copies and |F|, and the restored components."""
-    return 16 * nchan + 8 * nphi * (9 if clean else 2)
+    (float32), Q + iU twice (complex64) and the NaN mask per channel; per depth the dirty FDF and,
+    with RM-CLEAN, the residual, components, clean FDF, their compacted copies and |F|, and the
+    restored components. (The exact peaks add 80 bytes per channel for REFINE_BATCH pixels.)"""
+    return 26 * nchan + 8 * nphi * (9 if clean else 2)
 
 
 def faraday_tile_px(npix_y: int, npix_x: int, nchan: int, nphi: int, clean: bool, chunk_mb: float, threads: int,
@@ -140,13 +171,23 @@ def faraday_depth_mem_mb(nchan: int, nphi: int, tile_px: int, clean: bool, threa
     what a finished tile hands back and the stored chunks read for the next, and 250 MB for the
     interpreter with numpy, dask, zarr and xarray (120 MB measured) and the maps of a large field.
     Measured on a 1024^2 cube (tests/test_faraday_cube.py): 491 MB at a request of 717."""
-    tile_mb = tile_px * tile_px * tile_bytes_per_pixel(nchan, nphi, clean) / 1e6
+    tile_mb = (tile_px * tile_px * tile_bytes_per_pixel(nchan, nphi, clean) + 80 * nchan * REFINE_BATCH) / 1e6
     return int(250 + 1.25 * tile_mb * threads)
 
 
 def _tiles(npix_y: int, npix_x: int, side: int) -> list[tuple[slice, slice]]:
     return [(slice(y, min(y + side, npix_y)), slice(x, min(x + side, npix_x)))
             for y in range(0, npix_y, side) for x in range(0, npix_x, side)]
+
+
+def read_tile(cube_store: str, image: str, stokes_index: list[int], ys: slice, xs: slice) -> list[np.ndarray]:
+    """The (nchan, ty, tx) planes of the given Stokes of one tile, read with zarr alone: each stored
+    chunk is decompressed and cut in turn, where Dask's getitem would hold every chunk of the column
+    whole before cutting (four times the tile when the tile is half a stored chunk across)."""
+    import zarr
+
+    array = zarr.open_array(f"{cube_store}/{image}", mode="r")
+    return [np.asarray(array[:, k, ys, xs], dtype=np.float32) for k in stokes_index]
 
 
 def faraday_depth(cube_store: str | os.PathLike, out: dict[str, str | os.PathLike], qa_path: str | os.PathLike,
@@ -194,7 +235,11 @@ def faraday_depth(cube_store: str | os.PathLike, out: dict[str, str | os.PathLik
         log.info("save_fdf: writing %d FDF cube(s) of %d x %d x %d complex64, %.3g GB in all", cubes, nphi, ny, nx,
                  cubes * 8.0 * nphi * ny * nx / 1e9)
 
-    def tile_pass(q, u):
+    stokes_index = [list(cube["stokes"].values).index(s) for s in ("Q", "U")]
+    image_path = str(cube_store)
+
+    def tile_pass(ys, xs):
+        q, u = read_tile(image_path, image, stokes_index, ys, xs)
         shape = q.shape[1:]
         block = faraday_depth_block(q.reshape(nfreq, -1), u.reshape(nfreq, -1), grid, noise, clean_cutoff=cutoff,
                                     clean_gain=clean.gain if clean else 0.1,
@@ -214,7 +259,6 @@ def faraday_depth(cube_store: str | os.PathLike, out: dict[str, str | os.PathLik
         components = 0 if block.components is None else int(np.count_nonzero(block.components))
         return maps.reshape((len(PEAK_MAPS),) + shape), kept, spectra, full, components
 
-    q_all, u_all = (cube[image].sel(stokes=s).data for s in ("Q", "U"))
     coords_rmsf = {"phi_rmsf": doubled_phi(grid)}
     attrs = {"wcs": cube.attrs["wcs"], "faraday_grid": grid.describe(), "channel_weights": weights.tolist(),
              "freqs_hz": freqs.tolist(), "weighting": synthesis.weighting, "fdf_noise_theoretical": noise,
@@ -243,14 +287,16 @@ def faraday_depth(cube_store: str | os.PathLike, out: dict[str, str | os.PathLik
         candidates.array("phi", ("phi",), grid.phi.shape, np.float64, attrs=phi_var[2], data=grid.phi)
         spectra_out = {
             name: candidates.array(name, ("pixel", "phi"), (0, nphi), np.complex64, chunks=(CANDIDATE_CHUNK, nphi),
-                                   attrs={"units": "Jy/beam", "description": text})
+                                   shards=(CANDIDATE_FLUSH, nphi),
+                                   attrs={"units": "Jy/beam", "description": text}, raw=name != "clean_components")
             for name, text in (("fdf_dirty", "dirty FDF"), ("fdf_clean", "RM-CLEAN restored FDF"),
                                ("clean_components", "clean components"))
             if clean is not None or name == "fdf_dirty"}
-        index_out = {name: candidates.array(name, ("pixel",), (0,), dtype, chunks=(CANDIDATE_CHUNK,),
+        index_out = {name: candidates.array(name, ("pixel",), (0,), dtype, chunks=(CANDIDATE_FLUSH,),
                                             attrs={"description": text})
                      for name, dtype, text in (("y", np.int32, "pixel row"), ("x", np.int32, "pixel column"),
                                                ("snr", np.float32, "FDF peak SNR"))}
+        appender = _RowAppender(spectra_out | index_out)
         cubes_out = {}
         if save:
             for store_name, variables in (("fdf_dirty", {"fdf": "dirty Faraday dispersion function"}),
@@ -275,23 +321,22 @@ def faraday_depth(cube_store: str | os.PathLike, out: dict[str, str | os.PathLik
             # so memory stays that of (threads) tiles however large the field.
             for first in range(0, len(tiles), dask.threads):
                 batch = tiles[first:first + dask.threads]
-                tasks = [dask_module.delayed(tile_pass)(q_all[:, ys, xs], u_all[:, ys, xs]) for ys, xs in batch]
+                tasks = [dask_module.delayed(tile_pass)(ys, xs) for ys, xs in batch]
                 for (ys, xs), (maps, kept, spectra, full, components) in zip(batch, dask_module.compute(*tasks)):
                     for k, name in enumerate(PEAK_MAPS):
                         maps_out[name][ys, xs] = maps[k]
                     if kept.size:
                         width = xs.stop - xs.start
-                        index_out["y"].append((ys.start + kept // width).astype(np.int32))
-                        index_out["x"].append((xs.start + kept % width).astype(np.int32))
-                        index_out["snr"].append(maps[list(PEAK_MAPS).index("snr")].reshape(-1)[kept])
-                        for name, values in spectra.items():
-                            spectra_out[name].append(values, axis=0)
+                        appender.add(spectra | {"y": (ys.start + kept // width).astype(np.int32),
+                                                "x": (xs.start + kept % width).astype(np.int32),
+                                                "snr": maps[list(PEAK_MAPS).index("snr")].reshape(-1)[kept]})
                     for name, values in (full or {}).items():
                         cubes_out[name][:, ys, xs] = values
                     components_total += components
                     candidates_total += int(kept.size)
                 log.info("faraday_depth: %d of %d tiles written, %d candidate pixels", first + len(batch),
                          len(tiles), candidates_total)
+            appender.flush()
     values = open_fdf(out["peaks"]).load()
     clean_summary = None if clean is None else {"cutoff": cutoff, "cutoff_sigma": clean.cutoff_sigma,
                                                 "gain": clean.gain, "max_iter": clean.max_iter,

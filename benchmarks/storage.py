@@ -1,0 +1,140 @@
+"""Bytes on disk of the products: results/ of the demo (`make run`'s config) by product, for this
+checkout and, given --before REPO (a checkout of an earlier commit with its own .venv or this one),
+for that one in the same run; and the Faraday products of the issue's LOFAR-like case
+(1024^2 x 96 channels 120-168 MHz, phi -160..160 step 0.5: 641 depths) written by faraday_depth,
+against what the three-stage layout wrote for it (computed from its layout: two raw complex64 FDF
+cubes, compressed components, six float32 FITS cubes).
+
+    .venv/bin/python benchmarks/storage.py [--before ../baseline] [--skip-large]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common import REPO, SNAKEMAKE, machine, write_results
+
+
+def tree_bytes(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def product_groups(results: Path) -> dict[str, int]:
+    """Bytes per product of a results/ folder: channel images, cube, moments, each Faraday store
+    and the Faraday FITS files, catalogue, report, QA."""
+    groups = {}
+    for child in sorted(results.iterdir()):
+        if child.name == "faraday":
+            for item in sorted(child.iterdir()):
+                key = "faraday/*.fits" if item.suffix == ".fits" else f"faraday/{item.name}"
+                groups[key] = groups.get(key, 0) + tree_bytes(item)
+        else:
+            groups[child.name] = tree_bytes(child)
+    return groups
+
+
+def demo_run(repo: Path, folder: Path) -> tuple[dict[str, int], float]:
+    """The demo (the default config) run by ``repo``'s workflow in ``folder``."""
+    snakemake = repo / ".venv/bin/snakemake"
+    snakemake = snakemake if snakemake.exists() else Path(SNAKEMAKE)
+    start = time.perf_counter()
+    subprocess.run([str(snakemake), "-s", str(repo / "Snakefile"), "--directory", str(folder), "--cores", "2",
+                    "--quiet", "all"], check=True, cwd=folder, capture_output=True)
+    return product_groups(folder / "results"), time.perf_counter() - start
+
+
+def large_case(folder: Path) -> dict:
+    """faraday_depth on the 1024^2 x 96-channel cube, default products and RM-CLEAN."""
+    from spectropol.io.cube import write_cube
+    from spectropol.io.wcs import celestial_header
+    from spectropol.kernels.faraday import lambda_squared
+    from spectropol.options import DaskOptions, RMSynthesisOptions
+    from spectropol.stages.faraday import faraday_depth
+
+    nchan, npix, sigma = 96, 1024, 1e-3
+    rng = np.random.default_rng(5)
+    freqs = np.linspace(120e6, 168e6, nchan)
+    l2 = lambda_squared(freqs)
+    data = np.zeros((nchan, 4, npix, npix), np.float32)
+    data[:, 1:3] = sigma * rng.standard_normal((nchan, 2, npix, npix), dtype=np.float32)
+    for y, x in rng.integers(0, npix, (60, 2)):  # 60 polarised sources of 20-200 sigma
+        pol = rng.uniform(0.02, 0.2) * np.exp(2j * (rng.uniform(0, np.pi) + rng.uniform(-60, 60) * l2))
+        data[:, 1, y, x] += pol.real
+        data[:, 2, y, x] += pol.imag
+    cube = folder / "cube.zarr"
+    write_cube(cube, data, freqs, celestial_header(0.5, 0.9, npix, npix, np.deg2rad(15 / 3600)),
+               rms=np.full((nchan, 4), sigma, np.float32), chunk=256)
+    del data
+    out = {"peaks": folder / "peaks.zarr", "candidates": folder / "fdf_candidates.zarr"}
+    start = time.perf_counter()
+    result = faraday_depth(cube, out, folder / "qa.json", RMSynthesisOptions(dphi_rad_m2=0.5, phi_max_rad_m2=160.0),
+                           dask=DaskOptions(threads=2))
+    seconds = time.perf_counter() - start
+    nphi, npix2 = result.faraday_grid["nphi"], npix * npix
+    before = {"faraday/fdf_dirty.zarr": 8 * nphi * npix2, "faraday/fdf_clean.zarr (clean FDF, raw)": 8 * nphi * npix2,
+              "faraday/*.fits (six FDF cubes)": 6 * 4 * nphi * npix2}
+    return {"nchan": nchan, "npix": npix, "nphi": nphi, "cube_bytes": tree_bytes(cube), "seconds": seconds,
+            "candidates": result.candidates, "after": result.bytes, "before_computed": before}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--before", type=Path, help="a checkout of an earlier commit, run on the same demo")
+    parser.add_argument("--skip-large", action="store_true")
+    args = parser.parse_args()
+    results = {"machine": machine()}
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO).stdout
+    with tempfile.TemporaryDirectory(prefix="spectropol-storage-") as tmp:
+        tmp = Path(tmp)
+        runs = {"after": REPO} | ({"before": args.before.resolve()} if args.before else {})
+        for label, repo in runs.items():
+            (tmp / label).mkdir()
+            groups, seconds = demo_run(repo, tmp / label)
+            sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                 cwd=repo).stdout.strip()
+            results[f"demo_{label}"] = {"commit": sha, "bytes": groups, "total": sum(groups.values()),
+                                        "seconds": round(seconds, 1)}
+        if not args.skip_large:
+            (tmp / "large").mkdir()
+            results["large"] = large_case(tmp / "large")
+    results["commit"] = commit.strip()
+
+    lines = ["## Storage (benchmarks/storage.py)", "",
+             "Bytes on disk of results/ for the demo (the default config, `make run`), by product:", ""]
+    labels = [k for k in ("demo_before", "demo_after") if k in results]
+    names = sorted({name for k in labels for name in results[k]["bytes"]})
+    lines += ["| product | " + " | ".join(f"{k[5:]} ({results[k]['commit']}), MB" for k in labels) + " |",
+              "|---|" + "---|" * len(labels)]
+    for name in names:
+        lines.append(f"| {name} | " + " | ".join(f"{results[k]['bytes'].get(name, 0) / 1e6:.2f}" for k in labels) + " |")
+    lines.append("| **all** | " + " | ".join(f"**{results[k]['total'] / 1e6:.1f}**" for k in labels) + " |")
+    if "large" in results:
+        large = results["large"]
+        before = sum(large["before_computed"].values())
+        after = sum(large["after"].values())
+        lines += ["", f"Faraday products of a {large['npix']}^2 x {large['nchan']}-channel cube (120-168 MHz, noise and "
+                  f"60 polarised sources), phi -160..160 step 0.5 ({large['nphi']} depths), RM-CLEAN, default products "
+                  f"(the cube itself: {large['cube_bytes'] / 1e9:.2f} GB, the same in both layouts):", "",
+                  "| layout | product | GB |", "|---|---|---|"]
+        for name, size in large["before_computed"].items():
+            lines.append(f"| three stages (computed from their layout) | {name} | {size / 1e9:.2f} |")
+        for name, size in large["after"].items():
+            lines.append(f"| one pass ({results['commit']}, measured) | {name} | {size / 1e9:.3f} |")
+        lines += ["", f"{before / 1e9:.1f} GB before, {after / 1e9:.3f} GB after ({before / max(after, 1):.0f}x less); "
+                  f"{large['candidates']} candidate pixels kept; faraday_depth took {large['seconds']:.0f} s on 2 cores."]
+    table = "\n".join(lines)
+    write_results("storage", results, table)
+    print(table)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
