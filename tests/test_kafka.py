@@ -83,7 +83,7 @@ def test_workflow_delivers_every_qa_document_and_lifecycle_event(broker, tmp_pat
         by_type.setdefault(m["type"], []).append(m)
     jobs = total_jobs(result)
     documents = qa_files(work)
-    assert len(documents) == 6 + 6 + 6  # split and image per channel, cube, moments, 3 Faraday stages, catalogue
+    assert len(documents) == 6 + 6 + 4  # split and image per channel, cube, moments, faraday_depth, catalogue
     assert len(by_type["qa"]) == len(documents)
     assert sorted(m["body"]["path"] for m in by_type["qa"]) == sorted(str(p.relative_to(work)) for p in documents)
     assert len(by_type["job_started"]) == len(by_type["job_finished"]) == jobs
