@@ -47,8 +47,10 @@ def demo_run(repo: Path, folder: Path) -> tuple[dict[str, int], float]:
     snakemake = repo / ".venv/bin/snakemake"
     snakemake = snakemake if snakemake.exists() else Path(SNAKEMAKE)
     start = time.perf_counter()
-    subprocess.run([str(snakemake), "-s", str(repo / "Snakefile"), "--directory", str(folder), "--cores", "2",
-                    "--quiet", "all"], check=True, cwd=folder, capture_output=True)
+    run = subprocess.run([str(snakemake), "-s", str(repo / "Snakefile"), "--directory", str(folder), "--cores", "2",
+                          "--quiet", "all"], cwd=folder, capture_output=True, text=True)
+    if run.returncode != 0:
+        raise RuntimeError(f"the demo run of {repo} failed:\n{run.stderr[-3000:]}")
     return product_groups(folder / "results"), time.perf_counter() - start
 
 
