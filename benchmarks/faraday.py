@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from common import machine, write_results
+from spectropol.io.stores import store_bytes
 
 PHI_MAX, DPHI = 200.0, 1.0
 
@@ -192,8 +193,7 @@ def main() -> None:
                                f"{3.0 * noise:.6g}", "-o", "rmt_"], tmp)
         results["agreement"] = fdf_agreement(tmp / "synth/fdf_candidates.zarr", tmp / "rmt_FDF_real_dirty.fits",
                                              tmp / "rmt_FDF_im_dirty.fits")
-        ours_bytes = {name: sum(f.stat().st_size for f in (tmp / name).rglob("*") if f.is_file())
-                      for name in ("synth", "clean")}
+        ours_bytes = {name: store_bytes(tmp / name) for name in ("synth", "clean")}
         rmt_bytes = {kind: sum(f.stat().st_size for f in tmp.glob(f"rmt_*{kind}*.fits")) for kind in ("dirty", "clean")}
         results["wall_s"] = {"spectropol_synthesis_peaks": ours_synth[0], "rmtools_rmsynth3d": rmtools_synth[0],
                              "spectropol_synthesis_clean_peaks": ours_clean[0], "rmtools_rmclean3d": rmtools_clean[0],

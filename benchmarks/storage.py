@@ -20,12 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from common import REPO, SNAKEMAKE, machine, write_results
-
-
-def tree_bytes(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+from spectropol.io.stores import store_bytes
 
 
 def product_groups(results: Path) -> dict[str, int]:
@@ -36,9 +31,9 @@ def product_groups(results: Path) -> dict[str, int]:
         if child.name == "faraday":
             for item in sorted(child.iterdir()):
                 key = "faraday/*.fits" if item.suffix == ".fits" else f"faraday/{item.name}"
-                groups[key] = groups.get(key, 0) + tree_bytes(item)
+                groups[key] = groups.get(key, 0) + store_bytes(item)
         else:
-            groups[child.name] = tree_bytes(child)
+            groups[child.name] = store_bytes(child)
     return groups
 
 
@@ -84,7 +79,7 @@ def large_case(folder: Path) -> dict:
     nphi, npix2 = result.faraday_grid["nphi"], npix * npix
     before = {"faraday/fdf_dirty.zarr": 8 * nphi * npix2, "faraday/fdf_clean.zarr (clean FDF, raw)": 8 * nphi * npix2,
               "faraday/*.fits (six FDF cubes)": 6 * 4 * nphi * npix2}
-    return {"nchan": nchan, "npix": npix, "nphi": nphi, "cube_bytes": tree_bytes(cube), "seconds": seconds,
+    return {"nchan": nchan, "npix": npix, "nphi": nphi, "cube_bytes": store_bytes(cube), "seconds": seconds,
             "candidates": result.candidates, "after": result.bytes, "before_computed": before}
 
 

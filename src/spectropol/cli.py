@@ -229,10 +229,10 @@ def _faraday_depth(args) -> None:
 
 
 def _faraday_fits(args) -> None:
-    from .stages.faraday import FDF_PARTS, PEAK_MAPS, export_faraday_fits
+    from .stages.faraday import export_faraday_fits, fits_product_names
 
     kinds = [kind for kind, store in (("dirty", args.dirty), ("clean", args.clean)) if store]
-    names = ["rmsf", *PEAK_MAPS] + [f"fdf_{kind}_{part}" for kind in kinds for part in FDF_PARTS]
+    names = fits_product_names(kinds)
     export_faraday_fits(args.peaks, {name: Path(args.out_dir) / f"{name}.fits" for name in names},
                         dirty_store=args.dirty, clean_store=args.clean)
 

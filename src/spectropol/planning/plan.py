@@ -164,7 +164,8 @@ class Plan:
         will build it (the weights change which channels count, not the number of depths much)."""
         from ..kernels.faraday import faraday_grid
 
-        freqs = np.array([c.freq_hz for k, c in enumerate(self.channels) if k not in set(self.excluded)])
+        excluded = set(self.excluded)
+        freqs = np.array([c.freq_hz for k, c in enumerate(self.channels) if k not in excluded])
         grid = faraday_grid(freqs, dphi=self.rm_synthesis.dphi_rad_m2, phi_max=self.rm_synthesis.phi_max_rad_m2,
                             oversample=self.rm_synthesis.oversample)
         return len(freqs), len(grid.phi)

@@ -61,7 +61,7 @@ CANDIDATE_FLUSH = 64 * CANDIDATE_CHUNK  # rows per shard
 
 
 class _RowAppender:
-    """Rows for growing Zarr arrays, gathered and appended in whole chunks."""
+    """Rows for growing Zarr arrays, gathered and appended in whole shards."""
 
     def __init__(self, arrays: dict):
         self.arrays = arrays
@@ -73,10 +73,10 @@ class _RowAppender:
             self.pending[name].append(values)
         self.rows += len(next(iter(rows.values())))
         if self.rows >= CANDIDATE_FLUSH:
-            self.flush(whole_chunks=True)
+            self.flush(whole_shards=True)
 
-    def flush(self, whole_chunks: bool = False) -> None:
-        count = self.rows - self.rows % CANDIDATE_FLUSH if whole_chunks else self.rows
+    def flush(self, whole_shards: bool = False) -> None:
+        count = self.rows - self.rows % CANDIDATE_FLUSH if whole_shards else self.rows
         if not count:
             return
         for name, parts in self.pending.items():
@@ -94,14 +94,16 @@ def faraday_store_names(products: FaradayProductsOptions, clean: bool) -> list[s
     return names
 
 
+def fits_product_names(cube_kinds: list[str]) -> list[str]:
+    """The FITS products of export_faraday_fits for the FDF cubes ``cube_kinds`` exported (dirty,
+    clean): their real, imaginary and amplitude parts, the RMSF table and every peak map."""
+    return [f"fdf_{kind}_{part}" for kind in cube_kinds for part in FDF_PARTS] + ["rmsf"] + list(PEAK_MAPS)
+
+
 def faraday_fits_names(products: FaradayProductsOptions, clean: bool) -> list[str]:
-    """Names of the FITS products of export_faraday_fits: the RMSF table and every peak map, and,
-    when the FDF cubes are kept and asked for as FITS, their real, imaginary and amplitude parts."""
-    names = ["rmsf"] + list(PEAK_MAPS)
-    if products.save_fdf and products.fdf_fits:
-        kinds = ["dirty", "clean"] if clean else ["dirty"]
-        names = [f"fdf_{kind}_{part}" for kind in kinds for part in FDF_PARTS] + names
-    return names
+    """fits_product_names for the config: FDF cubes only when they are kept and asked for as FITS."""
+    exported = products.save_fdf and products.fdf_fits
+    return fits_product_names((["dirty", "clean"] if clean else ["dirty"]) if exported else [])
 
 
 @dataclasses.dataclass
@@ -225,7 +227,8 @@ def faraday_depth(cube_store: str | os.PathLike, out: dict[str, str | os.PathLik
     noise = fdf_noise_theoretical(grid, sigma)
     cutoff = None if clean is None else clean.cutoff_sigma * noise
     matrix = synthesis_matrix(grid)
-    rmsf_doubled = rmsf(grid, doubled_phi(grid)).astype(np.complex64)
+    phi_rmsf = doubled_phi(grid)
+    rmsf_doubled = rmsf(grid, phi_rmsf).astype(np.complex64)
     save = products.save_fdf
     log.info("Faraday depth: %d channels -> %d depths (%.3g..%.3g rad/m2, step %.3g), RMSF FWHM %.3g rad/m2; "
              "%d tiles of %d^2 pixels; RM-CLEAN %s", nfreq, nphi, grid.phi[0], grid.phi[-1], grid.dphi, grid.fwhm,
@@ -259,7 +262,15 @@ def faraday_depth(cube_store: str | os.PathLike, out: dict[str, str | os.PathLik
         components = 0 if block.components is None else int(np.count_nonzero(block.components))
         return maps.reshape((len(PEAK_MAPS),) + shape), kept, spectra, full, components
 
-    coords_rmsf = {"phi_rmsf": doubled_phi(grid)}
+    def write_axes(builder, with_rmsf: bool = True) -> None:
+        """The Faraday-depth axis, and the RMSF on twice its range, of a store of the stage."""
+        builder.array("phi", ("phi",), grid.phi.shape, np.float64, attrs={"units": "rad/m2"}, data=grid.phi)
+        if with_rmsf:
+            builder.array("phi_rmsf", ("phi_rmsf",), phi_rmsf.shape, np.float64, attrs={"units": "rad/m2"},
+                          data=phi_rmsf)
+            builder.array("rmsf", ("phi_rmsf",), rmsf_doubled.shape, np.complex64, data=rmsf_doubled,
+                          attrs={"description": "RMSF on twice the phi range"})
+
     attrs = {"wcs": cube.attrs["wcs"], "faraday_grid": grid.describe(), "channel_weights": weights.tolist(),
              "freqs_hz": freqs.tolist(), "weighting": synthesis.weighting, "fdf_noise_theoretical": noise,
              "source": "dirty" if clean is None else "clean", "peak": "exact", "candidate_snr": products.candidate_snr,
@@ -267,16 +278,11 @@ def faraday_depth(cube_store: str | os.PathLike, out: dict[str, str | os.PathLik
              "clean": None if clean is None else {"cutoff": cutoff, "cutoff_sigma": clean.cutoff_sigma,
                                                   "gain": clean.gain, "max_iter": clean.max_iter},
              "provenance": provenance({"cube": str(cube_store)})}
-    phi_var = ("phi",), grid.phi, {"units": "rad/m2"}
     components_total = 0
     candidates_total = 0
     with contextlib.ExitStack() as stack:
         peaks = stack.enter_context(build_store(out["peaks"], attrs))
-        peaks.array("phi_rmsf", ("phi_rmsf",), coords_rmsf["phi_rmsf"].shape, np.float64,
-                    attrs={"units": "rad/m2"}, data=coords_rmsf["phi_rmsf"])
-        peaks.array("rmsf", ("phi_rmsf",), rmsf_doubled.shape, np.complex64, data=rmsf_doubled,
-                    attrs={"description": "RMSF on twice the phi range"})
-        peaks.array("phi", ("phi",), grid.phi.shape, np.float64, attrs=phi_var[2], data=grid.phi)
+        write_axes(peaks)
         peaks.array("freq", ("freq",), freqs.shape, np.float64, attrs={"units": "Hz"}, data=freqs)
         peaks.array("channel_weight", ("freq",), weights.shape, np.float64, data=weights,
                     attrs={"description": "RM synthesis weight of each channel"})
@@ -284,7 +290,7 @@ def faraday_depth(cube_store: str | os.PathLike, out: dict[str, str | os.PathLik
                                       attrs={"units": unit, "description": text})
                     for name, (unit, text) in PEAK_MAPS.items()}
         candidates = stack.enter_context(build_store(out["candidates"], attrs | {"kind": "candidates"}))
-        candidates.array("phi", ("phi",), grid.phi.shape, np.float64, attrs=phi_var[2], data=grid.phi)
+        write_axes(candidates, with_rmsf=False)
         spectra_out = {
             name: candidates.array(name, ("pixel", "phi"), (0, nphi), np.complex64, chunks=(CANDIDATE_CHUNK, nphi),
                                    shards=(CANDIDATE_FLUSH, nphi),
@@ -305,10 +311,7 @@ def faraday_depth(cube_store: str | os.PathLike, out: dict[str, str | os.PathLik
                 if store_name not in out:
                     continue
                 builder = stack.enter_context(build_store(out[store_name], attrs | {"kind": store_name[4:]}))
-                builder.array("phi", ("phi",), grid.phi.shape, np.float64, attrs=phi_var[2], data=grid.phi)
-                builder.array("phi_rmsf", ("phi_rmsf",), coords_rmsf["phi_rmsf"].shape, np.float64,
-                              attrs={"units": "rad/m2"}, data=coords_rmsf["phi_rmsf"])
-                builder.array("rmsf", ("phi_rmsf",), rmsf_doubled.shape, np.complex64, data=rmsf_doubled)
+                write_axes(builder)
                 for name, text in variables.items():
                     # FDF cubes are noise-like complex floats: compression would cost write time and
                     # save little; the components, mostly zeros, keep the default compressor.
@@ -338,9 +341,7 @@ def faraday_depth(cube_store: str | os.PathLike, out: dict[str, str | os.PathLik
                          len(tiles), candidates_total)
             appender.flush()
     values = open_fdf(out["peaks"]).load()
-    clean_summary = None if clean is None else {"cutoff": cutoff, "cutoff_sigma": clean.cutoff_sigma,
-                                                "gain": clean.gain, "max_iter": clean.max_iter,
-                                                "components": components_total}
+    clean_summary = None if clean is None else attrs["clean"] | {"components": components_total}
     result = FaradayDepthResult(
         faraday_grid=grid.describe(), weighting=synthesis.weighting, channels_used=int((weights > 0).sum()),
         fdf_noise_theoretical=noise, from_fdf="dirty" if clean is None else "clean", clean=clean_summary,
@@ -382,7 +383,7 @@ def export_faraday_fits(peaks_store: str | os.PathLike, out_paths: dict[str, str
         sources["dirty"] = (open_fdf(dirty_store), "fdf")
     if clean_store is not None:
         sources["clean"] = (open_fdf(clean_store), "fdf_clean")
-    expected = {"rmsf", *PEAK_MAPS} | {f"fdf_{kind}_{part}" for kind in sources for part in FDF_PARTS}
+    expected = set(fits_product_names(list(sources)))
     if set(out_paths) != expected:
         raise ValueError(f"FITS paths missing for {sorted(expected - set(out_paths))}, "
                          f"unknown products {sorted(set(out_paths) - expected)}")
