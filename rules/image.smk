@@ -6,8 +6,10 @@ rule image_channel:
         vis=rules.split_channel.output.vis,
         selection=rules.inspect_ms.output.selection,
     output:
-        image=directory(f"{RESULTS}/channels/{{block}}"),
-        qa=directory(f"{RESULTS}/qa/image/{{block}}"),
+        # update(): Snakemake keeps the block's stores, and the job images again only the channels
+        # whose visibilities, geometry or settings changed (stages.image.image_block).
+        image=update(directory(f"{RESULTS}/channels/{{block}}")),
+        qa=update(directory(f"{RESULTS}/qa/image/{{block}}")),
     params:
         channels=block_channels,
         settings=block_settings,

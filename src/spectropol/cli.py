@@ -134,7 +134,10 @@ def _image(args) -> None:
     results = image_block(args.selection, args.vis_dir, channels, [settings] * len(channels), args.image_dir,
                           args.qa_dir,
                           width=channel_width(nchan), nthreads=args.threads, rule=RULE)
-    print(json.dumps([{"channel": r.channel, "peak_i": r.stokes["I"]["peak"], "beam": r.beam} for r in results]))
+    # a channel whose images were already made from the same visibilities and settings is kept
+    print(json.dumps([{"channel": c, "kept": True} if r is None else
+                      {"channel": r.channel, "peak_i": r.stokes["I"]["peak"], "beam": r.beam}
+                      for c, r in zip(channels, results)]))
 
 
 def _cube(args) -> None:

@@ -35,11 +35,11 @@ def read_channel_image(store: str | os.PathLike, image: str) -> tuple[np.ndarray
 
 
 def read_channel_attrs(store: str | os.PathLike) -> dict:
-    """The attributes of a channel image store (no arrays read)."""
+    """The attributes of a channel store, visibilities or images (no arrays read)."""
     import zarr
 
     try:
         with quiet_zarr_v3():
             return dict(zarr.open_group(store, mode="r").attrs)
     except (FileNotFoundError, KeyError, ValueError) as err:
-        raise fail(store, f"not a spectropol channel image store ({err})") from None
+        raise fail(store, f"not a spectropol channel store ({err})") from None

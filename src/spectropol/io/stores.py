@@ -37,6 +37,18 @@ def provenance(inputs: dict[str, str] | None = None, config_hash: str | None = N
     }
 
 
+def content_digest(arrays: dict[str, np.ndarray], attrs: dict | None = None) -> str:
+    """A digest of arrays (names, dtypes, shapes, bytes) and of JSON-able attributes: equal digests
+    mean equal content, whenever and wherever the product was made."""
+    digest = hashlib.blake2b(digest_size=16)
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}:{array.dtype.str}:{array.shape};".encode())
+        digest.update(array.data if array.dtype != object else repr(array.tolist()).encode())
+    digest.update(json.dumps(attrs or {}, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
 def config_hash(params: dict) -> str:
     """A short stable hash of the parameters that shaped a product (JSON with sorted keys)."""
     text = json.dumps(params, sort_keys=True, default=str)
@@ -49,17 +61,18 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     partial = final.with_name(f".{final.name}.partial-{os.getpid()}")
-    _remove(partial)
+    remove_path(partial)
     try:
         yield partial
     except BaseException:
-        _remove(partial)
+        remove_path(partial)
         raise
-    _remove(final)
+    remove_path(final)
     os.replace(partial, final)
 
 
-def _remove(path: Path) -> None:
+def remove_path(path: Path) -> None:
+    """Remove a file, link or directory tree, if there is one."""
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
     elif path.exists() or path.is_symlink():

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import __version__
 from ..constants import STOKES
-from ..io.channels import channel_name, read_channel_vis
-from ..io.stores import config_hash, provenance, write_store
+from ..io.channels import channel_name, read_channel_attrs, read_channel_vis
+from ..io.stores import config_hash, provenance, quiet_zarr_v3, remove_path, write_store
 from ..kernels.beam import fit_restoring_beam
 from ..kernels.clean import cotton_schwab, restore
 from ..kernels.gridding import dirty_image, predict_visibilities
@@ -121,7 +122,7 @@ def beyond_horizon(npix: int, cell_rad: float) -> np.ndarray | None:
 
 def image_channel(vis_store: str | os.PathLike, out_store: str | os.PathLike, qa_path: str | os.PathLike,
                   geometry: ImageGeometry, settings: ChannelSettings, *, nthreads: int = 1,
-                  rule: str = "spectropol") -> ImageResult:
+                  rule: str = "spectropol", recipe: str | None = None) -> ImageResult:
     """Image one channel's Stokes visibilities; write the image store and its QA document.
 
     ``geometry`` is the image size, cell and celestial header shared by all channels (from the
@@ -173,6 +174,7 @@ def image_channel(vis_store: str | os.PathLike, out_store: str | os.PathLike, qa
         "stokes_present": vis_attrs["stokes_present"], "ms": vis_attrs["selection"]["ms"],
         "source": vis_attrs.get("source"), "clean_diverged": bool(report and report["diverged"]),
         "provenance": provenance({"vis": str(vis_store)}, config_hash(params)),
+        "recipe": recipe if recipe is not None else image_recipe(vis_attrs, geometry, settings),
     }, chunks={name: (1, npix, npix) for name in images}, raw=tuple(images) + ("psf",))
 
     result = ImageResult(
@@ -196,19 +198,66 @@ def _without_empty(result: ImageResult) -> dict:
     return {k: v for k, v in dataclasses.asdict(result).items() if not (k in ("clean", "restored") and v is None)}
 
 
+def image_recipe(vis_attrs: dict, geometry: ImageGeometry, settings: ChannelSettings) -> str | None:
+    """What a channel's images are made from: its visibilities' content, the image geometry, its
+    settings and the software version. None for a split store that does not say its content."""
+    if "content_digest" not in vis_attrs:
+        return None
+    return config_hash({"vis": vis_attrs["content_digest"], "geometry": geometry.to_dict(),
+                        "settings": settings.to_dict(), "software_version": __version__})
+
+
+def _kept_image(image_store: Path, qa_path: Path, recipe: str | None, source: dict | None) -> bool:
+    """True when ``image_store`` (and its QA document) exist and were made by ``recipe``: the
+    channel is left as it is, so that the cube sees the same product and does not rewrite its
+    plane. The channel's source is brought up to date (a re-delivered MS may sit elsewhere)."""
+    import zarr
+
+    if recipe is None or not qa_path.is_file() or not image_store.is_dir():
+        return False
+    try:
+        with quiet_zarr_v3():
+            group = zarr.open_group(image_store, mode="r+", zarr_format=3)
+            if group.attrs.get("recipe") != recipe:
+                return False
+            if source is not None and group.attrs.get("source") != source:
+                group.attrs["source"] = source
+                group.attrs["ms"] = source["ms"]
+    except (FileNotFoundError, KeyError, ValueError):
+        return False
+    return True
+
+
 def image_block(inspection: str | os.PathLike, vis_dir: str | os.PathLike, channels: Sequence[int],
                 settings: Sequence[ChannelSettings], image_dir: str | os.PathLike, qa_dir: str | os.PathLike, *,
-                width: int, nthreads: int = 1, rule: str = "spectropol") -> list[ImageResult]:
+                width: int, nthreads: int = 1, rule: str = "spectropol") -> list[ImageResult | None]:
     """Image each of ``channels`` (with its own settings) from ``vis_dir/NNNNN.zarr`` into
-    ``image_dir/NNNNN.zarr`` with its QA document in ``qa_dir/NNNNN.json``, one after another."""
+    ``image_dir/NNNNN.zarr`` with its QA document in ``qa_dir/NNNNN.json``, one after another.
+
+    A channel whose image store was already made from the same visibilities, geometry, settings
+    and software version is kept (its result is None): when one channel of a block changes, only
+    that channel is imaged again (the rule declares its outputs ``update()``). Stores of channels
+    no longer in the block are removed."""
     geometry = read_inspection(inspection).geometry
     image_dir, qa_dir = Path(image_dir), Path(qa_dir)
     image_dir.mkdir(parents=True, exist_ok=True)
     qa_dir.mkdir(parents=True, exist_ok=True)
-    results = []
-    for channel, channel_settings in zip(channels, settings):
-        name = channel_name(channel, width)
-        results.append(image_channel(Path(vis_dir) / f"{name}.zarr", image_dir / f"{name}.zarr",
-                                     qa_dir / f"{name}.json",
-                                     geometry, channel_settings, nthreads=nthreads, rule=rule))
+    names = [channel_name(channel, width) for channel in channels]
+    for stale in [*image_dir.glob("*.zarr"), *qa_dir.glob("*.json")]:
+        if stale.name.split(".")[0] not in names:
+            remove_path(stale)
+    results: list[ImageResult | None] = []
+    for name, channel_settings in zip(names, settings):
+        vis_store, image_store, qa_path = Path(vis_dir) / f"{name}.zarr", image_dir / f"{name}.zarr", \
+            qa_dir / f"{name}.json"
+        vis_attrs = read_channel_attrs(vis_store)
+        recipe = image_recipe(vis_attrs, geometry, channel_settings)
+        if _kept_image(image_store, qa_path, recipe, vis_attrs.get("source")):
+            log.info("channel %s: images kept (same visibilities, geometry and settings)", name)
+            results.append(None)
+            continue
+        results.append(image_channel(vis_store, image_store, qa_path, geometry, channel_settings, nthreads=nthreads,
+                                     rule=rule, recipe=recipe))
+    log.info("%d of %d channels imaged, %d kept", sum(r is not None for r in results), len(results),
+             sum(r is None for r in results))
     return results

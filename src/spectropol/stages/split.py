@@ -16,7 +16,7 @@ from ..errors import fail
 from ..io.channels import channel_name
 from ..io.ionosphere import read_ionosphere_rm
 from ..io.ms import FeedGeometry, RowData, Selection, read_channel, read_feed_geometry, read_rows
-from ..io.stores import provenance, write_store
+from ..io.stores import content_digest, provenance, write_store
 from ..kernels.parallactic import feed_angles
 from ..kernels.stokes import rotate_linear_polarisation, stokes_from_correlations
 from ..options import SplitOptions
@@ -98,13 +98,18 @@ def split_channel(selection: Selection, channel: int, out_store: str | os.PathLi
         "freq_hz": data.freq,
         "stokes_present": list(labels),
         "selection": selection.to_dict() | {"freqs_hz": None},
-        "provenance": provenance({"ms": selection.ms, "column": selection.column}),
     }
+    uvw = data.uvw[keep]
+    # What the channel's images depend on, so that the image stage can keep the images of a channel
+    # whose visibilities came out the same when its block was split again.
+    attrs["content_digest"] = content_digest({"vis": vis, "weight": weight, "uvw": uvw},
+                                             {k: attrs[k] for k in ("channel", "freq_hz", "stokes_present")})
+    attrs["provenance"] = provenance({"ms": selection.ms, "column": selection.column})
     write_store(out_store, {
         "vis": (("row", "stokes"), vis, {"units": "Jy", "description": "Stokes visibilities"}),
         "weight": (("row", "stokes"), weight, {"units": "Jy-2",
                                                "description": "inverse variance; 0 = flagged or absent"}),
-        "uvw": (("row", "uvw_axis"), data.uvw[keep], {"units": "m",
+        "uvw": (("row", "uvw_axis"), uvw, {"units": "m",
                                                       "description": "MS convention, antenna1 - antenna2"}),
         "stokes": (("stokes",), np.array(STOKES), {}),
         "uvw_axis": (("uvw_axis",), np.array(["u", "v", "w"]), {}),
