@@ -84,9 +84,12 @@ def rule_seconds(workdir: Path, since: float) -> dict[str, float]:
     return dict(sorted(totals.items(), key=lambda item: -item[1]))
 
 
-def rerun_figures(nchan: int, cores: int, nant: int, ntimes: int) -> dict:
+def rerun_figures(nchan: int, cores: int, nant: int, ntimes: int, keep: Path | None = None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+        if keep:  # the run's directory kept, to profile its stages afterwards
+            keep.mkdir(parents=True, exist_ok=False)
+            tmp = keep
         ms = tmp / "survey.ms"
         simulate(ms, random_layout(tmp / "layout.yaml", nant, 2500.0), nchan, ntimes)
         config = {"input": {"ms": str(ms)}, "imaging": {"size": 512, "cell_arcsec": 20.0}, "clean": {"niter": 500},
@@ -152,6 +155,7 @@ def main() -> None:
     parser.add_argument("--rerun-only", action="store_true")
     parser.add_argument("--fingerprint-only", action="store_true")
     parser.add_argument("--dag-limit-s", type=float, default=900.0)
+    parser.add_argument("--keep", type=Path, help="run the rerun benchmark in this new directory and keep it")
     args = parser.parse_args()
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     results = {"machine": machine()}
@@ -162,7 +166,7 @@ def main() -> None:
     results.setdefault("commits", {})
     only = args.dag_only or args.rerun_only or args.fingerprint_only
     if args.rerun_only or not only:
-        results["rerun"] = rerun_figures(args.nchan, args.cores, args.nant, args.ntimes)
+        results["rerun"] = rerun_figures(args.nchan, args.cores, args.nant, args.ntimes, args.keep)
         results["commits"]["rerun"] = commit
         print(results["rerun"], flush=True)
     if args.fingerprint_only or not only:

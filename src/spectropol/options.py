@@ -185,11 +185,13 @@ class RMCleanOptions:
     cutoff_sigma: float = 3.0    # stop at this many times the theoretical FDF noise
     gain: float = 0.1            # fraction of the peak removed per iteration
     max_iter: int = 1000         # iterations per pixel at most
+    mask_sigma: float = 5.0      # clean only pixels whose dirty FDF peak reaches this many sigma
 
     @classmethod
     def from_config(cls, section: dict) -> RMCleanOptions:
         return cls(cutoff_sigma=section.get("clean_cutoff_sigma", cls.cutoff_sigma),
-                   gain=section.get("clean_gain", cls.gain), max_iter=section.get("clean_max_iter", cls.max_iter))
+                   gain=section.get("clean_gain", cls.gain), max_iter=section.get("clean_max_iter", cls.max_iter),
+                   mask_sigma=section.get("clean_mask_sigma", cls.mask_sigma))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,17 +17,18 @@ pixel's sum and normalisation.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
 from ..constants import SPEED_OF_LIGHT
-from .statistics import mad_sigma
 
 FWHM_PER_LAMBDA2_RANGE = 3.8  # RMSF FWHM x lambda^2 range (Dickey et al. 2019; RM-Tools)
 BIAS_FACTOR = 2.3  # polarisation bias correction sqrt(P^2 - 2.3 sigma^2) (George et al. 2012)
 # refine_peak keeps RM-CLEAN's components within this many RMSF FWHM of a peak as the peak's own:
 # on a grid of FWHM/2, CLEAN spreads a thin source's components over about +-1.5 FWHM.
 PEEL_FWHM = 2.0
+RAYLEIGH_MEDIAN = float(np.sqrt(2.0 * np.log(2.0)))  # median of |F| over sigma per part, for Gaussian noise
 REFINE_BATCH = 256  # columns refined together in fdf_peak: memory about 80 bytes x channels x this
 
 
@@ -130,7 +131,7 @@ def fdf_noise_theoretical(grid: FaradayGrid, channel_sigma: np.ndarray) -> float
 
 
 def rm_clean_block(fdf: np.ndarray, grid: FaradayGrid, cutoff: np.ndarray | float, *, gain: float = 0.1,
-                   max_iter: int = 1000, rmsf_doubled: np.ndarray | None = None,
+                   max_iter: int = 1000, rmsf_doubled: np.ndarray | None = None, mask: float | None = None,
                    want_residual: bool = True) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """RM-CLEAN of a block of FDFs (nphi, npix), all pixels at once (Heald et al. 2009).
 
@@ -139,6 +140,11 @@ def rm_clean_block(fdf: np.ndarray, grid: FaradayGrid, cutoff: np.ndarray | floa
     RMSF shifted there. Returns (clean FDF, residual or None, components), each (nphi, npix)
     complex64; the clean FDF is the components convolved with a Gaussian of the RMSF FWHM plus
     the residual. Pixels that start below the cutoff (most of a survey cube) cost one pass.
+
+    ``mask`` (|F|): only pixels whose dirty peak reaches it are cleaned (down to ``cutoff``), as an
+    imager cleans inside a mask: a noise pixel's highest of hundreds of independent depths is above
+    3 sigma more often than not, and cleaning it finds nothing but noise. The others keep their
+    dirty FDF, with no components.
     """
     nphi, npix = fdf.shape
     if rmsf_doubled is None:
@@ -149,7 +155,10 @@ def rm_clean_block(fdf: np.ndarray, grid: FaradayGrid, cutoff: np.ndarray | floa
     amplitude = np.abs(fdf)
     with np.errstate(invalid="ignore"):
         # a spectrum that is zero everywhere (noise-free data without polarisation) has nothing to clean
-        start = np.isfinite(amplitude).all(axis=0) & (amplitude.max(axis=0) >= cutoff) & (amplitude.max(axis=0) > 0)
+        highest = amplitude.max(axis=0)
+        start = np.isfinite(amplitude).all(axis=0) & (highest >= cutoff) & (highest > 0)
+        if mask is not None:
+            start &= highest >= mask
     columns = np.nonzero(start)[0]
     residual = np.ascontiguousarray(fdf[:, columns].T)  # (n, nphi): one contiguous spectrum per row
     found = np.zeros(residual.shape, dtype=np.complex64)
@@ -184,8 +193,17 @@ def rm_clean_block(fdf: np.ndarray, grid: FaradayGrid, cutoff: np.ndarray | floa
 def restoring_matrix(grid: FaradayGrid) -> np.ndarray:
     """G (nphi, nphi) float32 with G[j, i] the restoring Gaussian (FWHM of the RMSF, peak 1) at
     phi_i for a component at phi_j: restoring spectra is then one matrix product."""
-    offsets = grid.phi[None, :] - grid.phi[:, None]
-    return np.exp(-4.0 * np.log(2.0) * (offsets / grid.fwhm) ** 2).astype(np.float32)
+    return _restoring_matrix(len(grid.phi), float(grid.dphi), float(grid.fwhm))
+
+
+@functools.lru_cache(maxsize=2)
+def _restoring_matrix(nphi: int, dphi: float, fwhm: float) -> np.ndarray:
+    # The grid is uniform, so G depends on these three numbers alone; kept, because every tile of a
+    # cube restores with the same one (64 MB and 55 ms at 4,096 depths).
+    offsets = (np.arange(nphi)[None, :] - np.arange(nphi)[:, None]) * dphi
+    matrix = np.exp(-4.0 * np.log(2.0) * (offsets / fwhm) ** 2).astype(np.float32)
+    matrix.flags.writeable = False
+    return matrix
 
 
 def restore_components(components: np.ndarray, grid: FaradayGrid, axis: int = 0) -> np.ndarray:
@@ -291,7 +309,8 @@ def fdf_peak(fdf: np.ndarray, grid: FaradayGrid, sigma: np.ndarray | float, chan
     """
     amplitude = np.abs(fdf)
     valid = np.isfinite(amplitude).all(axis=0)
-    amplitude = np.where(valid[None, :], amplitude, 0.0)
+    if not valid.all():
+        amplitude[:, ~valid] = 0.0
     index = np.argmax(amplitude, axis=0)
     offset, peak = parabolic_peak(amplitude, index)
     phi_peak = grid.phi[index] + offset * grid.dphi
@@ -342,20 +361,36 @@ def _interpolate_at(values: np.ndarray, index: np.ndarray, offset: np.ndarray) -
     return mid + 0.5 * offset * (right - left) + 0.5 * offset**2 * (left - 2 * mid + right)
 
 
-def robust_fdf_noise(fdf: np.ndarray) -> np.ndarray:
-    """Noise of each column of an FDF (nphi, npix) from the MAD of its real and imaginary parts;
-    meaningful on an RM-CLEAN residual, where sources and their sidelobes are gone."""
-    return mad_sigma(np.concatenate([fdf.real, fdf.imag], axis=0), axis=0)
+def robust_fdf_noise(fdf: np.ndarray, stride: int = 1) -> np.ndarray:
+    """Noise (per real and imaginary part) of each column of an FDF (nphi, npix) from the median of
+    |F| at every ``stride``-th depth: |F| of complex Gaussian noise is Rayleigh distributed, with
+    median sigma sqrt(2 ln 2). Robust as a MAD is to the few depths a source or its sidelobes hold,
+    a seventh of its cost (one median of |F| instead of two of the real and imaginary parts), and
+    meaningful on an RM-CLEAN residual, where sources and their sidelobes are gone. NaN ignored."""
+    amplitude = np.abs(fdf[::stride])
+    median_of = np.median if np.isfinite(amplitude).all() else np.nanmedian
+    return median_of(amplitude, axis=0) / RAYLEIGH_MEDIAN
+
+
+def noise_stride(grid: FaradayGrid) -> int:
+    """Depths closer than half the RMSF FWHM carry nearly the same noise: one in this many is enough
+    for a robust rms (on the default grid, 10 depths per FWHM, 1 in 5: the median is the costliest
+    step of a tile's peak maps, 0.09 of 0.14 s at 1,259 depths)."""
+    return max(1, int(grid.fwhm / (2 * grid.dphi)))
 
 
 def components_second_moment(components: np.ndarray, phi: np.ndarray) -> np.ndarray:
     """Spread in depth (rad/m^2) of each column's clean components (nphi, npix), weighted by their
-    amplitude, about their mean depth: a Faraday-complexity indicator (NaN without components)."""
-    weight = np.abs(components).astype(np.float64)
-    total = weight.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    amplitude, about their mean depth: a Faraday-complexity indicator (NaN without components).
+    Only columns with components are computed: after a masked RM-CLEAN, few have any."""
+    moment = np.full(components.shape[1], np.nan)
+    columns = np.nonzero(components.any(axis=0))[0]
+    if columns.size:
+        weight = np.abs(components[:, columns]).astype(np.float64)
+        total = weight.sum(axis=0)
         mean = (weight * phi[:, None]).sum(axis=0) / total
-        return np.sqrt((weight * (phi[:, None] - mean) ** 2).sum(axis=0) / total)
+        moment[columns] = np.sqrt((weight * (phi[:, None] - mean) ** 2).sum(axis=0) / total)
+    return moment
 
 
 def peak_maps(fdf: np.ndarray, grid: FaradayGrid, components: np.ndarray | None, sigma_theory: float,
@@ -366,7 +401,8 @@ def peak_maps(fdf: np.ndarray, grid: FaradayGrid, components: np.ndarray | None,
     the restored components), else ``sigma_theory``; with ``channel_p`` the peaks reaching
     ``refine_snr`` are refined exactly."""
     if components is not None:
-        sigma = robust_fdf_noise(fdf - restore_components(components, grid) if residual is None else residual)
+        sigma = robust_fdf_noise(fdf - restore_components(components, grid) if residual is None else residual,
+                                 noise_stride(grid))
     else:
         sigma = np.full(fdf.shape[1], sigma_theory)
     peaks = fdf_peak(fdf, grid, sigma, channel_p, components, refine_snr)
@@ -390,9 +426,10 @@ class FaradayBlock:
 
 def faraday_depth_block(q: np.ndarray, u: np.ndarray, grid: FaradayGrid, sigma_theory: float, *,
                         clean_cutoff: float | None, clean_gain: float = 0.1, clean_max_iter: int = 1000,
-                        candidate_snr: float = 5.0, matrix: np.ndarray | None = None,
+                        clean_mask: float | None = None, candidate_snr: float = 5.0, matrix: np.ndarray | None = None,
                         rmsf_doubled: np.ndarray | None = None) -> FaradayBlock:
-    """RM synthesis, RM-CLEAN (when ``clean_cutoff`` is given, |F| in Jy/beam) and the peak maps of
+    """RM synthesis, RM-CLEAN (when ``clean_cutoff`` is given, |F| in Jy/beam; of the pixels whose
+    dirty peak reaches ``clean_mask``, if given) and the peak maps of
     Q, U blocks (nchan, npix), in memory: the FDF of a block never has to be stored to be searched.
     Peaks reaching ``candidate_snr`` are refined exactly from Q and U (refine_peak); those columns
     are the block's candidates, whose spectra a survey keeps."""
@@ -400,7 +437,8 @@ def faraday_depth_block(q: np.ndarray, u: np.ndarray, grid: FaradayGrid, sigma_t
     clean = residual = components = None
     if clean_cutoff is not None:
         clean, residual, components = rm_clean_block(dirty, grid, clean_cutoff, gain=clean_gain,
-                                                     max_iter=clean_max_iter, rmsf_doubled=rmsf_doubled)
+                                                     max_iter=clean_max_iter, rmsf_doubled=rmsf_doubled,
+                                                     mask=clean_mask)
     channel_p = np.empty(q.shape, dtype=np.complex64)
     channel_p.real = q
     channel_p.imag = u

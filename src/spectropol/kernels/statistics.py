@@ -15,12 +15,6 @@ def mad_rms(values: np.ndarray) -> float:
     return float(MAD_TO_SIGMA * np.median(np.abs(finite - np.median(finite))))
 
 
-def mad_sigma(values: np.ndarray, axis: int = 0) -> np.ndarray:
-    """Robust standard deviation along ``axis``: MAD_TO_SIGMA x median |x - median|, NaN ignored."""
-    median = np.nanmedian(values, axis=axis, keepdims=True)
-    return MAD_TO_SIGMA * np.nanmedian(np.abs(values - median), axis=axis)
-
-
 def image_statistics(image: np.ndarray) -> dict:
     """min, max, mean, std, MAD rms and the peak (largest |value|, signed) with its pixel (x, y)."""
     if not np.isfinite(image).any():

@@ -173,13 +173,14 @@ class Plan:
     def faraday_depth_mem_mb(self, threads: int) -> int:
         """From the tile the stage will choose: one tile per thread and the interpreter
         (stages.faraday.faraday_depth_mem_mb, checked against measured peaks in the tests)."""
-        from ..stages.faraday import faraday_depth_mem_mb, faraday_tile_px
+        from ..stages.faraday import faraday_depth_mem_mb, faraday_region_px, faraday_tile_px
 
         nchan, nphi = self.faraday_grid_size()
         npix, clean = self.geometry.size_px, self.rm_clean is not None
-        side = faraday_tile_px(npix, npix, nchan, nphi, clean, self.rm_synthesis.chunk_mb, threads,
-                               align=self.cube.chunk_px)
-        return faraday_depth_mem_mb(nchan, nphi, side, clean, threads)
+        chunk = min(self.cube.chunk_px, npix)
+        side = faraday_tile_px(npix, npix, nchan, nphi, clean, self.rm_synthesis.chunk_mb, threads, align=chunk)
+        region = faraday_region_px(side, chunk, nchan, self.rm_synthesis.chunk_mb)
+        return faraday_depth_mem_mb(nchan, nphi, side, clean, threads, region)
 
     def faraday_fits_mem_mb(self) -> int:
         """A stored chunk of an FDF cube at a time, or the maps."""
@@ -272,6 +273,10 @@ def plan(config: dict, observation: Observation) -> Plan:
         raise PlanError(f"config: faraday.candidate_snr ({products.candidate_snr:g}) is above catalogue.min_snr "
                         f"({config['catalogue']['min_snr']:g}): catalogued sources would have no FDF spectrum "
                         "and no exact peak")
+    if faraday["clean"] and faraday.get("clean_mask_sigma", 5.0) > config["catalogue"]["min_snr"]:
+        raise PlanError(f"config: faraday.clean_mask_sigma ({faraday['clean_mask_sigma']:g}) is above "
+                        f"catalogue.min_snr ({config['catalogue']['min_snr']:g}): catalogued sources would not be "
+                        "RM-CLEANed")
     return Plan(
         work=config["work_dir"], results=config["results_dir"], inputs=observation.inputs, demo=observation.demo,
         cubes=observation.cubes,
