@@ -38,13 +38,13 @@ def provenance(inputs: dict[str, str] | None = None, config_hash: str | None = N
 
 
 def content_digest(arrays: dict[str, np.ndarray], attrs: dict | None = None) -> str:
-    """A digest of arrays (names, dtypes, shapes, bytes) and of JSON-able attributes: equal digests
+    """A digest of numeric arrays (names, dtypes, shapes, bytes) and of JSON-able attributes: equal digests
     mean equal content, whenever and wherever the product was made."""
     digest = hashlib.blake2b(digest_size=16)
     for name in sorted(arrays):
         array = np.ascontiguousarray(arrays[name])
         digest.update(f"{name}:{array.dtype.str}:{array.shape};".encode())
-        digest.update(array.data if array.dtype != object else repr(array.tolist()).encode())
+        digest.update(array.data)
     digest.update(json.dumps(attrs or {}, sort_keys=True, default=str).encode())
     return digest.hexdigest()
 

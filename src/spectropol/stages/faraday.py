@@ -314,9 +314,9 @@ def faraday_depth(cube_store: str | os.PathLike, out: dict[str, str | os.PathLik
         raise fail(cube_store, str(err)) from None
     nphi, nfreq = len(grid.phi), len(freqs)
     ny, nx = cube.sizes["y"], cube.sizes["x"]
-    side = faraday_tile_px(ny, nx, nfreq, nphi, clean is not None, synthesis.chunk_mb, dask.threads,
-                           align=stored_chunk(cube))
-    region = faraday_region_px(side, stored_chunk(cube), nfreq, synthesis.chunk_mb)
+    chunk = stored_chunk(cube)
+    side = faraday_tile_px(ny, nx, nfreq, nphi, clean is not None, synthesis.chunk_mb, dask.threads, align=chunk)
+    region = faraday_region_px(side, chunk, nfreq, synthesis.chunk_mb)
     tiles = _tiles(ny, nx, side, region)
     noise = fdf_noise_theoretical(grid, sigma)
     cutoff = None if clean is None else clean.cutoff_sigma * noise
@@ -356,8 +356,10 @@ def faraday_depth(cube_store: str | os.PathLike, out: dict[str, str | os.PathLik
             if block.clean is not None:
                 full |= {"fdf_clean": block.clean.reshape((nphi,) + shape),
                          "clean_components": block.components.reshape((nphi,) + shape)}
-        components = (0, 0) if block.components is None else (int(np.count_nonzero(block.components)),
-                                                               int(block.components.any(axis=0).sum()))
+        components = (0, 0)
+        if block.components is not None:
+            cleaned = block.components.any(axis=0)
+            components = (int(np.count_nonzero(block.components[:, cleaned])), int(cleaned.sum()))
         return maps.reshape((len(PEAK_MAPS),) + shape), kept, spectra, full, components
 
     def write_axes(builder, with_rmsf: bool = True) -> None:

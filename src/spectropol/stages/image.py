@@ -122,7 +122,7 @@ def beyond_horizon(npix: int, cell_rad: float) -> np.ndarray | None:
 
 def image_channel(vis_store: str | os.PathLike, out_store: str | os.PathLike, qa_path: str | os.PathLike,
                   geometry: ImageGeometry, settings: ChannelSettings, *, nthreads: int = 1,
-                  rule: str = "spectropol", recipe: str | None = None) -> ImageResult:
+                  rule: str = "spectropol") -> ImageResult:
     """Image one channel's Stokes visibilities; write the image store and its QA document.
 
     ``geometry`` is the image size, cell and celestial header shared by all channels (from the
@@ -174,7 +174,7 @@ def image_channel(vis_store: str | os.PathLike, out_store: str | os.PathLike, qa
         "stokes_present": vis_attrs["stokes_present"], "ms": vis_attrs["selection"]["ms"],
         "source": vis_attrs.get("source"), "clean_diverged": bool(report and report["diverged"]),
         "provenance": provenance({"vis": str(vis_store)}, config_hash(params)),
-        "recipe": recipe if recipe is not None else image_recipe(vis_attrs, geometry, settings),
+        "recipe": image_recipe(vis_attrs, geometry, settings),
     }, chunks={name: (1, npix, npix) for name in images}, raw=tuple(images) + ("psf",))
 
     result = ImageResult(
@@ -257,7 +257,7 @@ def image_block(inspection: str | os.PathLike, vis_dir: str | os.PathLike, chann
             results.append(None)
             continue
         results.append(image_channel(vis_store, image_store, qa_path, geometry, channel_settings, nthreads=nthreads,
-                                     rule=rule, recipe=recipe))
+                                     rule=rule))
     log.info("%d of %d channels imaged, %d kept", sum(r is not None for r in results), len(results),
              sum(r is None for r in results))
     return results
