@@ -5,7 +5,7 @@ from spectropol.stages.catalogue import CATALOGUE_FILES
 rule catalogue:
     input:
         cube=CUBE,
-        moments=rules.faraday_moments.output.moments,
+        moments=rules.faraday_depth.output.moments,
         peaks=rules.faraday_depth.output.peaks,
     output:
         **{kind: f"{RESULTS}/catalogue/{name}" for kind, name in CATALOGUE_FILES.items() if kind != "csv"},

@@ -162,7 +162,7 @@ def polarisation_products():
     """Targets of the stages that need Stokes Q and U (none for XX/YY-only data)."""
     if not PLAN.polarisation:
         return []
-    return [rules.faraday_moments.output, rules.export_moment_fits.output, rules.faraday_depth.output,
+    return [rules.export_moment_fits.output, rules.faraday_depth.output,
             rules.export_faraday_fits.output, rules.catalogue.output, rules.report_figures.output]
 
 
@@ -174,6 +174,6 @@ def qa_documents():
         "cube": CUBE_QA,
     }
     if PLAN.polarisation:
-        documents |= {"moments": rules.faraday_moments.output.qa, "faraday_depth": rules.faraday_depth.output.qa,
+        documents |= {"moments": rules.faraday_depth.output.moments_qa, "faraday_depth": rules.faraday_depth.output.qa,
                       "catalogue": rules.catalogue.output.qa}
     return documents

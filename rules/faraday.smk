@@ -1,5 +1,6 @@
 # Faraday depth: RM synthesis, RM-CLEAN and the peak maps of the cube's Q and U in one pass over
-# spatial tiles (whole spectral axis in each); the FDF spectra of candidate pixels are kept, the
+# spatial tiles (whole spectral axis in each), the Faraday moments (rules/moments.smk exports them)
+# in the same pass, so that the cube is read once; the FDF spectra of candidate pixels are kept, the
 # full FDF cubes only with faraday.save_fdf. FITS exports of the maps (and of the cubes if asked).
 from spectropol.stages.faraday import FARADAY_STORES, faraday_fits_names, faraday_store_names
 
@@ -11,8 +12,11 @@ rule faraday_depth:
         **{name: directory(f"{RESULTS}/faraday/{FARADAY_STORES[name]}")
            for name in faraday_store_names(PLAN.faraday_products, PLAN.rm_clean is not None)},
         qa=f"{RESULTS}/qa/faraday_depth.json",
+        moments=directory(f"{RESULTS}/moments/moments.zarr"),
+        moments_qa=f"{RESULTS}/qa/moments.json",
     params:
         synthesis=as_dict(PLAN.rm_synthesis),
+        moments=as_dict(PLAN.moments),
         clean=as_dict(PLAN.rm_clean) if PLAN.rm_clean else None,
         products=as_dict(PLAN.faraday_products),
         dask=as_dict(PLAN.dask),

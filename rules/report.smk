@@ -3,8 +3,7 @@
 
 rule report_figures:
     input:
-        cube=CUBE,
-        moments=rules.faraday_moments.output.moments,
+        moments=rules.faraday_depth.output.moments,
         peaks=rules.faraday_depth.output.peaks,
         candidates=rules.faraday_depth.output.candidates,
         catalogue=rules.catalogue.output.ecsv,

@@ -14,7 +14,7 @@ from conftest import run_snakemake
         ({"imaging": {"size": 511}}, "511 is not a multiple of 2"),
         ({"imaging": {"weighting": "robust"}}, "'robust' is not one of ['natural', 'uniform', 'briggs']"),
         ({"simulate": {"feeds": "helical"}}, "'helical' is not one of ['linear', 'circular']"),
-        ({"moments": {"chunk_mb": 0}}, "0 is less than the minimum of 1"),
+        ({"faraday": {"chunk_mb": 0}}, "0 is less than or equal to the minimum of 0"),
         ({"input": {"ms": "/no/such/observation.ms"}}, "/no/such/observation.ms: Measurement Set not found"),
     ],
 )
@@ -30,4 +30,4 @@ def test_bad_config_is_refused_with_a_clear_message(tmp_path, config, message):
 def test_default_config_builds_the_dag(tmp_path):
     result = run_snakemake(tmp_path, "-n")
     text = result.stdout + result.stderr
-    assert "image_channel" in text and "faraday_moments" in text
+    assert "image_channel" in text and "faraday_depth" in text and "export_moment_fits" in text

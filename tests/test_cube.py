@@ -52,7 +52,7 @@ def test_flagged_channel_is_a_nan_plane_and_the_rest_goes_on(small_ms, tmp_path)
         plane = fits.getdata(paths["Q"])[0]
     assert np.isnan(plane[2]).all() and np.isfinite(plane[3]).all()
 
-    faraday_moments(tmp_path / "cube.zarr", tmp_path / "m.zarr", tmp_path / "m.json", MomentsOptions(chunk_mb=1))
+    faraday_moments(tmp_path / "cube.zarr", tmp_path / "m.zarr", tmp_path / "m.json", MomentsOptions(), chunk_mb=1)
     maps = open_moments(tmp_path / "m.zarr")["moments"].values
     assert np.isfinite(maps[:, :2]).all()  # means and standard deviations everywhere despite the NaN plane
 

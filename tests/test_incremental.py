@@ -36,7 +36,6 @@ def write_config(workdir: Path, ms: Path, **sections) -> Path:
         "imaging": {"size": 128, "cell_arcsec": 60.0},
         "clean": {"niter": 200},
         "cube": {"chunk": 64},
-        "moments": {"chunk_mb": 4},
         "faraday": {"chunk_mb": 16},
         "channels": {"block": 1},  # one channel per job: reruns are counted per channel
     }

@@ -18,7 +18,7 @@ from spectropol.qa.messages import validation_error
 
 SPECTROPOL = str(Path(sys.executable).with_name("spectropol"))
 SMALL_RUN = {"simulate": {"nchan": 6, "ntimes": 8, "noise_jy": 0.1}, "imaging": {"size": 128, "cell_arcsec": 60.0},
-             "clean": {"niter": 100}, "cube": {"chunk": 64}, "moments": {"chunk_mb": 4}, "faraday": {"chunk_mb": 16}}
+             "clean": {"niter": 100}, "cube": {"chunk": 64}, "faraday": {"chunk_mb": 16}}
 
 
 @pytest.fixture

@@ -50,17 +50,41 @@ def test_tiled_moments_equal_whole_array_moments(tmp_path, weighting):
     u = rng.normal(size=(nfreq, 40, 40)).astype(np.float32)
     q[5] = np.nan
     rms = rng.uniform(0.5, 2.0, (nfreq, 4)).astype(np.float32)
-    write_test_cube(tmp_path / "cube.zarr", q, u, rms=rms)
+    write_test_cube(tmp_path / "cube.zarr", q, u, rms=rms)  # Stokes I zero: mean and std 0, no skewness
     faraday_moments(tmp_path / "cube.zarr", tmp_path / "m.zarr", tmp_path / "m.json",
-                    MomentsOptions(weighting=weighting, chunk_mb=nfreq * 2 * 8 * 4 * 16 * 16 / 1e6),
-                    DaskOptions(threads=2))
+                    MomentsOptions(weighting=weighting), DaskOptions(threads=2), chunk_mb=nfreq * 6 * 4 * 16 * 16 / 1e6)
     maps = open_moments(tmp_path / "m.zarr")
     assert maps["moments"].data.chunksize[-2:] == (16, 16)
     assert list(maps["quantity"].values) == list(QUANTITIES) and list(maps["moment"].values) == list(MOMENTS)
     if weighting == "noise":
-        wq, wu = 1 / rms[:, 1].astype(float) ** 2, 1 / rms[:, 2].astype(float) ** 2
+        wi, wq, wu = (1 / rms[:, k].astype(float) ** 2 for k in (0, 1, 2))
         wp = 1 / (0.5 * (rms[:, 1].astype(float) ** 2 + rms[:, 2].astype(float) ** 2))
     else:
-        wq = wu = wp = None
-    expected = np.stack([weighted_moments(q, wq), weighted_moments(u, wu), weighted_moments(np.hypot(q, u), wp)])
+        wi = wq = wu = wp = None
+    expected = np.stack([weighted_moments(np.zeros_like(q), wi), weighted_moments(q, wq), weighted_moments(u, wu),
+                         weighted_moments(np.hypot(q, u), wp)])
     np.testing.assert_allclose(maps["moments"].values, expected, rtol=2e-5, atol=1e-6)
+    assert np.all(maps["moments"].sel(quantity="I", moment="mean").values == 0)
+
+
+def test_the_one_pass_makes_the_moments_of_the_moments_stage(tmp_path):
+    # The workflow's moments come from the Faraday-depth pass, which reads the cube once for both:
+    # they must be those faraday_moments makes alone, tiles and regions of another size.
+    from spectropol.options import FaradayProductsOptions, RMSynthesisOptions
+    from spectropol.stages.faraday import faraday_depth
+
+    rng = np.random.default_rng(4)
+    nfreq = 20
+    q = rng.normal(size=(nfreq, 48, 48)).astype(np.float32)
+    u = rng.normal(size=(nfreq, 48, 48)).astype(np.float32)
+    q[3, :10] = np.nan
+    rms = rng.uniform(0.5, 2.0, (nfreq, 4)).astype(np.float32)
+    write_test_cube(tmp_path / "cube.zarr", q, u, rms=rms)
+    options = MomentsOptions(weighting="noise")
+    faraday_moments(tmp_path / "cube.zarr", tmp_path / "alone.zarr", tmp_path / "alone.json", options, chunk_mb=0.3)
+    faraday_depth(tmp_path / "cube.zarr", {"peaks": tmp_path / "p.zarr", "candidates": tmp_path / "c.zarr"},
+                  tmp_path / "f.json", RMSynthesisOptions(chunk_mb=0.5), None, FaradayProductsOptions(),
+                  moments=options, moments_out=tmp_path / "pass.zarr", moments_qa=tmp_path / "pass.json")
+    alone, one_pass = (open_moments(tmp_path / name)["moments"].values for name in ("alone.zarr", "pass.zarr"))
+    np.testing.assert_array_equal(one_pass, alone)
+    assert (tmp_path / "pass.json").exists()

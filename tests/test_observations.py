@@ -18,7 +18,7 @@ from test_incremental import scale_channels
 from conftest import REPO, channel_path, job_counts, run_snakemake, source_pixel
 
 SMALL = {"imaging": {"size": 128, "cell_arcsec": 60.0}, "clean": {"niter": 200}, "cube": {"chunk": 64},
-         "moments": {"chunk_mb": 4}, "faraday": {"chunk_mb": 16}}
+         "faraday": {"chunk_mb": 16}}
 
 
 def run(workdir: Path, ms, *args, check: bool = True, **sections):

@@ -21,7 +21,7 @@ LOFAR_BDA = SHARED_DATA / "real-ms/lofar-bda-tNDPPP-bda.MS.tgz"
 ALMA = SHARED_DATA / "real-ms/alma-X5707-1spw-10chan.ms.tar.gz"
 PAPER = SHARED_DATA / "real-ms/paper-zen.2456865.60537.xy.uvcRREAAM.ms.tar.gz"
 GENERIC = {"imaging": {"size": 128, "cell_arcsec": None}, "clean": {"niter": 200}, "cube": {"chunk": 64},
-           "moments": {"chunk_mb": 4}, "faraday": {"chunk_mb": 16}}
+           "faraday": {"chunk_mb": 16}}
 
 # (archive, input options) -> products (channels in the cube, whether the Faraday stages ran), or
 # the refusal, made before any job ("{ms}" is the unpacked MS)

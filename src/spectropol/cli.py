@@ -3,10 +3,10 @@ without Snakemake (scripts/ and these commands call the same stage functions), a
 
     spectropol simulate OUT.ms                       spectropol moments CUBE OUT QA
     spectropol inspect MS... [--out selection.json]  spectropol moments-fits MOMENTS DIR
-    spectropol fingerprint MS RECORD --spw N         spectropol faraday-depth CUBE DIR QA [--save-fdf]
+    spectropol fingerprint MS RECORD --spw N         spectropol faraday-depth DIR QA --cube CUBE|--q..
     spectropol split SELECTION MS CHANNELS VIS QA    spectropol faraday-fits PEAKS DIR [--dirty D --clean C]
     spectropol image SELECTION VIS CHANNELS IMG QA   spectropol catalogue CUBE MOMENTS PEAKS DIR QA
-    spectropol cube SELECTION OUT QA STORE...        spectropol report CUBE MOMENTS PEAKS CANDIDATES CAT DIR
+    spectropol cube SELECTION OUT QA STORE...        spectropol report MOMENTS PEAKS CANDIDATES CAT DIR
     spectropol cube-fits CUBE DIR
     spectropol cube-from-fits CUBE QA --q FITS... --u FITS... [--i FITS...] [--freqs FILE]
     spectropol faraday DIR (--cube CUBE | --q FITS... --u FITS... [--i FITS...] [--freqs FILE])
@@ -181,7 +181,6 @@ def _faraday(args) -> None:
     from .stages.catalogue import CATALOGUE_FILES, build_catalogue
     from .stages.cube import cube_from_fits
     from .stages.faraday import faraday_depth
-    from .stages.moments import faraday_moments
 
     out = Path(args.out_dir)
     (out / "qa").mkdir(parents=True, exist_ok=True)
@@ -195,10 +194,9 @@ def _faraday(args) -> None:
     synthesis = options_from(args, opts.RMSynthesisOptions)
     products = options_from(args, opts.FaradayProductsOptions)
     clean = options_from(args, opts.RMCleanOptions) if args.clean else None
-    faraday_moments(cube, out / "moments.zarr", out / "qa/faraday_moments.json",
-                    opts.MomentsOptions(chunk_mb=synthesis.chunk_mb), dask, rule=RULE)
     faraday_depth(cube, _faraday_stores(out, products, clean is not None), out / "qa/faraday_depth.json", synthesis,
-                  clean, products, dask, rule=RULE)
+                  clean, products, dask, moments=opts.MomentsOptions(weighting=args.moments_weighting),
+                  moments_out=out / "moments.zarr", moments_qa=out / "qa/moments.json", rule=RULE)
     result = build_catalogue(cube, out / "moments.zarr", out / "peaks.zarr",
                              {kind: out / name for kind, name in CATALOGUE_FILES.items()}, out / "qa/catalogue.json",
                              options_from(args, opts.CatalogueOptions), rule=RULE)
@@ -209,7 +207,7 @@ def _moments(args) -> None:
     from .stages.moments import faraday_moments
 
     result = faraday_moments(args.cube, args.out, args.qa, options_from(args, opts.MomentsOptions),
-                             options_from(args, opts.DaskOptions), rule=RULE)
+                             options_from(args, opts.DaskOptions), chunk_mb=args.chunk_mb, rule=RULE)
     print(json.dumps({"channels": result.channels, "weighting": result.weighting}))
 
 
@@ -220,13 +218,22 @@ def _moments_fits(args) -> None:
 
 
 def _faraday_depth(args) -> None:
+    from .io.polarisation import stokes_from_fits
     from .stages.faraday import faraday_depth
 
+    if bool(args.cube) == bool(args.q or args.u):
+        raise SpectropolError("spectropol faraday-depth: give either --cube (a cube store) or --q and --u FITS images")
+    if not args.cube and not (args.q and args.u):
+        raise SpectropolError("spectropol faraday-depth: FITS input needs both --q and --u")
+    from .kernels.faraday_loops import warm_up
+
+    warm_up()  # while the FITS headers are read and the planes' rms computed
+    dask = options_from(args, opts.DaskOptions)
+    source = args.cube or stokes_from_fits(args.q, args.u, freqs_file=args.freqs, threads=dask.threads)
     products = options_from(args, opts.FaradayProductsOptions)
     clean = options_from(args, opts.RMCleanOptions) if args.clean else None
-    result = faraday_depth(args.cube, _faraday_stores(Path(args.out_dir), products, clean is not None), args.qa,
-                           options_from(args, opts.RMSynthesisOptions), clean, products,
-                           options_from(args, opts.DaskOptions), rule=RULE)
+    result = faraday_depth(source, _faraday_stores(Path(args.out_dir), products, clean is not None), args.qa,
+                           options_from(args, opts.RMSynthesisOptions), clean, products, dask, rule=RULE)
     print(json.dumps({"candidates": result.candidates, "fdf_noise_median": result.fdf_noise_median,
                       "bytes": result.bytes}))
 
@@ -253,7 +260,7 @@ def _report(args) -> None:
     from .stages.report import faraday_figures, map_figures
 
     out = Path(args.out_dir)
-    map_figures(args.cube, args.moments, args.peaks, args.catalogue,
+    map_figures(args.moments, args.peaks, args.catalogue,
                 {"maps": out / "maps.png", "moments": out / "moments.png", "peak_rm": out / "peak_rm.png"})
     faraday_figures(args.peaks, args.candidates, args.catalogue, {"rmsf": out / "rmsf.png",
                                                                   "spectra": out / "fdf_spectra.png"})
@@ -386,15 +393,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cube", help="a cube store (results/cube/cube.zarr or one from cube-from-fits)")
     fits_arguments(p)
     faraday_options(p)
+    p.add_argument("--moments-weighting", choices=("none", "noise"), default=opts.MomentsOptions.weighting,
+                   help="channel weights of the Faraday moments (the config's moments.weighting)")
     add_options(p, opts.CatalogueOptions)
 
-    p = command("moments", _moments, "Faraday moment maps (faraday_moments)", "cube", "out", "qa")
+    p = command("moments", _moments, "Faraday moment maps alone (the workflow's faraday_depth makes them in its pass)",
+                "cube", "out", "qa")
     add_options(p, opts.MomentsOptions)
     add_options(p, opts.DaskOptions)
+    p.add_argument("--chunk-mb", type=float, default=64.0, help="memory per Dask task (MB)")
     command("moments-fits", _moments_fits, "FITS moment maps (export_moment_fits)", "moments", "out_dir")
 
-    p = command("faraday-depth", _faraday_depth, "RM synthesis, RM-CLEAN and peak maps in one pass (faraday_depth)",
-                "cube", "out_dir", "qa")
+    p = command("faraday-depth", _faraday_depth, "RM synthesis, RM-CLEAN and peak maps in one pass (faraday_depth) "
+                "of a cube store, or straight from FITS Q and U images", "out_dir", "qa")
+    p.add_argument("--cube", help="a cube store (results/cube/cube.zarr or one from cube-from-fits)")
+    for stokes in ("q", "u"):
+        p.add_argument(f"--{stokes}", nargs="+", metavar="FITS",
+                       help=f"Stokes {stokes.upper()}: a cube with a FREQ axis, or an image per channel")
+    p.add_argument("--freqs", help="frequencies (Hz), one per line in the order of the files' planes, where the "
+                                   "headers have none (RM-Tools' format)")
     faraday_options(p)
     p = command("faraday-fits", _faraday_fits, "FITS peak maps, RMSF and FDF cubes (export_faraday_fits)", "peaks",
                 "out_dir")
@@ -405,8 +422,8 @@ def build_parser() -> argparse.ArgumentParser:
                 "out_dir", "qa")
     add_options(p, opts.CatalogueOptions)
 
-    command("report", _report, "report figures (report_figures)", "cube", "moments", "peaks", "candidates",
-            "catalogue", "out_dir")
+    command("report", _report, "report figures (report_figures)", "moments", "peaks", "candidates", "catalogue",
+            "out_dir")
 
     qa = sub.add_parser("qa", help="QA: summarise documents, resend the spool, aggregate a run").add_subparsers(
         dest="qa", required=True)

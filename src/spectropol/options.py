@@ -153,7 +153,6 @@ class MomentsOptions:
     """Faraday moments (config section ``moments``)."""
 
     weighting: str = "none"      # none, or noise: channels weighted by 1/rms^2 of their plane
-    chunk_mb: float = 64.0       # memory per Dask task: sets the spatial tile, whole spectral axis in it
 
     @classmethod
     def from_config(cls, section: dict) -> MomentsOptions:

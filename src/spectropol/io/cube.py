@@ -57,3 +57,26 @@ def write_cube(cube_store: str | os.PathLike, data: np.ndarray, freqs: np.ndarra
 def open_cube(cube_store: str | os.PathLike):
     """The cube as a labelled xarray Dataset (lazy, dask-backed)."""
     return open_dataset(cube_store, "cube")
+
+
+def pixel_spectra(cube_store: str | os.PathLike, stokes: str, pixels: list[tuple[int, int]]) -> np.ndarray:
+    """The spectra (len(pixels), nfreq) float32 of one Stokes parameter at integer pixels (y, x),
+    reading each stored spatial chunk that holds one of them once, whole spectral axis (a few
+    sources cost a few columns of chunks, not one column per source)."""
+    import zarr
+
+    cube = open_cube(cube_store)
+    image = cube.attrs["image"]
+    k = list(cube["stokes"].values).index(stokes)
+    chunk = stored_chunk(cube)
+    array = zarr.open_array(f"{cube_store}/{image}", mode="r")
+    out = np.full((len(pixels), array.shape[0]), np.nan, np.float32)
+    by_chunk: dict[tuple[int, int], list[int]] = {}
+    for n, (y, x) in enumerate(pixels):
+        by_chunk.setdefault((int(y) // chunk, int(x) // chunk), []).append(n)
+    for (cy, cx), members in by_chunk.items():
+        block = np.asarray(array[:, k, cy * chunk:(cy + 1) * chunk, cx * chunk:(cx + 1) * chunk])
+        for n in members:
+            y, x = pixels[n]
+            out[n] = block[:, int(y) - cy * chunk, int(x) - cx * chunk]
+    return out

@@ -9,15 +9,17 @@ Conventions follow RM-Tools (Purcell et al. 2020), so that numbers can be compar
     RMSF FWHM = 3.8 / (lambda_max^2 - lambda_min^2)            (Dickey et al. 2019)
     phi_max = max(sqrt(3) / max(delta lambda^2), 10 FWHM),  d phi = FWHM / oversample
 
-The block functions work on arrays shaped (nchan, npix) so a whole spatial tile is one complex
-matrix product (F = A P), the fastest route on CPUs; NaN channels of a pixel are left out of that
-pixel's sum and normalisation.
+The block functions take Q and U shaped (nchan, npix), so that a whole spatial tile is one complex
+matrix product (F = P^T A^T), the fastest route on CPUs, and give the FDF as rows (npix, nphi): one
+pixel's spectrum contiguous, as the per-spectrum loops of RM-CLEAN and the peak search
+(faraday_loops, compiled) read it. NaN channels of a pixel are left out of that pixel's sum and
+normalisation.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
+import warnings
 
 import numpy as np
 
@@ -29,7 +31,7 @@ BIAS_FACTOR = 2.3  # polarisation bias correction sqrt(P^2 - 2.3 sigma^2) (Georg
 # on a grid of FWHM/2, CLEAN spreads a thin source's components over about +-1.5 FWHM.
 PEEL_FWHM = 2.0
 RAYLEIGH_MEDIAN = float(np.sqrt(2.0 * np.log(2.0)))  # median of |F| over sigma per part, for Gaussian noise
-REFINE_BATCH = 256  # columns refined together in fdf_peak: memory about 80 bytes x channels x this
+REFINE_BATCH = 256  # spectra refined together (_refine_rows): memory about 80 bytes x channels x this
 
 
 def lambda_squared(freqs_hz: np.ndarray) -> np.ndarray:
@@ -103,8 +105,10 @@ def doubled_phi(grid: FaradayGrid) -> np.ndarray:
     return (np.arange(2 * n - 1) - (n - 1)) * grid.dphi
 
 
-def rm_synthesis_block(q: np.ndarray, u: np.ndarray, grid: FaradayGrid, matrix: np.ndarray | None = None) -> np.ndarray:
-    """FDF (nphi, npix) complex64 of Q, U blocks (nchan, npix); NaN channels skipped per pixel.
+def rm_synthesis_rows(q: np.ndarray, u: np.ndarray, grid: FaradayGrid, matrix: np.ndarray | None = None) -> np.ndarray:
+    """FDF of Q, U blocks (nchan, npix) as rows: (npix, nphi) complex64, one spectrum per row, the
+    layout the per-spectrum loops (RM-CLEAN, the peak search) read contiguously. NaN channels are
+    skipped per pixel.
 
     The per-pixel normalisation 1 / sum(w) is applied to the (small) input rather than the
     (large) output, so the matrix product is the only pass over the FDF.
@@ -121,7 +125,12 @@ def rm_synthesis_block(q: np.ndarray, u: np.ndarray, grid: FaradayGrid, matrix: 
         norm = grid.weights.astype(np.float32) @ finite.astype(np.float32)  # sum of weights per pixel
         with np.errstate(divide="ignore"):
             p *= np.where(norm > 0, 1.0 / norm, np.nan).astype(np.float32)
-    return matrix @ p
+    return p.T @ matrix.T
+
+
+def rm_synthesis_block(q: np.ndarray, u: np.ndarray, grid: FaradayGrid, matrix: np.ndarray | None = None) -> np.ndarray:
+    """FDF (nphi, npix) complex64 of Q, U blocks (nchan, npix): rm_synthesis_rows seen along phi first."""
+    return rm_synthesis_rows(q, u, grid, matrix).T
 
 
 def fdf_noise_theoretical(grid: FaradayGrid, channel_sigma: np.ndarray) -> float:
@@ -130,103 +139,101 @@ def fdf_noise_theoretical(grid: FaradayGrid, channel_sigma: np.ndarray) -> float
     return float(np.sqrt(np.nansum(w**2 * np.asarray(channel_sigma) ** 2)) / w.sum())
 
 
-def rm_clean_block(fdf: np.ndarray, grid: FaradayGrid, cutoff: np.ndarray | float, *, gain: float = 0.1,
-                   max_iter: int = 1000, rmsf_doubled: np.ndarray | None = None, mask: float | None = None,
-                   want_residual: bool = True) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-    """RM-CLEAN of a block of FDFs (nphi, npix), all pixels at once (Heald et al. 2009).
+@dataclasses.dataclass
+class CleanedRows:
+    """RM-CLEAN of some rows of an (npix, nphi) FDF: which rows, and their clean FDF (components
+    restored plus residual), residual and components, each (len(rows), nphi) complex64. The other
+    rows were not cleaned: their clean FDF and residual are the dirty FDF, with no components."""
 
-    Each iteration takes, for every pixel still above its ``cutoff`` (|F|, scalar or per pixel),
-    the peak of the residual, stores gain x peak as a component at that depth and subtracts the
-    RMSF shifted there. Returns (clean FDF, residual or None, components), each (nphi, npix)
-    complex64; the clean FDF is the components convolved with a Gaussian of the RMSF FWHM plus
-    the residual. Pixels that start below the cutoff (most of a survey cube) cost one pass.
+    rows: np.ndarray
+    clean: np.ndarray
+    residual: np.ndarray
+    components: np.ndarray
+    iterations: np.ndarray
+
+    def full(self, dirty: np.ndarray, part: str) -> np.ndarray:
+        """``part`` (clean, residual or components) of every row of ``dirty``, (npix, nphi)."""
+        whole = np.zeros_like(dirty) if part == "components" else dirty.copy()
+        whole[self.rows] = getattr(self, part)
+        return whole
+
+    def of(self, dirty: np.ndarray, part: str, rows: np.ndarray) -> np.ndarray:
+        """``part`` of the given rows of ``dirty`` only."""
+        chosen = np.zeros((len(rows), dirty.shape[1]), dirty.dtype) if part == "components" else dirty[rows].copy()
+        if not len(self.rows):
+            return chosen
+        position = np.searchsorted(self.rows, rows)
+        inside = (position < len(self.rows)) & (self.rows[np.minimum(position, len(self.rows) - 1)] == rows)
+        chosen[inside] = getattr(self, part)[position[inside]]
+        return chosen
+
+
+def restoring_function(grid: FaradayGrid) -> np.ndarray:
+    """The restoring Gaussian (FWHM of the RMSF, peak 1) on twice the depth range, float32, centre
+    at index nphi - 1, as RM-CLEAN's RMSF is kept."""
+    offsets = doubled_phi(grid)
+    return np.exp(-4.0 * np.log(2.0) * (offsets / grid.fwhm) ** 2).astype(np.float32)
+
+
+def rm_clean_rows(fdf: np.ndarray, grid: FaradayGrid, cutoff: np.ndarray | float, *, gain: float = 0.1,
+                  max_iter: int = 1000, rmsf_doubled: np.ndarray | None = None, mask: float | None = None,
+                  restore: np.ndarray | None = None) -> CleanedRows:
+    """RM-CLEAN (Heald et al. 2009) of the spectra of an (npix, nphi) FDF, one spectrum at a time
+    (faraday_loops.hogbom_rows).
+
+    Each iteration takes the peak of a spectrum's residual while it reaches ``cutoff`` (|F|, scalar
+    or per pixel), stores gain x peak as a component at that depth and subtracts the RMSF shifted
+    there; the clean FDF is the components convolved with a Gaussian of the RMSF FWHM plus the
+    residual. Spectra that start below the cutoff, or hold NaN, are not cleaned.
 
     ``mask`` (|F|): only pixels whose dirty peak reaches it are cleaned (down to ``cutoff``), as an
     imager cleans inside a mask: a noise pixel's highest of hundreds of independent depths is above
     3 sigma more often than not, and cleaning it finds nothing but noise. The others keep their
     dirty FDF, with no components.
     """
-    nphi, npix = fdf.shape
+    from .faraday_loops import hogbom_rows
+
+    npix, nphi = fdf.shape
     if rmsf_doubled is None:
         rmsf_doubled = rmsf(grid, doubled_phi(grid))
-    rmsf_doubled = rmsf_doubled.astype(np.complex64)
-    fdf = np.asarray(fdf, dtype=np.complex64)
+    if restore is None:
+        restore = restoring_function(grid)
     cutoff = np.broadcast_to(np.asarray(cutoff, dtype=np.float32), (npix,))
-    amplitude = np.abs(fdf)
+    highest = np.empty(npix, np.float32)
+    for first in range(0, npix, 4096):  # |F| a few MB at a time, not a second FDF
+        part = fdf[first:first + 4096]
+        highest[first:first + 4096] = np.sqrt((part.real**2 + part.imag**2).max(axis=1))
     with np.errstate(invalid="ignore"):
         # a spectrum that is zero everywhere (noise-free data without polarisation) has nothing to clean
-        highest = amplitude.max(axis=0)
-        start = np.isfinite(amplitude).all(axis=0) & (highest >= cutoff) & (highest > 0)
+        start = np.isfinite(highest) & (highest >= cutoff) & (highest > 0)
         if mask is not None:
             start &= highest >= mask
-    columns = np.nonzero(start)[0]
-    residual = np.ascontiguousarray(fdf[:, columns].T)  # (n, nphi): one contiguous spectrum per row
-    found = np.zeros(residual.shape, dtype=np.complex64)
-    live = np.arange(len(columns))
-    offsets = np.arange(nphi)
-    for _ in range(max_iter):
-        if live.size == 0:
-            break
-        block = residual[live]
-        peak_index = np.argmax(np.abs(block), axis=1)
-        peak = block[np.arange(live.size), peak_index]
-        still = (np.abs(peak) >= cutoff[columns[live]]) & (np.abs(peak) > 0)
-        if not still.any():
-            break
-        live, peak_index, peak = live[still], peak_index[still], peak[still]
-        component = gain * peak
-        found[live, peak_index] += component
-        # RMSF centred on each peak: doubled-range index (nphi - 1) - k + j for grid index j.
-        shifted = rmsf_doubled[(nphi - 1 - peak_index)[:, None] + offsets[None, :]]
-        residual[live] -= component[:, None] * shifted
-    components = np.zeros((nphi, npix), dtype=np.complex64)
-    components[:, columns] = found.T
-    clean = fdf.copy()
-    clean[:, columns] = (restore_components(found, grid, axis=1) + residual).T
-    if want_residual:
-        full_residual = fdf.copy()
-        full_residual[:, columns] = residual.T
-        return clean, full_residual, components
-    return clean, None, components
+    rows = np.nonzero(start)[0]
+    chosen = fdf[rows]
+    res_re = np.ascontiguousarray(chosen.real, dtype=np.float32)
+    res_im = np.ascontiguousarray(chosen.imag, dtype=np.float32)
+    del chosen
+    components = np.zeros((len(rows), nphi), np.complex64)
+    clean = np.empty((len(rows), nphi), np.complex64)
+    kernel = np.asarray(rmsf_doubled, dtype=np.complex64)
+    iterations = hogbom_rows(res_re, res_im, components, clean, np.ascontiguousarray(kernel.real),
+                             np.ascontiguousarray(kernel.imag), np.asarray(restore, dtype=np.float32),
+                             np.ascontiguousarray(cutoff[rows]), np.float32(gain), int(max_iter))
+    residual = np.empty((len(rows), nphi), np.complex64)
+    residual.real = res_re
+    residual.imag = res_im
+    return CleanedRows(rows=rows, clean=clean, residual=residual, components=components, iterations=iterations)
 
 
-def restoring_matrix(grid: FaradayGrid) -> np.ndarray:
-    """G (nphi, nphi) float32 with G[j, i] the restoring Gaussian (FWHM of the RMSF, peak 1) at
-    phi_i for a component at phi_j: restoring spectra is then one matrix product."""
-    return _restoring_matrix(len(grid.phi), float(grid.dphi), float(grid.fwhm))
-
-
-@functools.lru_cache(maxsize=2)
-def _restoring_matrix(nphi: int, dphi: float, fwhm: float) -> np.ndarray:
-    # The grid is uniform, so G depends on these three numbers alone; kept, because every tile of a
-    # cube restores with the same one (64 MB and 55 ms at 4,096 depths).
-    offsets = (np.arange(nphi)[None, :] - np.arange(nphi)[:, None]) * dphi
-    matrix = np.exp(-4.0 * np.log(2.0) * (offsets / fwhm) ** 2).astype(np.float32)
-    matrix.flags.writeable = False
-    return matrix
-
-
-def restore_components(components: np.ndarray, grid: FaradayGrid, axis: int = 0) -> np.ndarray:
-    """Clean components convolved with a Gaussian of the RMSF FWHM (peak 1) along ``axis``.
-    Only spectra that have components are restored: in a survey cube most pixels have none."""
-    spectra = np.moveaxis(components, axis, -1)
-    nphi = spectra.shape[-1]
-    flat_in = spectra.reshape(-1, nphi)
-    restored = np.zeros(flat_in.shape, dtype=np.complex64)
-    rows = np.nonzero(flat_in.any(axis=1))[0]
-    if rows.size:
-        chosen = flat_in[rows]
-        if nphi <= 4096:  # G fits in 64 MB: BLAS beats a long direct convolution by far
-            g = restoring_matrix(grid)
-            restored[rows] = (chosen.real @ g) + 1j * (chosen.imag @ g)
-        else:
-            from scipy.ndimage import convolve1d
-
-            half = int(np.ceil(4 * grid.fwhm / grid.dphi))
-            kernel = np.exp(-4.0 * np.log(2.0) * ((np.arange(-half, half + 1) * grid.dphi) / grid.fwhm) ** 2)
-            restored[rows] = (convolve1d(chosen.real, kernel, axis=-1, mode="constant")
-                              + 1j * convolve1d(chosen.imag, kernel, axis=-1, mode="constant"))
-    return np.moveaxis(restored.reshape(spectra.shape), -1, axis)
+def rm_clean_block(fdf: np.ndarray, grid: FaradayGrid, cutoff: np.ndarray | float, *, gain: float = 0.1,
+                   max_iter: int = 1000, rmsf_doubled: np.ndarray | None = None, mask: float | None = None,
+                   want_residual: bool = True) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """RM-CLEAN of a block of FDFs laid out (nphi, npix): rm_clean_rows, returned as (clean FDF,
+    residual or None, components), each (nphi, npix) complex64."""
+    dirty = np.ascontiguousarray(np.asarray(fdf, dtype=np.complex64).T)
+    cleaned = rm_clean_rows(dirty, grid, cutoff, gain=gain, max_iter=max_iter, rmsf_doubled=rmsf_doubled, mask=mask)
+    residual = cleaned.full(dirty, "residual").T if want_residual else None
+    return cleaned.full(dirty, "clean").T, residual, cleaned.full(dirty, "components").T
 
 
 def parabolic_peak(values: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -293,48 +300,48 @@ def refine_peak(channel_p: np.ndarray, grid: FaradayGrid, phi_start: np.ndarray,
     return phi, value
 
 
-def fdf_peak(fdf: np.ndarray, grid: FaradayGrid, sigma: np.ndarray | float, channel_p: np.ndarray | None = None,
-             components: np.ndarray | None = None, refine_snr: float = 0.0) -> dict[str, np.ndarray]:
-    """Peak of |F| per column of (nphi, npix): Faraday depth, amplitude and its bias correction,
-    errors, the polarisation angle at the peak and derotated to lambda^2 = 0.
+def _grid_peaks(fdf_rows: np.ndarray, grid: FaradayGrid) -> tuple[np.ndarray, ...]:
+    """Each row's peak on the grid, refined by a parabola (faraday_loops.row_peaks): (depth,
+    amplitude, real and imaginary part there, valid (the row is finite), at the grid's edge)."""
+    from .faraday_loops import row_peaks
 
-    The peak is the grid's maximum refined by a parabola through its neighbours, or, given the
-    channel data ``channel_p`` (Q + iU, (nchan, npix)), refined by evaluating the FDF exactly
-    (refine_peak, with RM-CLEAN's ``components`` peeled): accurate on coarse grids. Only columns
-    whose grid peak reaches ``refine_snr`` are refined: noise pixels keep the parabola, which is
-    as good as their noise, for none of the cost.
+    n, nphi = fdf_rows.shape
+    index = np.empty(n, np.int64)
+    offset, peak, real, imag = (np.empty(n) for _ in range(4))
+    row_peaks(np.ascontiguousarray(fdf_rows, dtype=np.complex64), index, offset, peak, real, imag)
+    valid = index >= 0
+    phi_peak = np.where(valid, grid.phi[np.maximum(index, 0)] + offset * grid.dphi, np.nan)
+    at_edge = valid & ((index == 0) | (index == nphi - 1))
+    return phi_peak, peak, real, imag, valid, at_edge
+
+
+def _refine_rows(chosen: np.ndarray, phi_peak: np.ndarray, peak: np.ndarray, real: np.ndarray, imag: np.ndarray,
+                 channel_p: np.ndarray, grid: FaradayGrid, components_rows: np.ndarray | None) -> None:
+    """refine_peak of the ``chosen`` rows, a batch at a time (it holds about 80 bytes per channel per
+    row); ``channel_p`` (nchan, len(chosen)) and ``components_rows`` (len(chosen), nphi) of those
+    rows only. The peak arrays are updated in place."""
+    for start in range(0, chosen.size, REFINE_BATCH):
+        part = slice(start, start + REFINE_BATCH)
+        cols = chosen[part]
+        phi_peak[cols], value = refine_peak(channel_p[:, part], grid, phi_peak[cols],
+                                            None if components_rows is None else components_rows[part].T)
+        peak[cols], real[cols], imag[cols] = np.abs(value), value.real, value.imag
+
+
+def peak_quantities(phi_peak: np.ndarray, peak: np.ndarray, real: np.ndarray, imag: np.ndarray,
+                    sigma: np.ndarray, grid: FaradayGrid, valid: np.ndarray, at_edge: np.ndarray) -> dict:
+    """What a peak of the FDF gives: depth, amplitude and its bias correction, errors, the
+    polarisation angle at the peak and derotated to lambda^2 = 0 (NaN where not ``valid``).
 
     Errors as in Brentjens & de Bruyn 2005 (appendix A) and RM-Tools: sigma_phi = FWHM/(2 SNR),
-    sigma_chi = sigma/(2 P) rad; the derotated angle's error adds the lambda0^2 lever arm.
-    """
-    amplitude = np.abs(fdf)
-    valid = np.isfinite(amplitude).all(axis=0)
-    if not valid.all():
-        amplitude[:, ~valid] = 0.0
-    index = np.argmax(amplitude, axis=0)
-    offset, peak = parabolic_peak(amplitude, index)
-    phi_peak = grid.phi[index] + offset * grid.dphi
-    # Real and imaginary parts interpolated at the same fractional position.
-    real = _interpolate_at(fdf.real, index, offset)
-    imag = _interpolate_at(fdf.imag, index, offset)
+    sigma_chi = sigma/(2 P) rad; the derotated angle's error adds the lambda0^2 lever arm."""
     sigma = np.broadcast_to(np.asarray(sigma, dtype=np.float64), peak.shape)
-    if channel_p is not None:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            chosen = np.nonzero(valid & (peak >= refine_snr * sigma))[0] if refine_snr > 0 else np.nonzero(valid)[0]
-        if chosen.size:
-            phi_peak, peak, real, imag = (np.array(a, dtype=np.float64) for a in (phi_peak, peak, real, imag))
-            # a batch of columns at a time: refine_peak holds about 80 bytes per channel per column
-            for start in range(0, chosen.size, REFINE_BATCH):
-                cols = chosen[start:start + REFINE_BATCH]
-                phi_peak[cols], value = refine_peak(channel_p[:, cols], grid, phi_peak[cols],
-                                                    None if components is None else components[:, cols])
-                peak[cols], real[cols], imag[cols] = np.abs(value), value.real, value.imag
-    snr = peak / sigma
-    angle = 0.5 * np.arctan2(imag, real)
-    angle0 = angle - phi_peak * grid.lambda0_sq
-    nchan = int((grid.weights > 0).sum())
-    var_l2 = float(np.var(grid.lambda2[grid.weights > 0]))
     with np.errstate(divide="ignore", invalid="ignore"):
+        snr = peak / sigma
+        angle = 0.5 * np.arctan2(imag, real)
+        angle0 = angle - phi_peak * grid.lambda0_sq
+        nchan = int((grid.weights > 0).sum())
+        var_l2 = float(np.var(grid.lambda2[grid.weights > 0]))
         angle_err = 0.5 / snr
         angle0_err = np.sqrt(sigma**2 * nchan / (4.0 * (nchan - 2.0) * peak**2)
                              * ((nchan - 1.0) / nchan + grid.lambda0_sq**2 / var_l2))
@@ -343,7 +350,7 @@ def fdf_peak(fdf: np.ndarray, grid: FaradayGrid, sigma: np.ndarray | float, chan
         "peak_pi": peak, "peak_pi_debiased": debiased, "peak_phi": phi_peak, "peak_phi_err": grid.fwhm / (2.0 * snr),
         "snr": snr, "pol_angle_deg": np.rad2deg(angle) % 180.0, "pol_angle_err_deg": np.rad2deg(angle_err),
         "pol_angle0_deg": np.rad2deg(angle0) % 180.0, "pol_angle0_err_deg": np.rad2deg(angle0_err),
-        "fdf_noise": sigma.copy(), "peak_at_edge": (index == 0) | (index == len(grid.phi) - 1),
+        "fdf_noise": sigma.copy(), "peak_at_edge": at_edge,
     }
     for key, value in out.items():
         if value.dtype.kind == "f":
@@ -351,99 +358,144 @@ def fdf_peak(fdf: np.ndarray, grid: FaradayGrid, sigma: np.ndarray | float, chan
     return out
 
 
-def _interpolate_at(values: np.ndarray, index: np.ndarray, offset: np.ndarray) -> np.ndarray:
-    """Value of the parabola through values[index-1..index+1] at a fractional offset."""
-    n = values.shape[0]
-    cols = np.arange(values.shape[1])
-    left = values[np.clip(index - 1, 0, n - 1), cols]
-    mid = values[index, cols]
-    right = values[np.clip(index + 1, 0, n - 1), cols]
-    return mid + 0.5 * offset * (right - left) + 0.5 * offset**2 * (left - 2 * mid + right)
+def fdf_peak(fdf: np.ndarray, grid: FaradayGrid, sigma: np.ndarray | float, channel_p: np.ndarray | None = None,
+             components: np.ndarray | None = None, refine_snr: float = 0.0) -> dict[str, np.ndarray]:
+    """Peak of |F| per column of (nphi, npix): Faraday depth, amplitude and its bias correction,
+    errors, the polarisation angle at the peak and derotated to lambda^2 = 0 (peak_quantities).
+
+    The peak is the grid's maximum refined by a parabola through its neighbours, or, given the
+    channel data ``channel_p`` (Q + iU, (nchan, npix)), refined by evaluating the FDF exactly
+    (refine_peak, with RM-CLEAN's ``components`` (nphi, npix) peeled): accurate on coarse grids.
+    Only columns whose grid peak reaches ``refine_snr`` are refined: noise pixels keep the parabola,
+    which is as good as their noise, for none of the cost.
+    """
+    rows = np.ascontiguousarray(np.asarray(fdf).T)
+    phi_peak, peak, real, imag, valid, at_edge = _grid_peaks(rows, grid)
+    sigma = np.broadcast_to(np.asarray(sigma, dtype=np.float64), peak.shape)
+    if channel_p is not None:
+        with np.errstate(invalid="ignore"):
+            chosen = np.nonzero(valid & (peak >= refine_snr * sigma))[0]
+        _refine_rows(chosen, phi_peak, peak, real, imag, channel_p[:, chosen], grid,
+                     None if components is None else np.asarray(components).T[chosen])
+    return peak_quantities(phi_peak, peak, real, imag, sigma, grid, valid, at_edge)
 
 
-def robust_fdf_noise(fdf: np.ndarray, stride: int = 1) -> np.ndarray:
-    """Noise (per real and imaginary part) of each column of an FDF (nphi, npix) from the median of
-    |F| at every ``stride``-th depth: |F| of complex Gaussian noise is Rayleigh distributed, with
-    median sigma sqrt(2 ln 2). Robust as a MAD is to the few depths a source or its sidelobes hold,
-    a seventh of its cost (one median of |F| instead of two of the real and imaginary parts), and
-    meaningful on an RM-CLEAN residual, where sources and their sidelobes are gone. NaN ignored."""
-    amplitude = np.abs(fdf[::stride])
-    median_of = np.median if np.isfinite(amplitude).all() else np.nanmedian
-    return median_of(amplitude, axis=0) / RAYLEIGH_MEDIAN
+def robust_fdf_noise(fdf: np.ndarray, stride: int = 1, axis: int = 0) -> np.ndarray:
+    """Noise (per real and imaginary part) of each FDF of ``fdf`` (spectra along ``axis``) from the
+    median of |F| at every ``stride``-th depth: |F| of complex Gaussian noise is Rayleigh
+    distributed, with median sigma sqrt(2 ln 2). Robust as a MAD is to the few depths a source or
+    its sidelobes hold, a seventh of its cost (one median of |F| instead of two of the real and
+    imaginary parts), and meaningful on an RM-CLEAN residual, where sources and their sidelobes are
+    gone. NaN ignored."""
+    taken = np.moveaxis(np.asarray(fdf), axis, -1)[..., ::stride]
+    amplitude = np.abs(taken)
+    if np.isfinite(amplitude).all():
+        return np.median(amplitude, axis=-1) / RAYLEIGH_MEDIAN
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a pixel without data has no noise: NaN, said once
+        return np.nanmedian(amplitude, axis=-1) / RAYLEIGH_MEDIAN
 
 
 def noise_stride(grid: FaradayGrid) -> int:
     """Depths closer than half the RMSF FWHM carry nearly the same noise: one in this many is enough
-    for a robust rms (on the default grid, 10 depths per FWHM, 1 in 5: the median is the costliest
-    step of a tile's peak maps, 0.09 of 0.14 s at 1,259 depths)."""
+    for a robust rms (on the default grid, 10 depths per FWHM, 1 in 5)."""
     return max(1, int(grid.fwhm / (2 * grid.dphi)))
 
 
 def components_second_moment(components: np.ndarray, phi: np.ndarray) -> np.ndarray:
-    """Spread in depth (rad/m^2) of each column's clean components (nphi, npix), weighted by their
-    amplitude, about their mean depth: a Faraday-complexity indicator (NaN without components).
-    Only columns with components are computed: after a masked RM-CLEAN, few have any."""
-    moment = np.full(components.shape[1], np.nan)
-    columns = np.nonzero(components.any(axis=0))[0]
-    if columns.size:
-        weight = np.abs(components[:, columns]).astype(np.float64)
-        total = weight.sum(axis=0)
-        mean = (weight * phi[:, None]).sum(axis=0) / total
-        moment[columns] = np.sqrt((weight * (phi[:, None] - mean) ** 2).sum(axis=0) / total)
+    """Spread in depth (rad/m^2) of each row's clean components (n, nphi), weighted by their
+    amplitude, about their mean depth: a Faraday-complexity indicator (NaN without components)."""
+    moment = np.full(components.shape[0], np.nan)
+    rows = np.nonzero(components.any(axis=1))[0]
+    if rows.size:
+        weight = np.abs(components[rows]).astype(np.float64)
+        total = weight.sum(axis=1)
+        mean = (weight @ phi) / total
+        moment[rows] = np.sqrt((weight * (phi[None, :] - mean[:, None]) ** 2).sum(axis=1) / total)
     return moment
 
 
-def peak_maps(fdf: np.ndarray, grid: FaradayGrid, components: np.ndarray | None, sigma_theory: float,
-              channel_p: np.ndarray | None = None, *, residual: np.ndarray | None = None,
-              refine_snr: float = 0.0) -> dict:
-    """fdf_peak of each column of a (clean) FDF (nphi, npix) and the components' second moment.
-    With ``components`` the noise is the robust rms of the residual (given, or the clean FDF minus
-    the restored components), else ``sigma_theory``; with ``channel_p`` the peaks reaching
-    ``refine_snr`` are refined exactly."""
-    if components is not None:
-        sigma = robust_fdf_noise(fdf - restore_components(components, grid) if residual is None else residual,
-                                 noise_stride(grid))
-    else:
-        sigma = np.full(fdf.shape[1], sigma_theory)
-    peaks = fdf_peak(fdf, grid, sigma, channel_p, components, refine_snr)
-    if components is not None:
-        peaks["cc_moment2"] = components_second_moment(components, grid.phi)
-    else:
-        peaks["cc_moment2"] = np.full(fdf.shape[1], np.nan)
-    return peaks
+def local_maxima(values: np.ndarray, box: int) -> np.ndarray:
+    """Pixels of a map (ny, nx) that no other pixel within a ``box`` x ``box`` window around them
+    exceeds; NaN is never a maximum. At the map's edge the window holds what the map has."""
+    half = max(int(box), 1) // 2
+    filled = np.where(np.isfinite(values), values, -np.inf)
+    padded = np.pad(filled, half, constant_values=-np.inf)
+    window_max = np.lib.stride_tricks.sliding_window_view(padded, (2 * half + 1, 2 * half + 1)).max(axis=(2, 3))
+    return np.isfinite(values) & (filled >= window_max)
 
 
 @dataclasses.dataclass
 class FaradayBlock:
     """One spatial block through the whole Faraday-depth analysis (faraday_depth_block)."""
 
-    peaks: dict                      # peak_maps of the block, each (npix,)
-    candidates: np.ndarray           # columns whose peak SNR reaches the candidate level
-    dirty: np.ndarray                # (nphi, npix) complex64
-    clean: np.ndarray | None         # (nphi, npix) complex64, None without RM-CLEAN
-    components: np.ndarray | None    # (nphi, npix) complex64, None without RM-CLEAN
+    peaks: dict                      # peak quantities of the block, each (npix,), and cc_moment2
+    candidates: np.ndarray           # pixels at a local maximum of peak PI whose SNR reaches the candidate level
+    dirty: np.ndarray                # (npix, nphi) complex64
+    cleaned: CleanedRows | None      # RM-CLEAN of the pixels it cleaned, None without RM-CLEAN
+
+    def spectra(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """The dirty FDF of ``rows`` and, with RM-CLEAN, their clean FDF and components, (len(rows), nphi)."""
+        out = {"fdf_dirty": self.dirty[rows]}
+        if self.cleaned is not None:
+            out |= {"fdf_clean": self.cleaned.of(self.dirty, "clean", rows),
+                    "clean_components": self.cleaned.of(self.dirty, "components", rows)}
+        return out
+
+    def components_found(self) -> tuple[int, int]:
+        """(clean components, pixels cleaned)."""
+        if self.cleaned is None:
+            return 0, 0
+        return int(np.count_nonzero(self.cleaned.components)), int(len(self.cleaned.rows))
 
 
 def faraday_depth_block(q: np.ndarray, u: np.ndarray, grid: FaradayGrid, sigma_theory: float, *,
                         clean_cutoff: float | None, clean_gain: float = 0.1, clean_max_iter: int = 1000,
                         clean_mask: float | None = None, candidate_snr: float = 5.0, matrix: np.ndarray | None = None,
-                        rmsf_doubled: np.ndarray | None = None) -> FaradayBlock:
+                        rmsf_doubled: np.ndarray | None = None, restore: np.ndarray | None = None,
+                        shape: tuple[int, int] | None = None, candidate_box: int = 3) -> FaradayBlock:
     """RM synthesis, RM-CLEAN (when ``clean_cutoff`` is given, |F| in Jy/beam; of the pixels whose
-    dirty peak reaches ``clean_mask``, if given) and the peak maps of
-    Q, U blocks (nchan, npix), in memory: the FDF of a block never has to be stored to be searched.
-    Peaks reaching ``candidate_snr`` are refined exactly from Q and U (refine_peak); those columns
-    are the block's candidates, whose spectra a survey keeps."""
-    dirty = rm_synthesis_block(q, u, grid, matrix)
-    clean = residual = components = None
+    dirty peak reaches ``clean_mask``, if given) and the FDF peaks of Q, U blocks (nchan, npix), in
+    memory: the FDF of a block never has to be stored to be searched.
+
+    The noise of each pixel's FDF is the robust rms of its RM-CLEAN residual (its dirty FDF where
+    not cleaned) with RM-CLEAN, else ``sigma_theory``. The candidates are the pixels whose peak
+    polarised intensity is the largest within ``candidate_box`` pixels (the block being a
+    ``shape`` = (ny, nx) image; without a shape every pixel is its own neighbourhood) and whose SNR
+    reaches ``candidate_snr``: a source, or a local top of diffuse emission, once, where every
+    pixel of bright diffuse emission would otherwise be kept. Their peaks are refined exactly from
+    Q and U (refine_peak, RM-CLEAN's other components peeled); the other pixels keep the
+    parabola through the grid."""
+    dirty = rm_synthesis_rows(q, u, grid, matrix)
+    npix = dirty.shape[0]
+    stride = noise_stride(grid)
+    phi_peak, peak, real, imag, valid, at_edge = _grid_peaks(dirty, grid)
+    cleaned = None
+    cc_moment2 = np.full(npix, np.nan)
     if clean_cutoff is not None:
-        clean, residual, components = rm_clean_block(dirty, grid, clean_cutoff, gain=clean_gain,
-                                                     max_iter=clean_max_iter, rmsf_doubled=rmsf_doubled,
-                                                     mask=clean_mask)
-    channel_p = np.empty(q.shape, dtype=np.complex64)
-    channel_p.real = q
-    channel_p.imag = u
-    peaks = peak_maps(dirty if clean is None else clean, grid, components, sigma_theory, channel_p,
-                      residual=residual, refine_snr=candidate_snr)
-    with np.errstate(invalid="ignore"):
-        candidates = np.nonzero(peaks["snr"] >= candidate_snr)[0]
-    return FaradayBlock(peaks=peaks, candidates=candidates, dirty=dirty, clean=clean, components=components)
+        cleaned = rm_clean_rows(dirty, grid, clean_cutoff, gain=clean_gain, max_iter=clean_max_iter,
+                                rmsf_doubled=rmsf_doubled, mask=clean_mask, restore=restore)
+        sigma = robust_fdf_noise(dirty, stride, axis=1)
+        rows = cleaned.rows
+        if rows.size:
+            sigma[rows] = robust_fdf_noise(cleaned.residual, stride, axis=1)
+            found = _grid_peaks(cleaned.clean, grid)
+            for whole, part in zip((phi_peak, peak, real, imag, valid, at_edge), found):
+                whole[rows] = part
+            cc_moment2[rows] = components_second_moment(cleaned.components, grid.phi)
+    else:
+        sigma = np.full(npix, sigma_theory)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        bright = valid & (peak >= candidate_snr * sigma)
+    if shape is not None:
+        bright &= local_maxima(np.where(valid, peak, np.nan).reshape(shape), candidate_box).reshape(-1)
+    candidates = np.nonzero(bright)[0]
+    if candidates.size:
+        channel_p = np.empty((q.shape[0], candidates.size), dtype=np.complex64)
+        channel_p.real = q[:, candidates]
+        channel_p.imag = u[:, candidates]
+        components = None if cleaned is None else cleaned.of(dirty, "components", candidates)
+        _refine_rows(candidates, phi_peak, peak, real, imag, channel_p, grid, components)
+    peaks = peak_quantities(phi_peak, peak, real, imag, sigma, grid, valid, at_edge)
+    peaks["cc_moment2"] = cc_moment2
+    return FaradayBlock(peaks=peaks, candidates=candidates, dirty=dirty, cleaned=cleaned)

@@ -150,10 +150,6 @@ class Plan:
         npix = self.geometry.size_px
         return int(400 + 6 * 4 * npix * npix * 4 / 1e6)
 
-    def moments_mem_mb(self, threads: int) -> int:
-        """Dask holds about one tile per thread, with headroom for the scheduler and the output."""
-        return int(500 + 3 * self.moments.chunk_mb * threads)
-
     @property
     def faraday_fdf_fits(self) -> bool:
         """The full FDF cubes are kept and exported as FITS."""
@@ -173,14 +169,14 @@ class Plan:
     def faraday_depth_mem_mb(self, threads: int) -> int:
         """From the tile the stage will choose: one tile per thread and the interpreter
         (stages.faraday.faraday_depth_mem_mb, checked against measured peaks in the tests)."""
-        from ..stages.faraday import faraday_depth_mem_mb, faraday_region_px, faraday_tile_px
+        from ..stages.faraday import faraday_depth_mem_mb, faraday_region_px, faraday_tile_px, map_region_px
 
         nchan, nphi = self.faraday_grid_size()
         npix, clean = self.geometry.size_px, self.rm_clean is not None
         chunk = min(self.cube.chunk_px, npix)
         side = faraday_tile_px(npix, npix, nchan, nphi, clean, self.rm_synthesis.chunk_mb, threads, align=chunk)
         region = faraday_region_px(side, chunk, nchan, self.rm_synthesis.chunk_mb)
-        return faraday_depth_mem_mb(nchan, nphi, side, clean, threads, region)
+        return faraday_depth_mem_mb(nchan, nphi, side, clean, threads, region, map_region_px(region, npix, npix))
 
     def faraday_fits_mem_mb(self) -> int:
         """A stored chunk of an FDF cube at a time, or the maps."""

@@ -17,6 +17,7 @@ import os
 import numpy as np
 
 from ..constants import SPEED_OF_LIGHT
+from ..io.cube import pixel_spectra
 from ..io.stores import atomic_path, open_dataset
 from ..kernels.sources import Island, find_islands, merge_islands, spectral_index
 from ..options import CatalogueOptions
@@ -57,40 +58,42 @@ class CatalogueResult:
     flagged_phi_edge: int
 
 
-def find_candidates(cube, moments, peaks, options: CatalogueOptions, beam_px: float) -> list[Island]:
+def find_candidates(moments, peaks, options: CatalogueOptions, beam_px: float) -> list[Island]:
     """Islands in the debiased peak-PI map, the P-mean moment map and the band-mean Stokes I map
-    (for faint PI at bright I), merged within a beam; the peak-PI positions win."""
-    image = cube.attrs["image"]
+    (the I-mean moment map; for faint PI at bright I), merged within a beam; the peak-PI positions win."""
     p_mean = moments["moments"].sel(quantity="P", moment="mean").values
     peak_pi = peaks["peak_pi_debiased"].values
-    band_i = cube[image].sel(stokes="I").mean("freq").values
+    band_i = moments["moments"].sel(quantity="I", moment="mean").values
     return merge_islands([find_islands(m, options.threshold_sigma, options.box_px) for m in (peak_pi, p_mean, band_i)],
                          beam_px)
 
 
 def measure_sources(cube, peaks, islands: list[Island], options: CatalogueOptions, *, beam_deg: float, beam_px: float,
-                    telescope: str = "") -> list[dict]:
+                    telescope: str = "", cube_store: str | os.PathLike) -> list[dict]:
     """One RMTable row per island whose FDF peak SNR reaches ``min_snr``, measured at its peak pixel."""
     from astropy.coordinates import SkyCoord
     from astropy.wcs import WCS
 
     from ..io.wcs import to_fits_header
 
-    image = cube.attrs["image"]
     wcs = WCS(to_fits_header(cube.attrs["wcs"])).celestial
     freqs = cube["freq"].values
     grid = peaks.attrs["faraday_grid"]
     lambda0_sq = float(peaks.attrs["lambda0_sq"])
     reffreq_pol = float(SPEED_OF_LIGHT / np.sqrt(lambda0_sq))
-    stokes_i = cube[image].sel(stokes="I")
     rms_i = cube["rms"].sel(stokes="I").values
+    beam_min, beam_pa = (float(np.nanmedian(cube[k].values)) for k in ("bmin", "bpa"))
+    noise_chan = float(np.nanmedian(cube["rms"].sel(stokes=["Q", "U"]).values))
+    maps = {name: peaks[name].values for name in PEAK_MAPS}
+    ordered = sorted(islands, key=lambda i: -i.snr)
+    kept = [(number, island) for number, island in enumerate(ordered)
+            if np.isfinite(maps["snr"][island.peak_y, island.peak_x])
+            and maps["snr"][island.peak_y, island.peak_x] >= options.min_snr]
+    spectra = pixel_spectra(cube_store, "I", [(island.peak_y, island.peak_x) for _, island in kept])
     rows = []
-    for number, island in enumerate(sorted(islands, key=lambda i: -i.snr)):
+    for (number, island), spectrum in zip(kept, spectra):
         y, x = island.peak_y, island.peak_x
-        at = {name: float(peaks[name].values[y, x]) for name in PEAK_MAPS}
-        if not np.isfinite(at["snr"]) or at["snr"] < options.min_snr:
-            continue
-        spectrum = stokes_i.isel(y=y, x=x).values  # one pixel's spectrum: reads one column of chunks
+        at = {name: float(values[y, x]) for name, values in maps.items()}
         s0, s0_err, alpha, alpha_err = spectral_index(freqs, spectrum, rms_i, reffreq_pol)
         world = wcs.wcs_pix2world([[island.x, island.y]], 0)[0]
         if not np.all(np.isfinite(world)):
@@ -120,10 +123,8 @@ def measure_sources(cube, peaks, islands: list[Island], options: CatalogueOption
             "reffreq_pol": reffreq_pol,
             "stokesI": s0, "stokesI_err": s0_err, "spectral_index": alpha, "spectral_index_err": alpha_err,
             "reffreq_I": reffreq_pol,
-            "beam_maj": beam_deg, "beam_min": float(np.nanmedian(cube["bmin"].values)),
-            "beam_pa": float(np.nanmedian(cube["bpa"].values)),
-            "rmsf_fwhm": grid["rmsf_fwhm"], "noise_chan": float(np.nanmedian(cube["rms"].sel(stokes=["Q",
-                                                                                                     "U"]).values)),
+            "beam_maj": beam_deg, "beam_min": beam_min, "beam_pa": beam_pa,
+            "rmsf_fwhm": grid["rmsf_fwhm"], "noise_chan": noise_chan,
             "minfreq": float(freqs.min()), "maxfreq": float(freqs.max()),
             "channel_width": float(np.median(np.diff(freqs))) if len(freqs) > 1 else float("nan"),
             "Nchan": int(np.isfinite(rms_i).sum()), "telescope": telescope,
@@ -178,8 +179,9 @@ def build_catalogue(cube_store, moments_store, peaks_store, out_paths: dict[str,
     cell_deg = abs(cube.attrs["wcs"]["CDELT2"])
     beam_deg = float(np.nanmedian(cube["bmaj"].values)) if np.isfinite(cube["bmaj"].values).any() else 3 * cell_deg
     beam_px = beam_deg / cell_deg
-    islands = find_candidates(cube, moments, peaks, options, beam_px)
-    rows = measure_sources(cube, peaks, islands, options, beam_deg=beam_deg, beam_px=beam_px, telescope=telescope)
+    islands = find_candidates(moments, peaks, options, beam_px)
+    rows = measure_sources(cube, peaks, islands, options, beam_deg=beam_deg, beam_px=beam_px, telescope=telescope,
+                           cube_store=cube_store)
     table = rmtable(rows, options)
     for kind, path in out_paths.items():
         with atomic_path(path) as partial:

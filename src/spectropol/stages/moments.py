@@ -1,10 +1,11 @@
-"""The moments stage: Faraday moment maps of the cube's Q, U and P (Farnes et al. 2018), Dask over
-spatial tiles that hold the whole spectral axis, and their FITS export."""
+"""The moments stage: Faraday moment maps of the cube's Q, U and P (Farnes et al. 2018) and of
+Stokes I, over spatial tiles that hold the whole spectral axis, and their FITS export. The workflow
+computes them in the Faraday-depth stage's one pass over the cube (stages.faraday), which reads the
+cube once for both; faraday_moments computes them alone."""
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 import os
 
@@ -12,7 +13,7 @@ import numpy as np
 
 from ..io.cube import open_cube, require_linear_polarisation, stored_chunk
 from ..io.fits import write_map
-from ..io.stores import open_dataset, provenance
+from ..io.stores import open_dataset, provenance, quiet_zarr_v3
 from ..kernels.moments import MOMENTS, QUANTITIES, moments_block
 from ..kernels.statistics import image_statistics
 from ..options import DaskOptions, MomentsOptions
@@ -33,54 +34,75 @@ class MomentsResult:
     maps: dict
 
 
-def channel_weights(rms_qu: np.ndarray, weighting: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Weights of each channel for Q, U and P: 1/rms^2 ('noise') or equal ('none'); 0 without data."""
+def channel_weights(rms_iqu: np.ndarray, weighting: str) -> tuple[np.ndarray, ...]:
+    """Weights of each channel for I, Q, U and P from the (nchan, 3) rms of its I, Q and U planes:
+    1/rms^2 ('noise') or equal ('none'); 0 without data."""
     if weighting == "none":
-        ones = np.ones(len(rms_qu))
-        return ones, ones, ones
+        ones = np.ones(len(rms_iqu))
+        return ones, ones, ones, ones
     if weighting != "noise":
         raise ValueError(f"unknown moments weighting {weighting!r} (none or noise)")
-    rms = rms_qu.astype(np.float64)
+    rms = rms_iqu.astype(np.float64)
     with np.errstate(divide="ignore"):
-        wq, wu = (np.where(np.isfinite(r) & (r > 0), 1.0 / r**2, 0.0) for r in rms.T)
-        var_p = 0.5 * (rms[:, 0] ** 2 + rms[:, 1] ** 2)
+        wi, wq, wu = (np.where(np.isfinite(r) & (r > 0), 1.0 / r**2, 0.0) for r in rms.T)
+        var_p = 0.5 * (rms[:, 1] ** 2 + rms[:, 2] ** 2)
         wp = np.where(np.isfinite(var_p) & (var_p > 0), 1.0 / var_p, 0.0)
-    return wq, wu, wp
+    return wi, wq, wu, wp
+
+
+def moments_attrs(wcs: dict, options: MomentsOptions, channels: int, inputs: dict) -> dict:
+    """Attributes of a moments store."""
+    return {"wcs": wcs, "weighting": options.weighting, "channels": channels, "provenance": provenance(inputs)}
+
+
+MOMENTS_VARIABLE = {"units": "Jy/beam", "description": "Faraday moments across frequency (skewness and kurtosis are "
+                                                       "dimensionless); the mean of I is the band-averaged image"}
+
+
+def summarise_moments(store: str | os.PathLike, options: MomentsOptions, channels: int) -> MomentsResult:
+    """The QA figures of a moments store: statistics of every map, read one at a time."""
+    import zarr
+
+    with quiet_zarr_v3():
+        maps = zarr.open_group(str(store), mode="r")["moments"]
+        stats = {f"{q}_{m}": image_statistics(maps[QUANTITIES.index(q), MOMENTS.index(m)]) for q, m in MOMENT_MAPS}
+    return MomentsResult(channels=channels, weighting=options.weighting, maps=stats)
 
 
 def faraday_moments(cube_store: str | os.PathLike, out_store: str | os.PathLike, qa_path: str | os.PathLike,
                     options: MomentsOptions = MomentsOptions(), dask: DaskOptions = DaskOptions(), *,
-                    rule: str = "spectropol") -> MomentsResult:
-    """Faraday moment maps of the cube; written as a Zarr store with variables (quantity, moment, y, x)."""
+                    chunk_mb: float = 64.0, rule: str = "spectropol") -> MomentsResult:
+    """Faraday moment maps of the cube alone, Dask over tiles of about ``chunk_mb``; written as a Zarr
+    store with variables (quantity, moment, y, x). (The workflow computes them in the one pass of
+    stages.faraday.faraday_depth, which reads the cube once for both.)"""
     import xarray as xr
 
     cube = open_cube(cube_store)
     require_linear_polarisation(cube, cube_store)
     image = cube.attrs["image"]
     nfreq = cube.sizes["freq"]
-    # Q and U as float64 with temporaries: 2 x 8 x 4 bytes per pixel and channel
-    side = tile_side(cube.sizes["y"], cube.sizes["x"], nfreq * 2 * 8 * 4, options.chunk_mb, align=stored_chunk(cube))
-    wq, wu, wp = channel_weights(cube["rms"].sel(stokes=["Q", "U"]).values, options.weighting)
-    block = functools.partial(moments_block, wq=wq, wu=wu, wp=wp)
-    q, u = (cube[image].sel(stokes=s).data for s in ("Q", "U"))
-    moments = map_tiles(block, [q, u], side, (len(QUANTITIES), len(MOMENTS)), np.float32)
+    # I, Q and U as float32 and P, with the kernel's copies: about 6 x 4 bytes per pixel and channel
+    side = tile_side(cube.sizes["y"], cube.sizes["x"], nfreq * 6 * 4, chunk_mb, align=stored_chunk(cube))
+    weights = channel_weights(cube["rms"].sel(stokes=["I", "Q", "U"]).values, options.weighting)
+    has_i = "I" in cube.attrs.get("stokes_present", ["I"])
+
+    def block(i, q, u):
+        ny, nx = q.shape[1:]
+        flat = [None if a is None else a.reshape(a.shape[0], -1) for a in (i if has_i else None, q, u)]
+        return moments_block(*flat, *weights).reshape(len(QUANTITIES), len(MOMENTS), ny, nx)
+
+    planes = [cube[image].sel(stokes=s).data for s in ("I", "Q", "U")]
+    moments = map_tiles(block, planes, side, (len(QUANTITIES), len(MOMENTS)), np.float32)
     dataset = xr.Dataset(
-        {"moments": (("quantity", "moment", "y", "x"), moments, {"units": "Jy/beam", "description":
-                     "Faraday moments across frequency (skewness and kurtosis are dimensionless)"})},
+        {"moments": (("quantity", "moment", "y", "x"), moments, MOMENTS_VARIABLE)},
         coords={"quantity": list(QUANTITIES), "moment": list(MOMENTS)},
-        attrs={"wcs": cube.attrs["wcs"], "weighting": options.weighting, "channels": nfreq,
-               "provenance": provenance({"cube": str(cube_store)})},
+        attrs=moments_attrs(cube.attrs["wcs"], options, nfreq, {"cube": str(cube_store)}),
     )
     log.info("moments of %d channels in tiles of %d x %d pixels (%d tasks), %d threads", nfreq, side, side,
              moments.npartitions, dask.threads)
-
-    def summarise(store) -> MomentsResult:
-        maps = open_moments(store)["moments"].load()
-        stats = {f"{q}_{m}": image_statistics(maps.sel(quantity=q, moment=m).values) for q, m in MOMENT_MAPS}
-        return MomentsResult(channels=nfreq, weighting=options.weighting, maps=stats)
-
-    return write_array_product(dataset, out_store, qa_path, summarise, kind="moments", rule=rule, dask=dask,
-                               label="faraday_moments", encoding={"moments": {"chunks": (1, 1, side, side)}})
+    return write_array_product(dataset, out_store, qa_path, lambda store: summarise_moments(store, options, nfreq),
+                               kind="moments", rule=rule, dask=dask, label="faraday_moments",
+                               encoding={"moments": {"chunks": (1, 1, side, side)}})
 
 
 def open_moments(store: str | os.PathLike):

@@ -24,17 +24,17 @@ def _save(fig, path) -> None:
         fig.savefig(partial, format="png", dpi=90, bbox_inches="tight")
 
 
-def map_figures(cube_store, moments_store, peaks_store, catalogue_path, out: dict[str, str | os.PathLike]) -> None:
-    """maps: Stokes I (band mean) and peak polarised intensity with the catalogue marked;
-    moments: the twelve Faraday moment maps; peak_rm: Faraday depth of the peak where PI > 8 sigma."""
+def map_figures(moments_store, peaks_store, catalogue_path, out: dict[str, str | os.PathLike]) -> None:
+    """maps: Stokes I (band mean, the I-mean moment) and peak polarised intensity with the
+    catalogue marked; moments: the Faraday moment maps; peak_rm: Faraday depth of the peak where
+    PI > 8 sigma."""
     from astropy.table import Table
 
     plt = _figure()
-    cube = open_dataset(cube_store, "cube")
     moments = open_dataset(moments_store, "moments")
     peaks = open_dataset(peaks_store, "Faraday peak")
     catalogue = Table.read(catalogue_path, format="ascii.ecsv")
-    stokes_i = cube[cube.attrs["image"]].sel(stokes="I").mean("freq").values
+    stokes_i = moments["moments"].sel(quantity="I", moment="mean").values
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 5))
     for axis, (image, title) in zip(axes, ((stokes_i, "Stokes I, band mean (Jy/beam)"),
@@ -46,7 +46,7 @@ def map_figures(cube_store, moments_store, peaks_store, catalogue_path, out: dic
     _save(fig, out["maps"])
     plt.close(fig)
 
-    fig, axes = plt.subplots(3, 4, figsize=(14, 10))
+    fig, axes = plt.subplots(len(moments["quantity"]), len(moments["moment"]), figsize=(14, 13))
     for i, quantity in enumerate(moments["quantity"].values):
         for j, moment in enumerate(moments["moment"].values):
             shown = axes[i, j].imshow(moments["moments"].sel(quantity=quantity, moment=moment).values, origin="lower",

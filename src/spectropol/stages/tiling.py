@@ -68,8 +68,15 @@ def dask_scheduler(scheduler: str = "threads", nthreads: int = 1, label: str = "
         return
     if scheduler not in ("threads", "processes", "synchronous"):
         raise ValueError(f"unknown Dask scheduler {scheduler!r} (threads, processes, synchronous or tcp://address)")
+    import dask.local
+    import dask.multiprocessing
+    import dask.threaded
+
+    # The function itself, not its name: given a name, dask imports distributed on every compute
+    # to look for a client (0.3 s a stage here).
+    get = {"threads": dask.threaded.get, "processes": dask.multiprocessing.get, "synchronous": dask.local.get_sync}
     progress = _ProgressLog(label)
-    with dask.config.set(scheduler=scheduler, num_workers=nthreads), progress.callback:
+    with dask.config.set(scheduler=get[scheduler], num_workers=nthreads), progress.callback:
         yield
 
 
