@@ -61,7 +61,8 @@ rule export_cube_fits:
     input:
         cube=CUBE,
     output:
-        **PLAN.cube_fits_paths(),
+        # update(): kept, so that only the planes that changed in the cube are rewritten in place
+        **{stokes: update(path) for stokes, path in PLAN.cube_fits_paths().items()},
     log:
         "logs/export_cube_fits.log",
     benchmark:

@@ -74,3 +74,46 @@ def test_no_partial_store_is_left_when_writing_fails(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         write_store(tmp_path / "out.zarr", variables, {})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_fits_cubes_are_updated_in_place_plane_by_plane(tmp_path):
+    # A cube whose plane ids say which planes changed: the FITS cubes rewrite exactly those planes
+    # in place, and equal the cube after every export; other axes write the file anew.
+    import zarr
+    from astropy.io import fits
+
+    from conftest import write_test_cube
+    from spectropol.io.stores import quiet_zarr_v3
+
+    rng = np.random.default_rng(7)
+    q, u = rng.normal(size=(2, 6, 24, 24)).astype(np.float32)
+    write_test_cube(tmp_path / "cube.zarr", q, u, chunk=8)
+
+    def set_plane_ids(ids):
+        with quiet_zarr_v3():
+            group = zarr.open_group(tmp_path / "cube.zarr", mode="r+")
+            group.attrs["plane_ids"] = ids
+            zarr.consolidate_metadata(tmp_path / "cube.zarr")
+
+    def fits_equal_cube():
+        cube = open_cube(tmp_path / "cube.zarr")["dirty"].values
+        return all(np.array_equal(fits.getdata(paths[s])[0], cube[:, k], equal_nan=True) for k, s in enumerate("IQUV"))
+
+    ids = [f"{k:032x}" for k in range(6)]
+    set_plane_ids(ids)
+    paths = {s: tmp_path / f"cube_{s}.fits" for s in "IQUV"}
+    assert export_cube_fits(tmp_path / "cube.zarr", paths) == dict.fromkeys("IQUV", 6)
+    before = {s: paths[s].stat().st_ino for s in "IQUV"}
+    assert export_cube_fits(tmp_path / "cube.zarr", paths) == dict.fromkeys("IQUV", 0)
+
+    array = zarr.open_array(tmp_path / "cube.zarr/dirty", mode="r+")
+    array[3, 1] = array[3, 1] * 2.0  # channel 3 re-imaged: new data and a new plane id
+    set_plane_ids(ids[:3] + ["f" * 32] + ids[4:])
+    assert export_cube_fits(tmp_path / "cube.zarr", paths) == dict.fromkeys("IQUV", 1)
+    assert fits_equal_cube() and {s: paths[s].stat().st_ino for s in "IQUV"} == before  # the same files
+    with fits.open(paths["Q"]) as hdus:
+        assert hdus["PLANES"].data["PLANE_ID"][3] == "f" * 32
+
+    write_test_cube(tmp_path / "cube.zarr", q[:5], u[:5], chunk=8)  # one channel fewer: another header
+    assert export_cube_fits(tmp_path / "cube.zarr", paths) == dict.fromkeys("IQUV", 5)
+    assert fits_equal_cube()

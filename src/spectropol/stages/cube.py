@@ -23,7 +23,7 @@ from ..errors import fail
 from ..io.channels import read_channel_attrs, read_channel_image
 from ..io.cube import open_cube
 from ..io.fits import write_planes
-from ..io.stores import atomic_path, provenance, quiet_zarr_v3
+from ..io.stores import atomic_path, batch_codecs, provenance, quiet_zarr_v3
 from ..io.wcs import beam_keywords, spectral_axis, stokes_axis
 from ..kernels.beam import common_beam as find_common_beam
 from ..kernels.beam import convolve_to_beam
@@ -367,9 +367,83 @@ def _beams_table(beams: np.ndarray):
     return table
 
 
-def export_cube_fits(cube_store: str | os.PathLike, fits_paths: dict[str, str | os.PathLike]) -> None:
-    """Write one FITS cube per Stokes (axes RA, DEC, FREQ, STOKES), streamed a channel at a time,
-    with a CASA-style BEAMS table of the per-channel beams."""
+PLANE_ID_CHARS = 32  # a product id (uuid4 hex)
+
+
+def _planes_table(plane_ids: Sequence[str | None]):
+    """The PLANES table of a FITS cube: which cube plane (its id) each channel plane holds, so that
+    a later export rewrites only the planes that changed."""
+    from astropy.io import fits
+
+    ids = np.array([(pid or "").encode() for pid in plane_ids], dtype=f"S{PLANE_ID_CHARS}")
+    return fits.BinTableHDU.from_columns([
+        fits.Column("CHAN", "1J", array=np.arange(len(plane_ids), dtype=np.int32)),
+        fits.Column("PLANE_ID", f"{PLANE_ID_CHARS}A", array=ids),
+    ], name="PLANES")
+
+
+def _same_value(old, new) -> bool:
+    """A header value as read back equals the one we would write (floats to the digits FITS keeps)."""
+    numbers = (int, float, np.integer, np.floating)
+    if isinstance(old, numbers) and isinstance(new, numbers) and not isinstance(old, bool | np.bool_) \
+            and not isinstance(new, bool | np.bool_):
+        return bool(np.isclose(float(old), float(new), rtol=1e-12, atol=0.0))
+    return old == new
+
+
+def _update_fits_planes(path: str | os.PathLike, header, plane_ids: Sequence[str | None], read_plane,
+                        beams: np.ndarray) -> int | None:
+    """Rewrite in place the planes of an existing FITS cube whose cube plane changed (its id in the
+    PLANES table differs, or is unknown), then their rows of the BEAMS and PLANES tables and the
+    provenance; the number of planes written, or None where the file cannot be updated in place (none,
+    another header, no PLANES table): it is then written anew. The ids are updated last, so that an
+    update cut short rewrites the same planes next time."""
+    from astropy.io import fits
+
+    try:
+        hdus = fits.open(path, mode="update", memmap=True)
+    except (OSError, ValueError):
+        return None
+    with hdus:
+        old = hdus[0].header
+        for card in header.cards:
+            if card.keyword not in ("HISTORY", "COMMENT", "") and not _same_value(old.get(card.keyword), card.value):
+                return None
+        names = [hdu.name for hdu in hdus]
+        if "PLANES" not in names or len(hdus["PLANES"].data) != len(plane_ids):
+            return None
+        old_ids = [value.decode() if isinstance(value, bytes) else str(value)
+                   for value in hdus["PLANES"].data["PLANE_ID"]]
+        changed = [c for c, pid in enumerate(plane_ids) if not pid or old_ids[c].strip() != pid]
+        data = hdus[0].data
+        for c in changed:
+            data[0, c] = read_plane(c)
+        if "BEAMS" in names and changed:
+            table = hdus["BEAMS"].data
+            table["BMAJ"][changed] = beams[changed, 0] * 3600
+            table["BMIN"][changed] = beams[changed, 1] * 3600
+            table["BPA"][changed] = beams[changed, 2]
+        history = [card.value for card in header.cards if card.keyword == "HISTORY"]
+        old_history = [k for k, card in enumerate(old.cards) if card.keyword == "HISTORY"]
+        if len(old_history) == len(history):  # the provenance of the cube now, card for card
+            for k, text in zip(old_history, history):
+                old[k] = text
+        if changed:
+            hdus["PLANES"].data["PLANE_ID"][changed] = [(plane_ids[c] or "").encode() for c in changed]
+    return len(changed)
+
+
+def export_cube_fits(cube_store: str | os.PathLike, fits_paths: dict[str, str | os.PathLike]) -> dict[str, int]:
+    """One FITS cube per Stokes (axes RA, DEC, FREQ, STOKES) with a CASA-style BEAMS table of the
+    per-channel beams and a PLANES table of the cube planes it holds. Where the file exists for the
+    same axes, only the planes that changed in the cube since it was written are rewritten, in place
+    (a rerun after one channel changed writes one plane per Stokes); else it is streamed a channel at
+    a time. Returns the planes written per Stokes."""
+    import zarr
+
+    from ..io.wcs import to_fits_header
+
+    batch_codecs()
     cube = open_cube(cube_store)
     image = cube.attrs["image"]
     freqs = cube["freq"].values
@@ -377,6 +451,9 @@ def export_cube_fits(cube_store: str | os.PathLike, fits_paths: dict[str, str | 
         raise fail(cube_store, "channels are not evenly spaced, which a FITS FREQ axis cannot describe")
     beams = np.column_stack([cube["bmaj"].values, cube["bmin"].values, cube["bpa"].values])
     finite = np.isfinite(beams[:, 0])
+    plane_ids = list(cube.attrs.get("plane_ids") or [None] * len(freqs))
+    array = zarr.open_array(f"{cube_store}/{image}", mode="r")
+    written = {}
     for stokes, path in fits_paths.items():
         keywords = {"SIMPLE": True, "BITPIX": -32, "NAXIS": 4, "NAXIS1": cube.sizes["x"], "NAXIS2": cube.sizes["y"],
                     "NAXIS3": len(freqs), "NAXIS4": 1, "EXTEND": True}
@@ -388,6 +465,16 @@ def export_cube_fits(cube_store: str | os.PathLike, fits_paths: dict[str, str | 
             keywords["CASAMBM"] = True
         keywords["PROVENANCE"] = cube.attrs["provenance"]
         k = list(cube["stokes"].values).index(stokes)
-        planes = (cube[image][c, k].values for c in range(len(freqs)))
-        write_planes(path, keywords, planes, [_beams_table(beams)] if finite.any() else [])
-        log.info("wrote %s", path)
+
+        def read_plane(c, k=k):
+            return np.asarray(array[c, k], dtype=np.float32)
+
+        count = _update_fits_planes(path, to_fits_header(keywords), plane_ids, read_plane, beams) \
+            if Path(path).exists() else None
+        if count is None:
+            extensions = ([_beams_table(beams)] if finite.any() else []) + [_planes_table(plane_ids)]
+            write_planes(path, keywords, (read_plane(c) for c in range(len(freqs))), extensions)
+            count = len(freqs)
+        written[stokes] = count
+        log.info("%s: %d of %d planes written", path, count, len(freqs))
+    return written

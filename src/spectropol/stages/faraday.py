@@ -22,7 +22,7 @@ from threadpoolctl import threadpool_limits
 from ..errors import fail
 from ..io.fits import product_keywords, write_cube_by_tiles, write_map
 from ..io.polarisation import StokesSource, stokes_from_cube
-from ..io.stores import atomic_path, build_store, open_dataset, provenance, quiet_zarr_v3, store_bytes
+from ..io.stores import atomic_path, batch_codecs, build_store, open_dataset, provenance, quiet_zarr_v3, store_bytes
 from ..io.wcs import fardepth_axis
 from ..kernels.faraday import (
     REFINE_BATCH,
@@ -335,6 +335,7 @@ def faraday_depth(source: str | os.PathLike | StokesSource, out: dict[str, str |
     if moments is not None and (moments_out is None or moments_qa is None):
         raise ValueError("faraday_depth: moments need moments_out and moments_qa")
     warm_up()  # the compiled loops load while the input is opened
+    batch_codecs()
     stokes = source if isinstance(source, StokesSource) else stokes_from_cube(source)
     freqs = stokes.freqs_hz
     weights, sigma = synthesis_weights(np.column_stack([stokes.rms["Q"], stokes.rms["U"]]), synthesis.weighting)
