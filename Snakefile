@@ -47,7 +47,7 @@ report: "resources/report/workflow.rst"
 
 rule all:
     input:
-        CUBE,
+        CUBE_METADATA,
         rules.export_cube_fits.output if PLAN.cube_fits else [],
         rules.qa_summary.output,
         polarisation_products(),

@@ -4,7 +4,7 @@ from spectropol.stages.catalogue import CATALOGUE_FILES
 
 rule catalogue:
     input:
-        cube=CUBE,
+        cube=CUBE_METADATA,
         moments=rules.faraday_depth.output.moments,
         peaks=rules.faraday_depth.output.peaks,
     output:
@@ -19,6 +19,8 @@ rule catalogue:
     benchmark:
         "logs/benchmark/catalogue.tsv"
     threads: 1
+    # before the FITS exports that become ready with it: the report waits for the catalogue
+    priority: 10
     resources:
         runtime=30,
         mem_mb=PLAN.catalogue_mem_mb(),

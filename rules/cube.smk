@@ -10,7 +10,7 @@ if PLAN.cubes:
             fits=PLAN.inputs,
             freqs=PLAN.cubes.get("freqs") or [],
         output:
-            cube=directory(CUBE),
+            cube=CUBE_METADATA,
             qa=CUBE_QA,
         params:
             stokes={s: PLAN.cubes[s] for s in "IQUV" if s in PLAN.cubes},
@@ -35,8 +35,9 @@ else:
             images=expand(f"{RESULTS}/channels/{{block}}", block=PLAN.blocks),
             selection=rules.inspect_ms.output.selection,
         output:
-            # update(): Snakemake keeps the cube, and only changed planes are rewritten.
-            cube=update(directory(CUBE)),
+            # update(): Snakemake keeps the cube, and only changed planes are rewritten (the store's
+            # metadata file stands for it: see CUBE_METADATA in common.smk).
+            cube=update(CUBE_METADATA),
             qa=CUBE_QA,
         params:
             stores=PLAN.channel_image_stores(),
@@ -59,7 +60,7 @@ else:
 
 rule export_cube_fits:
     input:
-        cube=CUBE,
+        cube=CUBE_METADATA,
     output:
         # update(): kept, so that only the planes that changed in the cube are rewritten in place
         **{stokes: update(path) for stokes, path in PLAN.cube_fits_paths().items()},

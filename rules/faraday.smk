@@ -7,7 +7,7 @@ from spectropol.stages.faraday import FARADAY_STORES, faraday_fits_names, farada
 
 rule faraday_depth:
     input:
-        cube=CUBE,
+        cube=CUBE_METADATA,
     output:
         **{name: directory(f"{RESULTS}/faraday/{FARADAY_STORES[name]}")
            for name in faraday_store_names(PLAN.faraday_products, PLAN.rm_clean is not None)},

@@ -19,6 +19,7 @@ rule report_figures:
     benchmark:
         "logs/benchmark/report_figures.tsv"
     threads: 1
+    priority: 10
     resources:
         runtime=30,
         mem_mb=PLAN.report_mem_mb(),

@@ -1,3 +1,4 @@
+from spectropol.io.stores import store_of
 from spectropol.logs import to_file
 from spectropol.options import DaskOptions, FaradayProductsOptions, MomentsOptions, RMCleanOptions, RMSynthesisOptions
 from spectropol.stages.faraday import faraday_depth, faraday_store_names
@@ -7,6 +8,6 @@ clean = RMCleanOptions(**params.clean) if params.clean else None
 products = FaradayProductsOptions(**params.products)
 stores = {name: snakemake.output[name] for name in faraday_store_names(products, clean is not None)}
 with to_file(snakemake.log[0]):
-    faraday_depth(snakemake.input.cube, stores, snakemake.output.qa, RMSynthesisOptions(**params.synthesis), clean,
-                  products, DaskOptions(**params.dask), moments=MomentsOptions(**params.moments),
+    faraday_depth(store_of(snakemake.input.cube), stores, snakemake.output.qa, RMSynthesisOptions(**params.synthesis),
+                  clean, products, DaskOptions(**params.dask), moments=MomentsOptions(**params.moments),
                   moments_out=snakemake.output.moments, moments_qa=snakemake.output.moments_qa, rule=snakemake.rule)

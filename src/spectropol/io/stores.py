@@ -112,6 +112,28 @@ def quiet_zarr_v3() -> Iterator[None]:
         yield
 
 
+UPDATING = ".updating"  # a file in a store being updated in place; its presence means "do not read"
+
+
+def store_of(metadata: str | os.PathLike) -> str:
+    """The Zarr store whose root metadata file (zarr.json) this is: the workflow declares stores
+    updated in place by that file (see CUBE_METADATA in rules/common.smk)."""
+    path = Path(metadata)
+    if path.name != "zarr.json":
+        raise ValueError(f"{path}: not the zarr.json of a store")
+    return str(path.parent)
+
+
+@contextlib.contextmanager
+def updating(store: str | os.PathLike) -> Iterator[None]:
+    """Mark ``store`` as being updated in place for the block: an update cut short leaves the mark,
+    and open_dataset refuses the store until an update completes."""
+    mark = Path(store) / UPDATING
+    mark.write_text("an update of this store was started and has not completed\n")
+    yield
+    mark.unlink()
+
+
 CODEC_BATCH = 32  # chunks zarr decodes (and encodes) together
 
 
@@ -212,7 +234,7 @@ def open_dataset(path: str | os.PathLike, what: str):
             dataset = xr.open_zarr(path, zarr_format=3, consolidated=True)
     except (FileNotFoundError, KeyError, ValueError) as err:
         raise fail(path, f"not a spectropol {what} store ({err})") from None
-    if dataset.attrs.get("complete") is False:
+    if dataset.attrs.get("complete") is False or (Path(path) / UPDATING).exists():
         raise fail(path, f"{what} store is incomplete: an update of it was interrupted; rerun its rule")
     return dataset
 

@@ -23,7 +23,7 @@ from ..errors import fail
 from ..io.channels import read_channel_attrs, read_channel_image
 from ..io.cube import open_cube
 from ..io.fits import write_planes
-from ..io.stores import atomic_path, batch_codecs, provenance, quiet_zarr_v3
+from ..io.stores import atomic_path, batch_codecs, provenance, quiet_zarr_v3, updating
 from ..io.wcs import beam_keywords, spectral_axis, stokes_axis
 from ..kernels.beam import common_beam as find_common_beam
 from ..kernels.beam import convolve_to_beam
@@ -96,7 +96,9 @@ def _open_for_update(cube_store: str | os.PathLike, layout: dict):
             attrs = dict(group.attrs)
     except (FileNotFoundError, KeyError, ValueError):
         return None
-    if attrs.get("complete") is not True or attrs.get("layout") != json.loads(json.dumps(layout)):
+    # An update cut short leaves complete false (or, where Snakemake put back the zarr.json of before,
+    # the UPDATING mark with the earlier plane ids): either way the planes whose ids differ are written.
+    if attrs.get("complete") is None or attrs.get("layout") != json.loads(json.dumps(layout)):
         return None
     return group
 
@@ -192,16 +194,19 @@ def gather_cube(image_stores: Sequence[str | os.PathLike], cube_store: str | os.
         old_ids = existing.attrs["plane_ids"]
         to_write = [(p, store) for p, store in zip(planes_of, image_stores) if old_ids[p] != plane_ids[p]]
         log.info("updating %d of %d planes of %s in place", len(to_write), nchan, cube_store)
-        with quiet_zarr_v3():
-            existing.attrs["complete"] = False
-            zarr.consolidate_metadata(cube_store, zarr_format=3)
-            tables = _ChannelTables(
-                freqs=existing["freq"][...], channels=existing["channel"][...],
-                beams=np.column_stack([existing[k][...] for k in ("bmaj", "bmin", "bpa")]), rms=existing["rms"][...],
-                diverged=existing["clean_diverged"][...].astype(bool))
-        _fill_planes(existing[image], tables, to_write, image, npix, target, cell_rad)
-        result = _finish_cube(Path(cube_store), image, tables, plane_ids, layout, first_attrs, image_stores, new=False,
-                              inputs=[str(i) for i in inputs])
+        # Marked twice: in the attributes, and by a file that survives the workflow's putting back an
+        # earlier zarr.json (Snakemake restores an update() output when its job fails).
+        with updating(cube_store):
+            with quiet_zarr_v3():
+                existing.attrs["complete"] = False
+                zarr.consolidate_metadata(cube_store, zarr_format=3)
+                tables = _ChannelTables(
+                    freqs=existing["freq"][...], channels=existing["channel"][...],
+                    beams=np.column_stack([existing[k][...] for k in ("bmaj", "bmin", "bpa")]),
+                    rms=existing["rms"][...], diverged=existing["clean_diverged"][...].astype(bool))
+            _fill_planes(existing[image], tables, to_write, image, npix, target, cell_rad)
+            result = _finish_cube(Path(cube_store), image, tables, plane_ids, layout, first_attrs, image_stores,
+                                  new=False, inputs=[str(i) for i in inputs])
     result.planes_written = len(to_write)
     write_qa(qa_path, "cube", result, rule)
     log.info("cube %s: %d channels (%d written), %d fully flagged, %d excluded", cube_store, nchan, len(to_write),
