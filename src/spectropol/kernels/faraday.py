@@ -105,13 +105,15 @@ def doubled_phi(grid: FaradayGrid) -> np.ndarray:
     return (np.arange(2 * n - 1) - (n - 1)) * grid.dphi
 
 
-def rm_synthesis_rows(q: np.ndarray, u: np.ndarray, grid: FaradayGrid, matrix: np.ndarray | None = None) -> np.ndarray:
+def rm_synthesis_rows(q: np.ndarray, u: np.ndarray, grid: FaradayGrid, matrix: np.ndarray | None = None,
+                      out: np.ndarray | None = None) -> np.ndarray:
     """FDF of Q, U blocks (nchan, npix) as rows: (npix, nphi) complex64, one spectrum per row, the
     layout the per-spectrum loops (RM-CLEAN, the peak search) read contiguously. NaN channels are
     skipped per pixel.
 
     The per-pixel normalisation 1 / sum(w) is applied to the (small) input rather than the
-    (large) output, so the matrix product is the only pass over the FDF.
+    (large) output, so the matrix product is the only pass over the FDF. ``out`` (at least (npix,
+    nphi) complex64) receives it: a buffer used again tile after tile is not page-faulted anew.
     """
     matrix = synthesis_matrix(grid) if matrix is None else matrix
     p = np.empty(q.shape, dtype=np.complex64)
@@ -125,6 +127,8 @@ def rm_synthesis_rows(q: np.ndarray, u: np.ndarray, grid: FaradayGrid, matrix: n
         norm = grid.weights.astype(np.float32) @ finite.astype(np.float32)  # sum of weights per pixel
         with np.errstate(divide="ignore"):
             p *= np.where(norm > 0, 1.0 / norm, np.nan).astype(np.float32)
+    if out is not None:
+        return np.matmul(p.T, matrix.T, out=out[:p.shape[1]])
     return p.T @ matrix.T
 
 
@@ -177,7 +181,7 @@ def restoring_function(grid: FaradayGrid) -> np.ndarray:
 
 def rm_clean_rows(fdf: np.ndarray, grid: FaradayGrid, cutoff: np.ndarray | float, *, gain: float = 0.1,
                   max_iter: int = 1000, rmsf_doubled: np.ndarray | None = None, mask: float | None = None,
-                  restore: np.ndarray | None = None) -> CleanedRows:
+                  restore: np.ndarray | None = None, highest: np.ndarray | None = None) -> CleanedRows:
     """RM-CLEAN (Heald et al. 2009) of the spectra of an (npix, nphi) FDF, one spectrum at a time
     (faraday_loops.hogbom_rows).
 
@@ -199,10 +203,11 @@ def rm_clean_rows(fdf: np.ndarray, grid: FaradayGrid, cutoff: np.ndarray | float
     if restore is None:
         restore = restoring_function(grid)
     cutoff = np.broadcast_to(np.asarray(cutoff, dtype=np.float32), (npix,))
-    highest = np.empty(npix, np.float32)
-    for first in range(0, npix, 4096):  # |F| a few MB at a time, not a second FDF
-        part = fdf[first:first + 4096]
-        highest[first:first + 4096] = np.sqrt((part.real**2 + part.imag**2).max(axis=1))
+    if highest is None:  # each spectrum's largest |F| on the grid (NaN for a spectrum with NaN)
+        highest = np.empty(npix, np.float32)
+        for first in range(0, npix, 4096):  # |F| a few MB at a time, not a second FDF
+            part = fdf[first:first + 4096]
+            highest[first:first + 4096] = np.sqrt((part.real**2 + part.imag**2).max(axis=1))
     with np.errstate(invalid="ignore"):
         # a spectrum that is zero everywhere (noise-free data without polarisation) has nothing to clean
         start = np.isfinite(highest) & (highest >= cutoff) & (highest > 0)
@@ -300,9 +305,10 @@ def refine_peak(channel_p: np.ndarray, grid: FaradayGrid, phi_start: np.ndarray,
     return phi, value
 
 
-def _grid_peaks(fdf_rows: np.ndarray, grid: FaradayGrid) -> tuple[np.ndarray, ...]:
+def _grid_peaks(fdf_rows: np.ndarray, grid: FaradayGrid, with_index: bool = False) -> tuple[np.ndarray, ...]:
     """Each row's peak on the grid, refined by a parabola (faraday_loops.row_peaks): (depth,
-    amplitude, real and imaginary part there, valid (the row is finite), at the grid's edge)."""
+    amplitude, real and imaginary part there, valid (the row is finite), at the grid's edge, and
+    with ``with_index`` the grid index of the largest |F|)."""
     from .faraday_loops import row_peaks
 
     n, nphi = fdf_rows.shape
@@ -312,7 +318,7 @@ def _grid_peaks(fdf_rows: np.ndarray, grid: FaradayGrid) -> tuple[np.ndarray, ..
     valid = index >= 0
     phi_peak = np.where(valid, grid.phi[np.maximum(index, 0)] + offset * grid.dphi, np.nan)
     at_edge = valid & ((index == 0) | (index == nphi - 1))
-    return phi_peak, peak, real, imag, valid, at_edge
+    return (phi_peak, peak, real, imag, valid, at_edge) + ((index,) if with_index else ())
 
 
 def _refine_rows(chosen: np.ndarray, phi_peak: np.ndarray, peak: np.ndarray, real: np.ndarray, imag: np.ndarray,
@@ -453,7 +459,8 @@ def faraday_depth_block(q: np.ndarray, u: np.ndarray, grid: FaradayGrid, sigma_t
                         clean_cutoff: float | None, clean_gain: float = 0.1, clean_max_iter: int = 1000,
                         clean_mask: float | None = None, candidate_snr: float = 5.0, matrix: np.ndarray | None = None,
                         rmsf_doubled: np.ndarray | None = None, restore: np.ndarray | None = None,
-                        shape: tuple[int, int] | None = None, candidate_box: int = 3) -> FaradayBlock:
+                        shape: tuple[int, int] | None = None, candidate_box: int = 3,
+                        out: np.ndarray | None = None) -> FaradayBlock:
     """RM synthesis, RM-CLEAN (when ``clean_cutoff`` is given, |F| in Jy/beam; of the pixels whose
     dirty peak reaches ``clean_mask``, if given) and the FDF peaks of Q, U blocks (nchan, npix), in
     memory: the FDF of a block never has to be stored to be searched.
@@ -465,16 +472,18 @@ def faraday_depth_block(q: np.ndarray, u: np.ndarray, grid: FaradayGrid, sigma_t
     reaches ``candidate_snr``: a source, or a local top of diffuse emission, once, where every
     pixel of bright diffuse emission would otherwise be kept. Their peaks are refined exactly from
     Q and U (refine_peak, RM-CLEAN's other components peeled); the other pixels keep the
-    parabola through the grid."""
-    dirty = rm_synthesis_rows(q, u, grid, matrix)
+    parabola through the grid. ``out``: a buffer for the dirty FDF (rm_synthesis_rows); the block's
+    ``dirty`` is then a view of it."""
+    dirty = rm_synthesis_rows(q, u, grid, matrix, out)
     npix = dirty.shape[0]
     stride = noise_stride(grid)
-    phi_peak, peak, real, imag, valid, at_edge = _grid_peaks(dirty, grid)
+    phi_peak, peak, real, imag, valid, at_edge, index = _grid_peaks(dirty, grid, with_index=True)
     cleaned = None
     cc_moment2 = np.full(npix, np.nan)
     if clean_cutoff is not None:
+        highest = np.where(valid, np.abs(dirty[np.arange(npix), np.maximum(index, 0)]), np.nan)
         cleaned = rm_clean_rows(dirty, grid, clean_cutoff, gain=clean_gain, max_iter=clean_max_iter,
-                                rmsf_doubled=rmsf_doubled, mask=clean_mask, restore=restore)
+                                rmsf_doubled=rmsf_doubled, mask=clean_mask, restore=restore, highest=highest)
         sigma = robust_fdf_noise(dirty, stride, axis=1)
         rows = cleaned.rows
         if rows.size:

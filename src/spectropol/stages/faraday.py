@@ -396,7 +396,11 @@ def faraday_depth(source: str | os.PathLike | StokesSource, out: dict[str, str |
     order = list(dict.fromkeys((ys.start // region, xs.start // region) for ys, xs in tiles))
     reader = _RegionReader(read, region, keep=dask.threads + 2, order=order)
 
+    buffers = threading.local()  # each thread's dirty-FDF buffer, used tile after tile
+
     def tile_pass(ys, xs):
+        if getattr(buffers, "dirty", None) is None:
+            buffers.dirty = np.empty((side * side, nphi), np.complex64)
         planes = reader.tile(ys, xs)
         q, u = (p.reshape(nfreq, -1) for p in planes[:2])
         shape = planes[0].shape[1:]
@@ -404,7 +408,7 @@ def faraday_depth(source: str | os.PathLike | StokesSource, out: dict[str, str |
                                     clean_gain=clean.gain if clean else 0.1,
                                     clean_max_iter=clean.max_iter if clean else 0, clean_mask=clean_mask,
                                     candidate_snr=products.candidate_snr, matrix=matrix, rmsf_doubled=rmsf_doubled,
-                                    restore=restore, shape=shape, candidate_box=box)
+                                    restore=restore, shape=shape, candidate_box=box, out=buffers.dirty)
         maps = np.stack([np.asarray(block.peaks[name], dtype=np.float32) for name in PEAK_MAPS])
         moment_maps = None
         if moments is not None:
@@ -503,7 +507,8 @@ def faraday_depth(source: str | os.PathLike | StokesSource, out: dict[str, str |
                                                     chunks=(nphi, side, side), raw=name != "clean_components",
                                                     attrs={"units": "Jy/beam", "description": text})
         limit_heap_growth()
-        batches = [tiles[first:first + dask.threads] for first in range(0, len(tiles), dask.threads)]
+        per_batch = dask.threads * (1 if save else 4)
+        batches = [tiles[first:first + per_batch] for first in range(0, len(tiles), per_batch)]
 
         def compute(batch):
             return dask_module.compute(*[dask_module.delayed(tile_pass)(ys, xs) for ys, xs in batch])
