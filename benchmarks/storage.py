@@ -11,6 +11,7 @@ cubes, compressed components, six float32 FITS cubes).
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -41,11 +42,14 @@ def demo_run(repo: Path, folder: Path) -> tuple[dict[str, int], float]:
     """The demo (the default config) run by ``repo``'s workflow in ``folder``."""
     snakemake = repo / ".venv/bin/snakemake"
     snakemake = snakemake if snakemake.exists() else Path(SNAKEMAKE)
+    # That checkout's own library first: Snakemake imports the logger plugin (and so spectropol)
+    # before the Snakefile can put its src/ on the path.
+    env = os.environ | {"PYTHONPATH": str(repo / "src")}
     start = time.perf_counter()
     run = subprocess.run([str(snakemake), "-s", str(repo / "Snakefile"), "--directory", str(folder), "--cores", "2",
-                          "--quiet", "all"], cwd=folder, capture_output=True, text=True)
+                          "all"], cwd=folder, capture_output=True, text=True, env=env)
     if run.returncode != 0:
-        raise RuntimeError(f"the demo run of {repo} failed:\n{run.stderr[-3000:]}")
+        raise RuntimeError(f"the demo run of {repo} failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}")
     return product_groups(folder / "results"), time.perf_counter() - start
 
 

@@ -169,7 +169,8 @@ def polarisation_products():
     if not PLAN.polarisation:
         return []
     return [rules.export_moment_fits.output, rules.faraday_depth.output,
-            rules.export_faraday_fits.output, rules.catalogue.output, rules.report_figures.output]
+            rules.export_faraday_fits.output, rules.catalogue.output, rules.report_field.output,
+            rules.report_sources.output]
 
 
 def qa_documents():

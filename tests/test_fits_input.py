@@ -230,7 +230,8 @@ def test_the_workflow_starts_from_fits_cubes(tmp_path):
               "catalogue": {"min_snr": 6.0}}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     every_job = {"cube_from_fits": 1, "export_moment_fits": 1, "faraday_depth": 1,
-                 "export_faraday_fits": 1, "catalogue": 1, "report_figures": 1, "qa_summary": 1, "all": 1}
+                 "export_faraday_fits": 1, "catalogue": 1, "report_field": 1, "report_sources": 1,
+                 "qa_summary": 1, "all": 1}
     assert job_counts(run_snakemake(tmp_path, "--configfile", "config.yaml")) == every_job
     catalogue = Table.read(tmp_path / "results/catalogue/catalogue.vot")
     assert len(catalogue) == len(truth)

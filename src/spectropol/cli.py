@@ -257,13 +257,13 @@ def _catalogue(args) -> None:
 
 
 def _report(args) -> None:
-    from .stages.report import faraday_figures, map_figures
+    from .stages.report import field_figures, source_figures
 
     out = Path(args.out_dir)
-    map_figures(args.moments, args.peaks, args.catalogue,
-                {"maps": out / "maps.png", "moments": out / "moments.png", "peak_rm": out / "peak_rm.png"})
-    faraday_figures(args.peaks, args.candidates, args.catalogue, {"rmsf": out / "rmsf.png",
-                                                                  "spectra": out / "fdf_spectra.png"})
+    field_figures(args.moments, args.peaks,
+                  {"moments": out / "moments.png", "peak_rm": out / "peak_rm.png", "rmsf": out / "rmsf.png"})
+    source_figures(args.moments, args.peaks, args.candidates, args.catalogue,
+                   {"maps": out / "maps.png", "spectra": out / "fdf_spectra.png"})
 
 
 def _qa_summary(args) -> None:
@@ -422,8 +422,8 @@ def build_parser() -> argparse.ArgumentParser:
                 "out_dir", "qa")
     add_options(p, opts.CatalogueOptions)
 
-    command("report", _report, "report figures (report_figures)", "moments", "peaks", "candidates", "catalogue",
-            "out_dir")
+    command("report", _report, "report figures (report_field and report_sources)", "moments", "peaks", "candidates",
+            "catalogue", "out_dir")
 
     qa = sub.add_parser("qa", help="QA: summarise documents, resend the spool, aggregate a run").add_subparsers(
         dest="qa", required=True)

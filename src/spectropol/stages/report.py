@@ -24,27 +24,13 @@ def _save(fig, path) -> None:
         fig.savefig(partial, format="png", dpi=90, bbox_inches="tight")
 
 
-def map_figures(moments_store, peaks_store, catalogue_path, out: dict[str, str | os.PathLike]) -> None:
-    """maps: Stokes I (band mean, the I-mean moment) and peak polarised intensity with the
-    catalogue marked; moments: the Faraday moment maps; peak_rm: Faraday depth of the peak where
-    PI > 8 sigma."""
-    from astropy.table import Table
-
+def field_figures(moments_store, peaks_store, out: dict[str, str | os.PathLike]) -> None:
+    """The figures that need no catalogue, made while it is being made: moments, the Faraday
+    moment maps; peak_rm, Faraday depth of the peak where PI > 8 sigma; rmsf, the RMSF amplitude,
+    real and imaginary parts."""
     plt = _figure()
     moments = open_dataset(moments_store, "moments")
     peaks = open_dataset(peaks_store, "Faraday peak")
-    catalogue = Table.read(catalogue_path, format="ascii.ecsv")
-    stokes_i = moments["moments"].sel(quantity="I", moment="mean").values
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 5))
-    for axis, (image, title) in zip(axes, ((stokes_i, "Stokes I, band mean (Jy/beam)"),
-                                           (peaks["peak_pi_debiased"].values, "peak polarised intensity (Jy/beam)"))):
-        shown = axis.imshow(image, origin="lower", cmap="inferno")
-        axis.scatter(catalogue["x_pix"], catalogue["y_pix"], s=80, facecolors="none", edgecolors="cyan")
-        axis.set_title(title)
-        fig.colorbar(shown, ax=axis, shrink=0.8)
-    _save(fig, out["maps"])
-    plt.close(fig)
 
     fig, axes = plt.subplots(len(moments["quantity"]), len(moments["moment"]), figsize=(14, 13))
     for i, quantity in enumerate(moments["quantity"].values):
@@ -64,17 +50,6 @@ def map_figures(moments_store, peaks_store, catalogue_path, out: dict[str, str |
     _save(fig, out["peak_rm"])
     plt.close(fig)
 
-
-def faraday_figures(peaks_store, candidates_store, catalogue_path, out: dict[str, str | os.PathLike],
-                    brightest: int = 4) -> None:
-    """rmsf: the RMSF amplitude, real and imaginary parts; spectra: dirty and clean |FDF| of the
-    brightest catalogued sources (from the candidates' spectra the Faraday stage keeps)."""
-    from astropy.table import Table
-
-    from .faraday import candidate_spectrum
-
-    plt = _figure()
-    peaks = open_dataset(peaks_store, "Faraday peak")
     fig, axis = plt.subplots(figsize=(7, 4))
     phi, rmsf = peaks["phi_rmsf"].values, peaks["rmsf"].values
     for values, label in ((np.abs(rmsf), "|R|"), (rmsf.real, "real"), (rmsf.imag, "imaginary")):
@@ -85,7 +60,32 @@ def faraday_figures(peaks_store, candidates_store, catalogue_path, out: dict[str
     _save(fig, out["rmsf"])
     plt.close(fig)
 
+
+def source_figures(moments_store, peaks_store, candidates_store, catalogue_path, out: dict[str, str | os.PathLike],
+                   brightest: int = 4) -> None:
+    """The figures of the catalogued sources: maps, Stokes I (band mean, the I-mean moment) and
+    peak polarised intensity with the catalogue marked; spectra, dirty and clean |FDF| of the
+    brightest sources (from the candidates' spectra the Faraday stage keeps)."""
+    from astropy.table import Table
+
+    from .faraday import candidate_spectrum
+
+    plt = _figure()
+    moments = open_dataset(moments_store, "moments")
+    peaks = open_dataset(peaks_store, "Faraday peak")
     catalogue = Table.read(catalogue_path, format="ascii.ecsv")
+    stokes_i = moments["moments"].sel(quantity="I", moment="mean").values
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 5))
+    for axis, (image, title) in zip(axes, ((stokes_i, "Stokes I, band mean (Jy/beam)"),
+                                           (peaks["peak_pi_debiased"].values, "peak polarised intensity (Jy/beam)"))):
+        shown = axis.imshow(image, origin="lower", cmap="inferno")
+        axis.scatter(catalogue["x_pix"], catalogue["y_pix"], s=80, facecolors="none", edgecolors="cyan")
+        axis.set_title(title)
+        fig.colorbar(shown, ax=axis, shrink=0.8)
+    _save(fig, out["maps"])
+    plt.close(fig)
+
     catalogue.sort("polint", reverse=True)
     candidates = open_dataset(candidates_store, "Faraday candidate")
     count = max(1, min(brightest, len(catalogue)))
