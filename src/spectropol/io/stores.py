@@ -134,18 +134,24 @@ def updating(store: str | os.PathLike) -> Iterator[None]:
     mark.unlink()
 
 
-CODEC_BATCH = 32  # chunks zarr decodes (and encodes) together
+CODEC_BATCH_BYTES = 2 << 20  # chunk bytes zarr decodes (and encodes) together, at most 32 chunks
+DECODE_MB = 100  # what zarr holds while it decodes such batches, measured (see batch_codecs)
 
 
-def batch_codecs() -> None:
-    """Have zarr run its codecs on CODEC_BATCH chunks at a time instead of one: reading the Q, U and I
-    of a 256-channel 512^2 cube in (1, 1, 128, 128) chunks took 5.1 s one at a time and 2.9 s so
-    (measured with zarr 3.1.6; larger batches were slower). A setting of the process: stages that
-    read whole cubes call it first."""
+def batch_codecs(chunk_bytes: int) -> int:
+    """Have zarr run its codecs on batches of chunks (about 2 MB, at most 32 chunks) instead of one
+    at a time, and return the batch. Reading the Q, U and I of a 256-channel 512^2 cube in 64 kB
+    chunks took 5.1 s one at a time, 2.9 s in batches of 32 (zarr 3.1.6; larger batches were
+    slower). What zarr holds while decoding grows with the batch: at 1,024 channels in 256 kB chunks
+    the one pass peaked at 575 MB one at a time, 700 MB in batches of 8 and 964 MB of 32, about 48
+    batches' worth; DECODE_MB covers 2 MB batches. A setting of the process: stages that read whole
+    cubes call it first."""
     import zarr
 
-    if zarr.config.get("codec_pipeline.batch_size") != CODEC_BATCH:
-        zarr.config.set({"codec_pipeline.batch_size": CODEC_BATCH})
+    batch = int(max(1, min(32, CODEC_BATCH_BYTES // max(1, chunk_bytes))))
+    if zarr.config.get("codec_pipeline.batch_size") != batch:
+        zarr.config.set({"codec_pipeline.batch_size": batch})
+    return batch
 
 
 def write_store(path: str | os.PathLike, variables: dict, attrs: dict, chunks: dict | None = None,

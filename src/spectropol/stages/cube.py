@@ -21,7 +21,7 @@ import numpy as np
 from ..constants import STOKES
 from ..errors import fail
 from ..io.channels import read_channel_attrs, read_channel_image
-from ..io.cube import open_cube
+from ..io.cube import open_cube, stored_chunk
 from ..io.fits import write_planes
 from ..io.stores import atomic_path, batch_codecs, provenance, quiet_zarr_v3, updating
 from ..io.wcs import beam_keywords, spectral_axis, stokes_axis
@@ -448,8 +448,8 @@ def export_cube_fits(cube_store: str | os.PathLike, fits_paths: dict[str, str | 
 
     from ..io.wcs import to_fits_header
 
-    batch_codecs()
     cube = open_cube(cube_store)
+    batch_codecs(4 * stored_chunk(cube) ** 2)
     image = cube.attrs["image"]
     freqs = cube["freq"].values
     if len(freqs) > 1 and not np.allclose(np.diff(freqs), freqs[1] - freqs[0], rtol=1e-6, atol=0):

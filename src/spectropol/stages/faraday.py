@@ -22,7 +22,16 @@ from threadpoolctl import threadpool_limits
 from ..errors import fail
 from ..io.fits import product_keywords, write_cube_by_tiles, write_map
 from ..io.polarisation import StokesSource, stokes_from_cube
-from ..io.stores import atomic_path, batch_codecs, build_store, open_dataset, provenance, quiet_zarr_v3, store_bytes
+from ..io.stores import (
+    DECODE_MB,
+    atomic_path,
+    batch_codecs,
+    build_store,
+    open_dataset,
+    provenance,
+    quiet_zarr_v3,
+    store_bytes,
+)
 from ..io.wcs import fardepth_axis
 from ..kernels.faraday import (
     REFINE_BATCH,
@@ -195,13 +204,14 @@ def faraday_depth_mem_mb(nchan: int, nphi: int, tile_px: int, clean: bool, threa
     """Memory to request for a faraday_depth job (MB): one tile per thread, with a quarter more for
     what a finished tile hands back and the stored chunks read for the next, the regions of Q, U
     and I held for the tiles (one per thread, one more, and the next one read ahead), the maps gathered before they are
-    written (25 float32 maps of ``maps_region_px``, see map_region_px), and 250 MB for the
+    written (25 float32 maps of ``maps_region_px``, see map_region_px), what zarr holds while it
+    decodes the cube (io.stores.DECODE_MB), and 250 MB for the
     interpreter with numpy, numba, dask, zarr and xarray and the maps read back for their QA figures.
     Measured on a 1024^2 cube (tests/test_faraday_cube.py)."""
     tile_mb = (tile_px * tile_px * tile_bytes_per_pixel(nchan, nphi, clean) + 80 * nchan * REFINE_BATCH) / 1e6
     region_mb = 12 * nchan * (region_px or tile_px) ** 2 / 1e6
     maps_mb = (len(PEAK_MAPS) + 16) * 4 * maps_region_px**2 / 1e6
-    return int(250 + 1.25 * tile_mb * threads + region_mb * (threads + 2) + maps_mb)
+    return int(250 + 1.25 * tile_mb * threads + region_mb * (threads + 2) + maps_mb + DECODE_MB)
 
 
 MAP_REGION_PX = 1024  # side of the regions in which the maps are gathered and written (and their stored chunks)
@@ -352,8 +362,9 @@ def faraday_depth(source: str | os.PathLike | StokesSource, out: dict[str, str |
     if moments is not None and (moments_out is None or moments_qa is None):
         raise ValueError("faraday_depth: moments need moments_out and moments_qa")
     warm_up()  # the compiled loops load while the input is opened
-    batch_codecs()
     stokes = source if isinstance(source, StokesSource) else stokes_from_cube(source)
+    if stokes.chunk:
+        batch_codecs(4 * stokes.chunk**2)
     freqs = stokes.freqs_hz
     weights, sigma = synthesis_weights(np.column_stack([stokes.rms["Q"], stokes.rms["U"]]), synthesis.weighting)
     try:
