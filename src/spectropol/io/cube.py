@@ -54,9 +54,9 @@ def write_cube(cube_store: str | os.PathLike, data: np.ndarray, freqs: np.ndarra
         dataset.chunk(chunks).to_zarr(partial, mode="w", zarr_format=3, consolidated=True)
 
 
-def open_cube(cube_store: str | os.PathLike):
-    """The cube as a labelled xarray Dataset (lazy, dask-backed)."""
-    return open_dataset(cube_store, "cube")
+def open_cube(cube_store: str | os.PathLike, *, dask: bool = True):
+    """The cube as a labelled xarray Dataset (lazy; dask-backed unless ``dask`` is False)."""
+    return open_dataset(cube_store, "cube", dask=dask)
 
 
 def pixel_spectra(cube_store: str | os.PathLike, stokes: str, pixels: list[tuple[int, int]]) -> np.ndarray:
@@ -65,7 +65,7 @@ def pixel_spectra(cube_store: str | os.PathLike, stokes: str, pixels: list[tuple
     sources cost a few columns of chunks, not one column per source)."""
     import zarr
 
-    cube = open_cube(cube_store)
+    cube = open_cube(cube_store, dask=False)
     image = cube.attrs["image"]
     k = list(cube["stokes"].values).index(stokes)
     chunk = stored_chunk(cube)

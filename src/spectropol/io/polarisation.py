@@ -88,7 +88,7 @@ def stokes_from_cube(cube_store: str | os.PathLike) -> StokesSource:
     """The Stokes planes of a cube store (refused, in one line, if it holds no Q and U)."""
     from .cube import open_cube, require_linear_polarisation, stored_chunk
 
-    cube = open_cube(cube_store)
+    cube = open_cube(cube_store, dask=False)
     require_linear_polarisation(cube, cube_store)
     labels = list(cube["stokes"].values)
     present = tuple(s for s in ("I", "Q", "U") if s in cube.attrs.get("stokes_present", labels))

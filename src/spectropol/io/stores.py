@@ -230,14 +230,16 @@ def read_store(path: str | os.PathLike, names: tuple[str, ...] | None = None) ->
         return arrays, dict(group.attrs)
 
 
-def open_dataset(path: str | os.PathLike, what: str):
+def open_dataset(path: str | os.PathLike, what: str, *, dask: bool = True):
     """A product store as a lazy labelled xarray Dataset; a one-line error naming ``what`` it should
-    have been (e.g. 'cube') if it cannot be opened."""
+    have been (e.g. 'cube') if it cannot be opened. With ``dask`` False its variables are lazily
+    indexed arrays, read when indexed, without a Dask graph: what a stage that takes maps and
+    pixels (not tiles) wants, without Dask's start-up and scheduler per read."""
     import xarray as xr
 
     try:
         with quiet_zarr_v3():
-            dataset = xr.open_zarr(path, zarr_format=3, consolidated=True)
+            dataset = xr.open_zarr(path, zarr_format=3, consolidated=True, **({} if dask else {"chunks": None}))
     except (FileNotFoundError, KeyError, ValueError) as err:
         raise fail(path, f"not a spectropol {what} store ({err})") from None
     if dataset.attrs.get("complete") is False or (Path(path) / UPDATING).exists():

@@ -173,9 +173,9 @@ def build_catalogue(cube_store, moments_store, peaks_store, out_paths: dict[str,
     (skymodel, the YAML format of resources/skymodels)."""
     import yaml
 
-    cube = open_dataset(cube_store, "cube")
-    moments = open_dataset(moments_store, "moments")
-    peaks = open_dataset(peaks_store, "Faraday peak")
+    cube = open_dataset(cube_store, "cube", dask=False)
+    moments = open_dataset(moments_store, "moments", dask=False)
+    peaks = open_dataset(peaks_store, "Faraday peak", dask=False)
     cell_deg = abs(cube.attrs["wcs"]["CDELT2"])
     beam_deg = float(np.nanmedian(cube["bmaj"].values)) if np.isfinite(cube["bmaj"].values).any() else 3 * cell_deg
     beam_px = beam_deg / cell_deg

@@ -448,7 +448,7 @@ def export_cube_fits(cube_store: str | os.PathLike, fits_paths: dict[str, str | 
 
     from ..io.wcs import to_fits_header
 
-    cube = open_cube(cube_store)
+    cube = open_cube(cube_store, dask=False)
     batch_codecs(4 * stored_chunk(cube) ** 2)
     image = cube.attrs["image"]
     freqs = cube["freq"].values

@@ -146,9 +146,9 @@ class FaradayDepthResult:
     QA_NAMES = {"from_fdf": "from"}
 
 
-def open_fdf(store: str | os.PathLike):
+def open_fdf(store: str | os.PathLike, *, dask: bool = True):
     """An FDF, candidate or peak-map store as a lazy labelled xarray Dataset."""
-    return open_dataset(store, "Faraday")
+    return open_dataset(store, "Faraday", dask=dask)
 
 
 def synthesis_weights(rms_qu: np.ndarray, weighting: str) -> tuple[np.ndarray, np.ndarray]:
@@ -604,7 +604,7 @@ def export_faraday_fits(peaks_store: str | os.PathLike, out_paths: dict[str, str
     error, so that no product goes unexported)."""
     from astropy.io import fits
 
-    peaks = open_fdf(peaks_store)
+    peaks = open_fdf(peaks_store, dask=False)
     sources = {}
     if dirty_store is not None:
         sources["dirty"] = (open_fdf(dirty_store), "fdf")

@@ -105,9 +105,9 @@ def faraday_moments(cube_store: str | os.PathLike, out_store: str | os.PathLike,
                                encoding={"moments": {"chunks": (1, 1, side, side)}})
 
 
-def open_moments(store: str | os.PathLike):
+def open_moments(store: str | os.PathLike, *, dask: bool = True):
     """The moment maps as a labelled xarray Dataset."""
-    return open_dataset(store, "moments")
+    return open_dataset(store, "moments", dask=dask)
 
 
 def export_moment_fits(moments_store: str | os.PathLike, fits_paths: dict[tuple[str, str], str | os.PathLike]) -> None:
@@ -116,7 +116,7 @@ def export_moment_fits(moments_store: str | os.PathLike, fits_paths: dict[tuple[
     missing = [f"{q}_{m}" for q, m in MOMENT_MAPS if (q, m) not in fits_paths]
     if missing:
         raise ValueError(f"no FITS path for moment maps {missing}")
-    maps = open_moments(moments_store)
+    maps = open_moments(moments_store, dask=False)
     for (quantity, moment), path in fits_paths.items():
         plane = maps["moments"].sel(quantity=quantity, moment=moment).values
         write_map(path, plane, maps.attrs["wcs"], bunit="Jy/beam" if moment in ("mean", "std") else "",

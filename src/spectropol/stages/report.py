@@ -29,8 +29,8 @@ def field_figures(moments_store, peaks_store, out: dict[str, str | os.PathLike])
     moment maps; peak_rm, Faraday depth of the peak where PI > 8 sigma; rmsf, the RMSF amplitude,
     real and imaginary parts."""
     plt = _figure()
-    moments = open_dataset(moments_store, "moments")
-    peaks = open_dataset(peaks_store, "Faraday peak")
+    moments = open_dataset(moments_store, "moments", dask=False)
+    peaks = open_dataset(peaks_store, "Faraday peak", dask=False)
 
     fig, axes = plt.subplots(len(moments["quantity"]), len(moments["moment"]), figsize=(14, 13))
     for i, quantity in enumerate(moments["quantity"].values):
@@ -71,8 +71,8 @@ def source_figures(moments_store, peaks_store, candidates_store, catalogue_path,
     from .faraday import candidate_spectrum
 
     plt = _figure()
-    moments = open_dataset(moments_store, "moments")
-    peaks = open_dataset(peaks_store, "Faraday peak")
+    moments = open_dataset(moments_store, "moments", dask=False)
+    peaks = open_dataset(peaks_store, "Faraday peak", dask=False)
     catalogue = Table.read(catalogue_path, format="ascii.ecsv")
     stokes_i = moments["moments"].sel(quantity="I", moment="mean").values
 
@@ -87,7 +87,7 @@ def source_figures(moments_store, peaks_store, candidates_store, catalogue_path,
     plt.close(fig)
 
     catalogue.sort("polint", reverse=True)
-    candidates = open_dataset(candidates_store, "Faraday candidate")
+    candidates = open_dataset(candidates_store, "Faraday candidate", dask=False)
     count = max(1, min(brightest, len(catalogue)))
     fig, axes = plt.subplots(count, 1, figsize=(7, 2.5 * count), squeeze=False)
     for axis, row in zip(axes[:, 0], catalogue[:count]):
