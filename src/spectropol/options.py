@@ -213,6 +213,9 @@ class CatalogueOptions:
     threshold_sigma: float = 6.0  # islands above this many local rms
     min_snr: float = 8.0          # keep sources whose FDF peak is at least this many times the FDF noise
     box_px: int = 32              # side of the boxes of the background and rms mesh
+    resolved_snr: float = 10.0    # sources this bright in band-mean I may be found resolved (Gaussian fit)
+    complexity_snr: float = 5.0   # clean components count for complexity where their restored model reaches this SNR
+    complexity_m2_fwhm: float = 0.3  # complex when m2_CC exceeds this many RMSF FWHM (or Ncomp > 1)
 
     @classmethod
     def from_config(cls, section: dict) -> CatalogueOptions:

@@ -59,24 +59,34 @@ def open_cube(cube_store: str | os.PathLike, *, dask: bool = True):
     return open_dataset(cube_store, "cube", dask=dask)
 
 
-def pixel_spectra(cube_store: str | os.PathLike, stokes: str, pixels: list[tuple[int, int]]) -> np.ndarray:
-    """The spectra (len(pixels), nfreq) float32 of one Stokes parameter at integer pixels (y, x),
-    reading each stored spatial chunk that holds one of them once, whole spectral axis (a few
-    sources cost a few columns of chunks, not one column per source)."""
+def pixel_cutouts(cube_store: str | os.PathLike, stokes: tuple[str, ...], centres: list[tuple[float, float]],
+                  half: int) -> list[tuple[np.ndarray, int, int]]:
+    """Cut-outs (nfreq, len(stokes), <= 2 half + 1, <= 2 half + 1) float32 about pixel centres (y, x),
+    each with the map pixel (y, x) of its first pixel; the whole spectral axis, clipped at the map's
+    edge. The centres that share a stored spatial chunk are read together, as the box that holds
+    all their cut-outs (a source costs about a column of chunks, not one read per channel)."""
     import zarr
 
     cube = open_cube(cube_store, dask=False)
     image = cube.attrs["image"]
-    k = list(cube["stokes"].values).index(stokes)
+    names = list(cube["stokes"].values)
+    planes = [names.index(s) for s in stokes]
     chunk = stored_chunk(cube)
     array = zarr.open_array(f"{cube_store}/{image}", mode="r")
-    out = np.full((len(pixels), array.shape[0]), np.nan, np.float32)
+    ny, nx = array.shape[-2:]
+    boxes = []
+    for y, x in centres:
+        yc, xc = int(round(y)), int(round(x))
+        boxes.append((max(0, yc - half), min(ny, yc + half + 1), max(0, xc - half), min(nx, xc + half + 1)))
     by_chunk: dict[tuple[int, int], list[int]] = {}
-    for n, (y, x) in enumerate(pixels):
-        by_chunk.setdefault((int(y) // chunk, int(x) // chunk), []).append(n)
-    for (cy, cx), members in by_chunk.items():
-        block = np.asarray(array[:, k, cy * chunk:(cy + 1) * chunk, cx * chunk:(cx + 1) * chunk])
+    for n, (y, x) in enumerate(centres):
+        by_chunk.setdefault((int(round(y)) // chunk, int(round(x)) // chunk), []).append(n)
+    out: list = [None] * len(centres)
+    for members in by_chunk.values():
+        y0, x0 = min(boxes[n][0] for n in members), min(boxes[n][2] for n in members)
+        y1, x1 = max(boxes[n][1] for n in members), max(boxes[n][3] for n in members)
+        block = np.stack([np.asarray(array[:, k, y0:y1, x0:x1]) for k in planes], axis=1)
         for n in members:
-            y, x = pixels[n]
-            out[n] = block[:, int(y) - cy * chunk, int(x) - cx * chunk]
+            ya, yb, xa, xb = boxes[n]
+            out[n] = (block[:, :, ya - y0:yb - y0, xa - x0:xb - x0].copy(), ya, xa)
     return out

@@ -421,6 +421,52 @@ def components_second_moment(components: np.ndarray, phi: np.ndarray) -> np.ndar
     return moment
 
 
+COMPLEXITY_SNR = 5.0  # clean components count towards complexity where their restored model reaches this SNR
+
+
+@dataclasses.dataclass(frozen=True)
+class FaradayComplexity:
+    """Per spectrum: the second moment of the significant clean components (m2_CC, rad/m^2), the
+    number of distinct peaks of their restored model (Ncomp), and complex = either says more than one."""
+
+    m2_cc: np.ndarray
+    ncomp: np.ndarray
+    complex: np.ndarray
+
+
+def faraday_complexity(components: np.ndarray, grid: FaradayGrid, sigma: np.ndarray | float,
+                       snr: float = COMPLEXITY_SNR, m2_fwhm: float = 0.3) -> FaradayComplexity:
+    """Complexity of spectra from their RM-CLEAN components (n, nphi), counting only the components
+    that matter: those where the restored clean model |C * Gaussian(FWHM)| reaches ``snr`` x the
+    spectrum's noise ``sigma``. Cleaning down to 3 sigma over hundreds of independent depths leaves
+    a few noise components far from the source in most spectra (the largest |F| of 100 Rayleigh
+    samples exceeds 3 sigma 36% of the time); counted, they put m2 at tens of RMSF widths for a
+    simple source (the level is at most half the model's peak, so that a faint source keeps its
+    own components). Ncomp counts the local maxima of the restored model above that level (two equal
+    components 1 FWHM apart make two); complex where Ncomp > 1 or m2_CC > ``m2_fwhm`` x FWHM.
+    A single component between grid depths is cleaned into the two around it: m2 up to dphi / 2."""
+    from scipy.signal import fftconvolve
+
+    components = np.atleast_2d(np.asarray(components))
+    n, nphi = components.shape
+    kernel = restoring_function(grid).astype(np.float64)
+    model = np.abs(fftconvolve(components.astype(np.complex128), kernel[None, :], mode="full", axes=1)
+                   [:, nphi - 1:2 * nphi - 1])
+    # at low SNR the model of the source itself is below snr x sigma after cleaning to 3 sigma: half
+    # its peak still counts, so that a detected source has its component
+    level = np.minimum(snr * np.broadcast_to(np.asarray(sigma, dtype=np.float64), (n,)), 0.5 * model.max(axis=1))
+    level = level[:, None]
+    significant = model >= level
+    kept = np.where(significant, components, 0)
+    m2 = components_second_moment(kept, grid.phi)
+    padded = np.pad(model, ((0, 0), (1, 1)), constant_values=-np.inf)
+    peaks = significant & (model > padded[:, :-2]) & (model >= padded[:, 2:])
+    ncomp = np.maximum(peaks.sum(axis=1), 1)
+    with np.errstate(invalid="ignore"):
+        flagged = (ncomp > 1) | (m2 > m2_fwhm * grid.fwhm)
+    return FaradayComplexity(m2_cc=m2, ncomp=ncomp, complex=flagged)
+
+
 def local_maxima(values: np.ndarray, box: int) -> np.ndarray:
     """Pixels of a map (ny, nx) that no other pixel within a ``box`` x ``box`` window around them
     exceeds; NaN is never a maximum. At the map's edge the window holds what the map has."""
