@@ -63,7 +63,8 @@ PEAK_MAPS = {
     "pol_angle0_err_deg": ("deg", "error of the intrinsic polarisation angle"),
     "fdf_noise": ("Jy/beam", "noise of the FDF (real or imaginary part)"),
     "snr": ("", "peak polarised intensity over FDF noise"),
-    "cc_moment2": ("rad/m2", "second moment of the clean components about their mean depth (Faraday complexity)"),
+    "cc_moment2": ("rad/m2", "second moment of all clean components about their mean depth, noise components "
+                   "included (the catalogue's rm_width counts the significant ones only)"),
 }
 FDF_PARTS = {"real": np.real, "imag": np.imag, "amplitude": np.abs}
 # The stores of the stage: always the peaks and the candidates' spectra; the cubes with save_fdf.
