@@ -101,10 +101,11 @@ def fit_gaussian(image: np.ndarray, x0: float, y0: float, beam_px: np.ndarray, r
     """
     from scipy.optimize import least_squares
 
+    nan = float("nan")
+    failed = GaussianFit(x0, y0, nan, nan, nan, nan, nan, nan, beam_px, nan, nan, False, False)
     xx, yy, values = fit_window(image, x0, y0, beam_px, radius_fwhm)
     if values.size < 6:
-        nan = float("nan")
-        return GaussianFit(x0, y0, nan, nan, nan, nan, nan, nan, beam_px, nan, nan, False, False)
+        return failed
     inside = np.hypot(xx - x0, yy - y0) <= 1.0
     start_peak = float(values[inside].max()) if inside.any() else float(values.max())
     scale = rms * np.sqrt(correlation_factor(beam_px))
@@ -112,37 +113,48 @@ def fit_gaussian(image: np.ndarray, x0: float, y0: float, beam_px: np.ndarray, r
     def point(p):
         return (p[0] * gaussian_shape(beam_px, xx - p[1], yy - p[2]) - values) / rms
 
-    first = least_squares(point, [start_peak, x0, y0], method="lm")
+    try:
+        first = least_squares(point, [start_peak, x0, y0], method="lm")
+    except (ValueError, np.linalg.LinAlgError):  # residuals not finite: nothing there to fit
+        return failed
     amplitude, x, y = first.x
     covariance = _covariance(first.jac) * scale**2 / rms**2
     errors = np.sqrt(np.clip(np.diag(covariance), 0.0, None))
+    point_fit = GaussianFit(float(x), float(y), float(errors[1]), float(errors[2]), float(amplitude), float(errors[0]),
+                            float(amplitude), float(errors[0]), beam_px, nan, nan, False,
+                            bool(first.success and np.all(np.isfinite(first.x))))
 
     lower = np.linalg.cholesky(beam_px)
+    # the shape's Cholesky factor, its diagonal as logs kept within 1/10 and 30 times the beam's,
+    # so that a fit running away on noise stays a covariance instead of an overflow
+    bounds = [(np.log(lower[k, k]) - np.log(10.0), np.log(lower[k, k]) + np.log(30.0)) for k in (0, 1)]
 
     def free(p):
-        factor = np.array([[np.exp(p[3]), 0.0], [p[4], np.exp(p[5])]])
-        shape = factor @ factor.T
-        return (p[0] * gaussian_shape(shape, xx - p[1], yy - p[2]) - values) / rms
+        factor = np.array([[np.exp(np.clip(p[3], *bounds[0])), 0.0], [p[4], np.exp(np.clip(p[5], *bounds[1]))]])
+        return (p[0] * gaussian_shape(factor @ factor.T, xx - p[1], yy - p[2]) - values) / rms
 
-    start = [amplitude, x, y, np.log(lower[0, 0]), lower[1, 0], np.log(lower[1, 1])]
-    second = least_squares(free, start, method="lm")
+    try:
+        second = least_squares(free, [amplitude, x, y, np.log(lower[0, 0]), lower[1, 0], np.log(lower[1, 1])],
+                               method="lm")
+    except (ValueError, np.linalg.LinAlgError):
+        return point_fit
     p = second.x
-    factor = np.array([[np.exp(p[3]), 0.0], [p[4], np.exp(p[5])]])
+    if not (second.success and np.all(np.isfinite(p))):
+        return point_fit
+    factor = np.array([[np.exp(np.clip(p[3], *bounds[0])), 0.0], [p[4], np.exp(np.clip(p[5], *bounds[1]))]])
     shape = factor @ factor.T
     free_cov = _covariance(second.jac) * scale**2 / rms**2
     # sqrt(det shape) = exp(p3 + p5): the log of the size ratio is p3 + p5 - log sqrt(det beam)
-    ratio = float(np.exp(p[3] + p[5]) / np.sqrt(np.linalg.det(beam_px)))
+    ratio = float(np.sqrt(np.linalg.det(shape) / np.linalg.det(beam_px)))
     ratio_err = ratio * float(np.sqrt(max(free_cov[3, 3] + free_cov[5, 5] + 2 * free_cov[3, 5], 0.0)))
-    resolved = bool(second.success and np.isfinite(ratio_err) and ratio - 1.0 > RESOLVED_SIGMA * ratio_err)
+    resolved = bool(np.isfinite(ratio_err) and ratio - 1.0 > RESOLVED_SIGMA * ratio_err)
     if resolved:
         free_err = np.sqrt(np.clip(np.diag(free_cov), 0.0, None))
         integrated = p[0] * ratio
         integrated_err = integrated * float(np.hypot(free_err[0] / max(abs(p[0]), 1e-30), ratio_err / ratio))
         return GaussianFit(float(p[1]), float(p[2]), float(free_err[1]), float(free_err[2]), float(p[0]),
-                           float(free_err[0]), float(integrated), integrated_err, shape, ratio, ratio_err, True,
-                           bool(second.success))
-    return GaussianFit(float(x), float(y), float(errors[1]), float(errors[2]), float(amplitude), float(errors[0]),
-                       float(amplitude), float(errors[0]), beam_px, ratio, ratio_err, False, bool(first.success))
+                           float(free_err[0]), float(integrated), integrated_err, shape, ratio, ratio_err, True, True)
+    return dataclasses.replace(point_fit, size_ratio=ratio, size_ratio_err=ratio_err)
 
 
 def _covariance(jacobian: np.ndarray) -> np.ndarray:
