@@ -123,7 +123,7 @@ def source_position(island: Island, pi_map: np.ndarray, pi_rms: float, i_map: np
     for image, rms in ((pi_map, pi_rms), (i_map, i_rms)):
         if not (np.isfinite(rms) and rms > 0):
             continue
-        fit = fit_gaussian(image, island.peak_x, island.peak_y, beam_px, rms)
+        fit = fit_gaussian(image, island.peak_x, island.peak_y, beam_px, rms, size=False)
         moved = np.hypot(fit.x - island.peak_x, fit.y - island.peak_y)
         if fit.converged and fit.peak > 0 and np.isfinite(fit.x_err) and moved <= 0.5 * major_px:
             if best is None or np.hypot(fit.x_err, fit.y_err) < np.hypot(best.x_err, best.y_err):
@@ -150,8 +150,8 @@ def resolve_source(shape: SourceShape, i_map: np.ndarray, i_rms: float, beam_px:
     """``shape`` with its size from a free Gaussian fit to the band-mean Stokes I map (Gaussian
     noise), against the map's own beam for that source (band_mean_beam), where the source is at
     least ``resolved_snr`` times its error there."""
-    if not (np.isfinite(i_rms) and i_rms > 0):
-        return shape
+    if not (np.isfinite(i_rms) and i_rms > 0 and i_map[round(shape.y), round(shape.x)] >= resolved_snr * i_rms):
+        return shape  # too faint in I to tell its size from the beam's
     sized = fit_gaussian(i_map, shape.x, shape.y, beam_px, i_rms)
     if sized.converged and sized.resolved and sized.peak >= resolved_snr * sized.peak_err:
         return dataclasses.replace(shape, resolved=True, intrinsic=sized.intrinsic(beam_px))
