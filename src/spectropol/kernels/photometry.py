@@ -180,7 +180,9 @@ def forced_fluxes(planes: np.ndarray, x: float, y: float, shapes: np.ndarray, x_
                   neighbours: list[tuple[float, float, np.ndarray]] = ()) -> tuple[np.ndarray, np.ndarray]:
     """The amplitude of a source's model in each plane at (x, y), fitted by least squares over the
     pixels within ``radius_px`` (default: the largest shape's FWHM), NaN pixels left out, and its
-    noise in units of the plane's rms. planes (nplane, ny, nx) is a cut-out whose first pixel is
+    noise in units of the plane's rms. planes (nplane, ny, nx), or (nplane, nset, ny, nx) for several
+    images of one geometry (Stokes I, Q, U: the model and its noise are worked out once; the fluxes
+    then come back (nplane, nset), and so do their noises), is a cut-out whose first pixel is
     (x_first, y_first) of the map; shapes (nplane, 2, 2) or (2, 2) the covariance of the source seen
     through each plane's beam, ``beams`` those beams (default: the shapes, a point source).
     ``neighbours`` (x, y, shapes) are fitted with it, so that a brighter source nearby does not add
@@ -195,20 +197,29 @@ def forced_fluxes(planes: np.ndarray, x: float, y: float, shapes: np.ndarray, x_
     beams = shapes if beams is None else np.broadcast_to(np.asarray(beams, dtype=np.float64), shapes.shape)
     if radius_px is None:
         radius_px = float(np.sqrt(np.linalg.eigvalsh(shapes).max())) * FWHM_PER_SIGMA
-    ny, nx = planes.shape[1:]
+    single = planes.ndim == 3
+    ny, nx = planes.shape[-2:]
     yy, xx = np.mgrid[y_first:y_first + ny, x_first:x_first + nx]
     near = np.hypot(xx - x, yy - y) <= radius_px
     px, py = xx[near].astype(np.float64), yy[near].astype(np.float64)  # (npix,)
-    data = np.asarray(planes, dtype=np.float64)[:, near]  # (nplane, npix)
-    usable = np.isfinite(data)
-    npl, npix = data.shape
+    data = np.asarray(planes, dtype=np.float64)[..., near]  # (nplane, [nset,] npix)
+    data = data[:, None, :] if single else data  # (nplane, nset, npix)
+    finite = np.isfinite(data)
+    if not (finite == finite[:, :1]).all():
+        # images of the set blank in different places (a Stokes the correlations do not give): each
+        # its own fit, so that one's blanks do not blank the others
+        parts = [forced_fluxes(planes[:, k], x, y, shapes, x_first, y_first, beams, radius_px, neighbours)
+                 for k in range(data.shape[1])]
+        return np.stack([f for f, _ in parts], axis=1), np.stack([e for _, e in parts], axis=1)
+    usable = finite[:, 0]
+    npl, npix = usable.shape
     sources = [(x, y, shapes)] + [(nx_, ny_, np.broadcast_to(np.asarray(s, dtype=np.float64), shapes.shape))
                                   for nx_, ny_, s in neighbours]
     model = np.stack([gaussian_shape(s, np.broadcast_to(px - sx, (npl, npix)), np.broadcast_to(py - sy, (npl, npix)))
                       for sx, sy, s in sources], axis=1)  # (nplane, nsource, npix)
     model = np.where(usable[:, None, :], model, 0.0)
     normal = np.einsum("psi,pti->pst", model, model)
-    projected = np.einsum("psi,pi->ps", model, np.where(usable, data, 0.0))
+    projected = np.einsum("psi,pki->pks", model, np.where(usable[:, None, :], data, 0.0))
     ddx, ddy = px[:, None] - px[None, :], py[:, None] - py[None, :]
     unique, index = np.unique(beams, axis=0, return_inverse=True)
     correlated = np.empty((npl, len(sources), len(sources)))
@@ -216,12 +227,14 @@ def forced_fluxes(planes: np.ndarray, x: float, y: float, shapes: np.ndarray, x_
         kernel = gaussian_shape(beam, ddx, ddy)
         chosen = np.nonzero(index.reshape(-1) == k)[0]
         correlated[chosen] = np.einsum("psi,ij,ptj->pst", model[chosen], kernel, model[chosen])
-    flux = np.full(npl, np.nan)
+    flux = np.full((npl, data.shape[1]), np.nan)
     noise = np.full(npl, np.nan)
     solvable = np.linalg.det(normal) > 0
     if solvable.any():
         inverse = np.linalg.inv(normal[solvable])
-        flux[solvable] = np.einsum("ps,ps->p", inverse[:, 0, :], projected[solvable])
+        flux[solvable] = np.einsum("ps,pks->pk", inverse[:, 0, :], projected[solvable])
         covariance = np.einsum("ps,pst,pt->p", inverse[:, 0, :], correlated[solvable], inverse[:, 0, :])
         noise[solvable] = np.sqrt(covariance)
-    return flux, noise
+    if single:
+        return flux[:, 0], noise
+    return flux, np.repeat(noise[:, None], data.shape[1], axis=1)

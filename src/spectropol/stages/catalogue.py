@@ -111,16 +111,15 @@ class SourceShape:
     fitted: bool           # False: the fit failed and the peak pixel stands in
 
 
-def source_position(island: Island, pi_map: np.ndarray, pi_rms: float, i_map: np.ndarray, i_rms: float,
-                    beam_px: np.ndarray) -> SourceShape:
-    """The position from a point-source fit to the peak-PI map (the map the source is found in) or to
-    the band-mean I map, whichever places it more precisely: a source a few per cent polarised is
-    far brighter in I, and the flux lost at a position off by delta is 4 ln2 (delta / FWHM)^2, which
-    at the PI map's precision would exceed the error of a bright source's I. The peak pixel where
-    neither fit succeeds."""
+def source_position(island: Island, maps: list[tuple[np.ndarray, float]], beam_px: np.ndarray) -> SourceShape:
+    """The position from a point-source fit to each of ``maps`` (image, its rms there), the one that
+    places it more precisely: for a source, the peak-PI map (the map it is found in) and the
+    band-mean I map, since a source a few per cent polarised is far brighter in I, and the flux
+    lost at a position off by delta is 4 ln2 (delta / FWHM)^2, which at the PI map's precision
+    would exceed the error of a bright source's I. The peak pixel where no fit succeeds."""
     major_px = float(np.sqrt(np.linalg.eigvalsh(beam_px)[-1])) * FWHM_PER_SIGMA
     best = None
-    for image, rms in ((pi_map, pi_rms), (i_map, i_rms)):
+    for image, rms in maps:
         if not (np.isfinite(rms) and rms > 0):
             continue
         fit = fit_gaussian(image, island.peak_x, island.peak_y, beam_px, rms, size=False)
@@ -183,11 +182,11 @@ def source_spectra(cube_store, shapes: list[SourceShape], channel_beams: np.ndar
                       if m != n and 0.5 * fwhm(np.zeros((2, 2))) < np.hypot(x - shape.x, y - shape.y)
                       <= radius + 1.5 * fwhm(intrinsic)]
         area = np.sqrt(np.linalg.det(seen) / np.linalg.det(channel_beams))
+        flux, noise = forced_fluxes(planes, shape.x, shape.y, seen, x_first, y_first, channel_beams, radius,
+                                    neighbours)
         for k, name in enumerate("IQU"):
-            flux, noise = forced_fluxes(planes[:, k], shape.x, shape.y, seen, x_first, y_first, channel_beams,
-                                        radius, neighbours)
-            out[name][:, n] = area * flux
-        out["noise"][:, n] = area * noise
+            out[name][:, n] = area * flux[:, k]
+        out["noise"][:, n] = area * noise[:, 0]  # Stokes I's, for its spectral fit
     return out
 
 
@@ -225,8 +224,8 @@ def measure_sources(cube, peaks, moments, islands: list[Island], options: Catalo
             and maps["snr"][island.peak_y, island.peak_x] >= 0.5 * options.min_snr]
     if not near:
         return []
-    shapes = [source_position(island, maps["peak_pi"], float(maps["fdf_noise"][island.peak_y, island.peak_x]),
-                              band_i, float(band_i_rms[island.peak_y, island.peak_x]), band_beam)
+    shapes = [source_position(island, [(maps["peak_pi"], float(maps["fdf_noise"][island.peak_y, island.peak_x])),
+                                       (band_i, float(band_i_rms[island.peak_y, island.peak_x]))], band_beam)
               for _, island in near]
     measured = {id(island) for _, island in near}
     # what is not measured (unpolarised sources, mostly) is still fitted with its neighbours, at its
@@ -234,8 +233,7 @@ def measure_sources(cube, peaks, moments, islands: list[Island], options: Catalo
     others = []
     for island in islands:
         if id(island) not in measured:
-            place = source_position(island, band_i, float(band_i_rms[island.peak_y, island.peak_x]), band_i,
-                                    float("nan"), band_beam)
+            place = source_position(island, [(band_i, float(band_i_rms[island.peak_y, island.peak_x]))], band_beam)
             others.append((place.x, place.y, np.zeros((2, 2))))
     spectra = source_spectra(cube_store, shapes, channel_beams, others)
     sized = [resolve_source(shape, band_i, float(band_i_rms[round(shape.y), round(shape.x)]),
