@@ -22,6 +22,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import sys
 import typing
 from pathlib import Path
@@ -461,6 +462,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"spectropol: error: {err}", file=sys.stderr)
         return 1
     return 0
+
+
+def run() -> None:
+    """The console script: main(), then the process ends without the interpreter's teardown.
+
+    By the time main() returns every product is closed and renamed into place; what is left is
+    Python unloading numba, astropy, zarr and dask module by module, 0.19 s of a 2.1 s
+    faraday-depth run (benchmarks/faraday.py). The streams are flushed first. An exception other
+    than SpectropolError still ends the usual way, with its traceback."""
+    code = main()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

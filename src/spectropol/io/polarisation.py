@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from ..errors import fail
-from ..kernels.statistics import mad_rms
+from ..kernels.statistics import sampled_mad_rms
 
 
 @dataclasses.dataclass
@@ -108,8 +108,9 @@ def stokes_from_fits(q_paths: Sequence[str | os.PathLike], u_paths: Sequence[str
                      threads: int = 1) -> StokesSource:
     """Q, U and (optionally) I of FITS files: a cube with a FREQ axis each, or one image per channel
     (WSClean's -channel-NNNN- images), frequencies from the headers or ``freqs_file`` (RM-Tools'
-    format), as cube_from_fits reads them; each plane's rms is the robust rms the cube stage records
-    (``threads`` planes at a time: the medians release the GIL)."""
+    format), as cube_from_fits reads them; each plane's rms is the robust rms the cube stage records,
+    from a regular sample of 2^16 pixels or more (sampled_mad_rms; ``threads`` planes at a time: the
+    medians release the GIL)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from .fits_cubes import collect_stokes, read_frequency_file
@@ -127,7 +128,7 @@ def stokes_from_fits(q_paths: Sequence[str | os.PathLike], u_paths: Sequence[str
                                         f"Stokes Q's {len(q.planes)}")
     every = _FitsRegions({s: list(planes.planes) for s, planes in collected.items()})
     with ThreadPoolExecutor(max(1, threads)) as pool:
-        rms = {s: np.array(list(pool.map(lambda c, s=s: mad_rms(np.asarray(every.plane(s, c), dtype=np.float32)),
+        rms = {s: np.array(list(pool.map(lambda c, s=s: sampled_mad_rms(every.plane(s, c)),
                                          range(len(q.planes)))), dtype=np.float32) for s in collected}
     cell = abs(float(q.wcs["CDELT2"]))
     beams = np.array([p.beam_deg[0] for p in q.planes], dtype=np.float64)

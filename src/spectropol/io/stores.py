@@ -139,7 +139,7 @@ DECODE_MB = 100  # what zarr holds while it decodes such batches, measured (see 
 READ_CONCURRENCY = 2  # batches zarr reads and decodes at once (its default is 10), see batch_codecs
 
 
-def batch_codecs(chunk_bytes: int) -> int:
+def batch_codecs(chunk_bytes: int, concurrency: int = READ_CONCURRENCY) -> int:
     """Have zarr run its codecs on batches of chunks (about 2 MB, at most 32 chunks) instead of one
     at a time, and return the batch. Reading the Q, U and I of a 256-channel 512^2 cube in 64 kB
     chunks took 5.1 s one at a time, 2.9 s in batches of 32 (zarr 3.1.6; larger batches were
@@ -149,11 +149,12 @@ def batch_codecs(chunk_bytes: int) -> int:
     time, not zarr's 10: the pass over a 512^2 cube in 256 kB chunks then peaked at 501, 567 and 544 MB
     at 64, 256 and 1,024 channels instead of 509, 615 and 674 MB, in 2.2, 6.3 and 61 s instead of 2.3,
     6.3 and 58 s (one at a time: 503, 555, 536 MB in 2.3, 7.1, 70 s). A setting of the process: stages
-    that read whole cubes call it first."""
+    that read whole cubes call it first; ``concurrency`` higher where what is read is small (the
+    catalogue's cut-outs: zarr's 10)."""
     import zarr
 
     batch = int(max(1, min(32, CODEC_BATCH_BYTES // max(1, chunk_bytes))))
-    settings = {"codec_pipeline.batch_size": batch, "async.concurrency": READ_CONCURRENCY}
+    settings = {"codec_pipeline.batch_size": batch, "async.concurrency": concurrency}
     if any(zarr.config.get(key) != value for key, value in settings.items()):
         zarr.config.set(settings)
     return batch
@@ -233,6 +234,22 @@ def read_store(path: str | os.PathLike, names: tuple[str, ...] | None = None) ->
         group = zarr.open_group(path, mode="r", zarr_format=3)
         arrays = {name: group[name][...] for name in (names or tuple(group.array_keys()))}
         return arrays, dict(group.attrs)
+
+
+def open_store(path: str | os.PathLike, what: str):
+    """A product store as a read-only zarr group (arrays read when indexed, by name), with
+    open_dataset's checks: for the small readers (the report) that need neither labels nor the
+    0.3 s that importing xarray and pandas costs a job."""
+    import zarr
+
+    try:
+        with quiet_zarr_v3():
+            group = zarr.open_group(str(path), mode="r", zarr_format=3)
+    except (FileNotFoundError, KeyError, ValueError) as err:
+        raise fail(path, f"not a spectropol {what} store ({err})") from None
+    if group.attrs.get("complete") is False or (Path(path) / UPDATING).exists():
+        raise fail(path, f"{what} store is incomplete: an update of it was interrupted; rerun its rule")
+    return group
 
 
 def open_dataset(path: str | os.PathLike, what: str, *, dask: bool = True):

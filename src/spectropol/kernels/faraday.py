@@ -283,9 +283,13 @@ def refine_peak(channel_p: np.ndarray, grid: FaradayGrid, phi_start: np.ndarray,
         others = np.where(far, components, 0)
         peeled = np.nonzero(others.any(axis=0))[0]
         if peeled.size:
-            # A component c at phi_k is the channel data c exp(2i phi_k (lambda^2 - lambda0^2)).
-            unit = np.exp(2j * lam * grid.phi[None, :])  # (nchan, nphi)
-            data[:, peeled] -= np.where(finite[:, peeled], unit @ others[:, peeled].astype(np.complex128), 0)
+            # A component c at phi_k is the channel data c exp(2i phi_k (lambda^2 - lambda0^2)); only
+            # the depths that hold components enter (a few dozen of 1,259: the full (nchan, nphi)
+            # exponential for every tile was a fifth of a 256-channel pass)
+            depths = np.nonzero(others[:, peeled].any(axis=1))[0]
+            unit = np.exp(2j * lam * grid.phi[None, depths])  # (nchan, ndepths)
+            data[:, peeled] -= np.where(finite[:, peeled],
+                                        unit @ others[depths][:, peeled].astype(np.complex128), 0)
     weighted = data * grid.weights[:, None]
     norm = grid.weights @ finite
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -394,6 +398,16 @@ def robust_fdf_noise(fdf: np.ndarray, stride: int = 1, axis: int = 0) -> np.ndar
     imaginary parts), and meaningful on an RM-CLEAN residual, where sources and their sidelobes are
     gone. NaN ignored."""
     taken = np.moveaxis(np.asarray(fdf), axis, -1)[..., ::stride]
+    if np.iscomplexobj(taken):
+        # |F|^2 partitioned (no square roots, no copy for the median's mean): 3 times faster,
+        # the same median of |F|
+        power = taken.real * taken.real + taken.imag * taken.imag
+        if power.shape[-1] and np.isfinite(power).all():
+            k = power.shape[-1] // 2
+            if power.shape[-1] % 2:
+                return np.sqrt(np.partition(power, k, axis=-1)[..., k]) / RAYLEIGH_MEDIAN
+            middle = np.sqrt(np.partition(power, (k - 1, k), axis=-1)[..., k - 1:k + 1])
+            return middle.mean(axis=-1) / RAYLEIGH_MEDIAN
     amplitude = np.abs(taken)
     if np.isfinite(amplitude).all():
         return np.median(amplitude, axis=-1) / RAYLEIGH_MEDIAN
@@ -445,13 +459,14 @@ def faraday_complexity(components: np.ndarray, grid: FaradayGrid, sigma: np.ndar
     own components). Ncomp counts the local maxima of the restored model above that level (two equal
     components 1 FWHM apart make two); complex where Ncomp > 1 or m2_CC > ``m2_fwhm`` x FWHM.
     A single component between grid depths is cleaned into the two around it: m2 up to dphi / 2."""
-    from scipy.signal import fftconvolve
-
     components = np.atleast_2d(np.asarray(components))
     n, nphi = components.shape
     kernel = restoring_function(grid).astype(np.float64)
-    model = np.abs(fftconvolve(components.astype(np.complex128), kernel[None, :], mode="full", axes=1)
-                   [:, nphi - 1:2 * nphi - 1])
+    # the restored model: components convolved with the restoring Gaussian (numpy's FFT: scipy.signal
+    # would cost the catalogue job 0.4 s of import for this one product)
+    size = nphi + kernel.size - 1
+    model = np.abs(np.fft.ifft(np.fft.fft(components.astype(np.complex128), size, axis=1)
+                               * np.fft.fft(kernel, size)[None, :], axis=1)[:, nphi - 1:2 * nphi - 1])
     # at low SNR the model of the source itself is below snr x sigma after cleaning to 3 sigma: half
     # its peak still counts, so that a detected source has its component
     level = np.minimum(snr * np.broadcast_to(np.asarray(sigma, dtype=np.float64), (n,)), 0.5 * model.max(axis=1))

@@ -17,6 +17,18 @@ def mad_rms(values: np.ndarray) -> float:
     return float(MAD_TO_SIGMA * np.median(deviation, overwrite_input=True))
 
 
+# Pixels sampled_mad_rms reads at least: the MAD of 2^16 Gaussian samples is within 0.5% (1 sigma)
+# of the truth, as good as channel weights need.
+RMS_SAMPLES = 1 << 16
+
+
+def sampled_mad_rms(plane: np.ndarray, samples: int = RMS_SAMPLES) -> float:
+    """mad_rms of a 2-D image read on a regular grid of at least ``samples`` pixels (every pixel
+    of a small image): a 512^2 plane is read every second row and column, four times faster."""
+    stride = max(1, int(np.sqrt(plane.size / samples)))
+    return mad_rms(np.asarray(plane[::stride, ::stride], dtype=np.float32))
+
+
 def image_statistics(image: np.ndarray) -> dict:
     """min, max, mean, std, median, MAD rms and the peak (largest |value|, signed) with its pixel (x, y)."""
     if not np.isfinite(image).any():

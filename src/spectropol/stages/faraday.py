@@ -585,15 +585,19 @@ def faraday_depth(source: str | os.PathLike | StokesSource, out: dict[str, str |
 
 def candidate_spectrum(candidates, y: float, x: float, variable: str = "fdf_dirty",
                        within_px: float = 0.0) -> np.ndarray | None:
-    """The FDF ``variable`` of the candidate pixel nearest (y, x) from a candidate store, or None if
-    none lies within ``within_px`` (0: the pixel itself) or the store lacks the variable."""
-    if variable not in candidates or not candidates.sizes["pixel"]:
+    """The FDF ``variable`` of the candidate pixel nearest (y, x) from a candidate store (an xarray
+    Dataset or a zarr group), or None if none lies within ``within_px`` (0: the pixel itself) or the
+    store lacks the variable."""
+    if variable not in candidates:
         return None
-    distance = np.hypot(candidates["y"].values - y, candidates["x"].values - x)
+    ys, xs = (np.asarray(candidates[name][...]) for name in ("y", "x"))
+    if not ys.size:
+        return None
+    distance = np.hypot(ys - y, xs - x)
     nearest = int(np.argmin(distance))
     if distance[nearest] > max(within_px, 0.5):
         return None
-    return candidates[variable].isel(pixel=nearest).values
+    return np.asarray(candidates[variable][nearest])
 
 
 def export_faraday_fits(peaks_store: str | os.PathLike, out_paths: dict[str, str | os.PathLike], *,

@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from ..io.stores import atomic_path, open_dataset
+from ..io.stores import atomic_path, open_store
 
 
 def _figure():
@@ -29,21 +29,22 @@ def field_figures(moments_store, peaks_store, out: dict[str, str | os.PathLike])
     moment maps; peak_rm, Faraday depth of the peak where PI > 8 sigma; rmsf, the RMSF amplitude,
     real and imaginary parts."""
     plt = _figure()
-    moments = open_dataset(moments_store, "moments", dask=False)
-    peaks = open_dataset(peaks_store, "Faraday peak", dask=False)
+    moments = open_store(moments_store, "moments")
+    peaks = open_store(peaks_store, "Faraday peak")
+    quantities, kinds = (list(moments[name][...]) for name in ("quantity", "moment"))
+    maps = moments["moments"][...]
 
-    fig, axes = plt.subplots(len(moments["quantity"]), len(moments["moment"]), figsize=(14, 13))
-    for i, quantity in enumerate(moments["quantity"].values):
-        for j, moment in enumerate(moments["moment"].values):
-            shown = axes[i, j].imshow(moments["moments"].sel(quantity=quantity, moment=moment).values, origin="lower",
-                                      cmap="viridis")
+    fig, axes = plt.subplots(len(quantities), len(kinds), figsize=(14, 13))
+    for i, quantity in enumerate(quantities):
+        for j, moment in enumerate(kinds):
+            shown = axes[i, j].imshow(maps[i, j], origin="lower", cmap="viridis")
             axes[i, j].set_title(f"{quantity} {moment}")
             fig.colorbar(shown, ax=axes[i, j], shrink=0.7)
     _save(fig, out["moments"])
     plt.close(fig)
 
     fig, axis = plt.subplots(figsize=(6, 5))
-    rm = np.where(peaks["snr"].values > 8, peaks["peak_phi"].values, np.nan)
+    rm = np.where(peaks["snr"][...] > 8, peaks["peak_phi"][...], np.nan)
     shown = axis.imshow(rm, origin="lower", cmap="coolwarm")
     axis.set_title("Faraday depth of the FDF peak (rad/m$^2$), SNR > 8")
     fig.colorbar(shown, ax=axis)
@@ -51,7 +52,7 @@ def field_figures(moments_store, peaks_store, out: dict[str, str | os.PathLike])
     plt.close(fig)
 
     fig, axis = plt.subplots(figsize=(7, 4))
-    phi, rmsf = peaks["phi_rmsf"].values, peaks["rmsf"].values
+    phi, rmsf = peaks["phi_rmsf"][...], peaks["rmsf"][...]
     for values, label in ((np.abs(rmsf), "|R|"), (rmsf.real, "real"), (rmsf.imag, "imaginary")):
         axis.plot(phi, values, label=label)
     axis.set_xlabel("Faraday depth (rad/m$^2$)")
@@ -71,14 +72,15 @@ def source_figures(moments_store, peaks_store, candidates_store, catalogue_path,
     from .faraday import candidate_spectrum
 
     plt = _figure()
-    moments = open_dataset(moments_store, "moments", dask=False)
-    peaks = open_dataset(peaks_store, "Faraday peak", dask=False)
+    moments = open_store(moments_store, "moments")
+    peaks = open_store(peaks_store, "Faraday peak")
     catalogue = Table.read(catalogue_path, format="ascii.ecsv")
-    stokes_i = moments["moments"].sel(quantity="I", moment="mean").values
+    quantities, kinds = (list(moments[name][...]) for name in ("quantity", "moment"))
+    stokes_i = moments["moments"][quantities.index("I"), kinds.index("mean")]
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 5))
     for axis, (image, title) in zip(axes, ((stokes_i, "Stokes I, band mean (Jy/beam)"),
-                                           (peaks["peak_pi_debiased"].values, "peak polarised intensity (Jy/beam)"))):
+                                           (peaks["peak_pi_debiased"][...], "peak polarised intensity (Jy/beam)"))):
         shown = axis.imshow(image, origin="lower", cmap="inferno")
         axis.scatter(catalogue["x_pix"], catalogue["y_pix"], s=80, facecolors="none", edgecolors="cyan")
         axis.set_title(title)
@@ -87,7 +89,7 @@ def source_figures(moments_store, peaks_store, candidates_store, catalogue_path,
     plt.close(fig)
 
     catalogue.sort("polint", reverse=True)
-    candidates = open_dataset(candidates_store, "Faraday candidate", dask=False)
+    candidates = open_store(candidates_store, "Faraday candidate")
     count = max(1, min(brightest, len(catalogue)))
     fig, axes = plt.subplots(count, 1, figsize=(7, 2.5 * count), squeeze=False)
     for axis, row in zip(axes[:, 0], catalogue[:count]):
@@ -95,10 +97,11 @@ def source_figures(moments_store, peaks_store, candidates_store, catalogue_path,
             # the source's position is a centroid: its brightest pixel is a candidate within a pixel or two
             spectrum = candidate_spectrum(candidates, row["y_pix"], row["x_pix"], variable, within_px=2.0)
             if spectrum is not None:
-                axis.plot(candidates["phi"].values, np.abs(spectrum), label=label)
+                axis.plot(candidates["phi"][...], np.abs(spectrum), label=label)
         axis.axvline(row["rm"], color="grey", lw=0.8)
         axis.set_title(f"{row['cat_id']}: RM {row['rm']:.2f} +- {row['rm_err']:.2f} rad/m$^2$")
         axis.legend()
     axes[-1, 0].set_xlabel("Faraday depth (rad/m$^2$)")
+    fig.tight_layout()
     _save(fig, out["spectra"])
     plt.close(fig)
