@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from conftest import REPO, run_snakemake, source_pixel
-from spectropol.kernels.sources import background_and_rms, find_islands, spectral_index
+from spectropol.kernels.sources import background_and_rms, find_islands
+from spectropol.kernels.stokes_i import fit_stokes_i
 from spectropol.stages.catalogue import RMTABLE_COLUMNS
 
 
@@ -22,12 +23,23 @@ def test_background_and_rms_are_robust_to_sources():
     assert found == [(30, 40), (64, 64), (90, 100)]
 
 
-def test_spectral_index_fit():
+def test_stokes_i_model_order_and_errors():
+    """A power law is fitted exactly; curvature makes order 2 win; at low SNR the errors describe
+    the scatter (channels near zero kept, where a fit of log flux would drop them)."""
+    rng = np.random.default_rng(1)
     freqs = np.linspace(120e6, 180e6, 30)
-    flux = 2.0 * (freqs / 150e6) ** -0.7
-    s0, s0_err, alpha, alpha_err = spectral_index(freqs, flux, np.full(30, 0.01), 150e6)
-    assert s0 == pytest.approx(2.0, rel=1e-6) and alpha == pytest.approx(-0.7, abs=1e-6)
-    assert 0 < alpha_err < 0.05
+    x = np.log(freqs / 150e6)
+    exact = fit_stokes_i(freqs, 2.0 * np.exp(-0.7 * x), np.full(30, 0.01), 150e6)
+    assert exact.flux == pytest.approx(2.0, rel=1e-6) and exact.alpha == pytest.approx(-0.7, abs=1e-6)
+    assert exact.order == 1 and 0 < exact.alpha_err < 0.05
+    curved = fit_stokes_i(freqs, 2.0 * np.exp(-0.7 * x - 3.0 * x**2), np.full(30, 0.001), 150e6)
+    assert curved.order == 2 and curved.coefficients[2] == pytest.approx(-3.0, rel=1e-3)
+    pulls = []
+    for _ in range(200):
+        flux = 0.05 * np.exp(-0.7 * x) + rng.standard_normal(30) * 0.05  # SNR ~1 per channel
+        model = fit_stokes_i(freqs, flux, np.full(30, 0.05), 150e6)
+        pulls.append((model.flux - 0.05) / model.flux_err)
+    assert abs(np.mean(pulls)) < 0.2 and 0.8 < np.std(pulls) < 1.25
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +56,7 @@ def test_catalogue_columns_and_units(catalogue, tiny_run):
 
     assert set(RMTABLE_COLUMNS) <= set(catalogue.colnames)
     assert catalogue["ra"].unit == u.deg and catalogue["rm"].unit == u.Unit("rad/m2")
-    assert catalogue["polint"].unit == u.Unit("Jy/beam") and catalogue["reffreq_pol"].unit == u.Hz
+    assert catalogue["polint"].unit == u.Jy and catalogue["reffreq_pol"].unit == u.Hz
     for other, kind in (("catalogue.fits", "fits"), ("catalogue.ecsv", "ascii.ecsv"), ("catalogue.csv", "ascii.csv")):
         again = Table.read(tiny_run / "results/catalogue" / other, format=kind)
         assert len(again) == len(catalogue) and np.allclose(again["rm"], catalogue["rm"])

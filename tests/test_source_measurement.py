@@ -70,7 +70,9 @@ def test_resolved_source_gets_its_integrated_flux():
     np.testing.assert_allclose(fit.intrinsic(beam), source, atol=0.15 * np.abs(source).max())
 
 
-def simple_and_two_component_spectra(rng, freqs, n, snr, sigma, two=False):
+def simple_and_two_component_spectra(rng, freqs, n, snr, sigma, two=False, spectral_index=None):
+    """Q, U of n Faraday-thin sources (or two components 1-2 FWHM apart) at FDF SNR ``snr``, their
+    polarised flux following (nu / nu_mid)^spectral_index (an array of n) where given."""
     grid = faraday_grid(freqs)
     noise = fdf_noise_theoretical(grid, np.full(len(freqs), sigma))
     l2 = lambda_squared(freqs)
@@ -80,6 +82,8 @@ def simple_and_two_component_spectra(rng, freqs, n, snr, sigma, two=False):
         separation = grid.fwhm * rng.uniform(1.0, 2.0, n)
         p = p + rng.uniform(0.3, 1.0, n) * snr * noise * np.exp(
             2j * (rng.uniform(0, np.pi, n)[None] + (rm + separation)[None] * l2[:, None]))
+    if spectral_index is not None:
+        p = p * (freqs[:, None] / np.sqrt(freqs.min() * freqs.max())) ** spectral_index[None]
     q = (p.real + sigma * rng.standard_normal(p.shape)).astype(np.float32)
     u = (p.imag + sigma * rng.standard_normal(p.shape)).astype(np.float32)
     return grid, noise, q, u, rm
@@ -103,6 +107,60 @@ def test_complexity_flags_two_components_and_not_simple_sources(band):
                 assert (complexity.ncomp == 1).mean() >= 0.95
             elif snr >= 50:
                 assert rate >= 0.9, (snr, rate)
+
+
+@pytest.mark.parametrize("band", [(1.0e9, 1.5e9, 64), (120e6, 168e6, 96)], ids=["L-band", "LOFAR HBA"])
+def test_catalogue_complexity_flags_meet_the_targets(band):
+    """The catalogue's complex_flag (m2_CC and Ncomp, or sigma_add of what the thin component at
+    the peak leaves in Q, U): the same targets, with spectral indices (steep and flat) in the
+    spectra of simple sources, which the Stokes I model divides out."""
+    from spectropol.kernels.stokes_i import fit_stokes_i
+    from spectropol.options import CatalogueOptions
+    from spectropol.stages.catalogue import source_complexity, source_faraday
+
+    rng = np.random.default_rng(12)
+    freqs = np.linspace(*band)
+    reference = float(np.sqrt(freqs.min() * freqs.max()))
+    options = CatalogueOptions()
+    for snr in (8, 30, 100, 1000):
+        for two in (False, True):
+            alpha = rng.uniform(-1.5, 0.0, 100)
+            grid, noise, q, u, _ = simple_and_two_component_spectra(rng, freqs, 100, snr, 1.0, two, alpha)
+            shape = (freqs[:, None] / reference) ** alpha[None]
+            stokes_i = 200.0 * snr * noise * shape  # 0.5% polarised: I far brighter than its noise
+            sigma = np.ones_like(q)
+            models = [fit_stokes_i(freqs, stokes_i[:, k] + rng.standard_normal(len(freqs)), np.ones(len(freqs)),
+                                   reference) for k in range(q.shape[1])]
+            model_shape = np.column_stack([m(freqs) / m.flux for m in models])
+            measured = source_faraday(q, u, grid, None, options)
+            flags = source_complexity(freqs, q / model_shape, u / model_shape, sigma / model_shape, measured, grid,
+                                      options)
+            rate = (flags.m2_flag | flags.sigma_add_flag).mean()
+            if not two:
+                assert rate <= 0.05, (snr, rate, flags.m2_flag.mean(), flags.sigma_add_flag.mean())
+            elif snr >= 50:
+                assert rate >= 0.9, (snr, rate)
+
+
+def test_leakage_estimate_finds_a_flat_fraction_of_stokes_i():
+    """A source far from phi = 0 plus 0.4% of its Stokes I leaked into Q (flat in frequency): the
+    estimate finds the leaked fraction from what the source's thin component leaves."""
+    from spectropol.kernels.faraday import thin_component_residual
+    from spectropol.stages.catalogue import leakage_estimate
+
+    rng = np.random.default_rng(4)
+    freqs = np.linspace(120e6, 168e6, 96)
+    l2 = lambda_squared(freqs)
+    found = []
+    for _ in range(20):
+        flux_i, p, rm = 1.0, 0.05, rng.choice([-1, 1]) * rng.uniform(5, 20)
+        pol = p * flux_i * np.exp(2j * (0.3 + rm * l2)) + 0.004 * flux_i
+        sigma = np.full(96, 1e-3)
+        q = pol.real + sigma * rng.standard_normal(96)
+        u = pol.imag + sigma * rng.standard_normal(96)
+        residual = thin_component_residual(freqs, q, u, sigma, rm)
+        found.append(leakage_estimate(residual, sigma, flux_i))
+    assert np.median(found) == pytest.approx(0.004, rel=0.1)
 
 
 def test_rm_errors_from_the_spectrum_describe_the_scatter():
@@ -134,7 +192,9 @@ SKY = [  # x, y (pixels), I (Jy at 144 MHz), alpha, p, RM (rad/m^2), chi0 (deg);
     (31.9, 104.5, 0.80, -0.7, 0.01, -4.0, 80.0),   # near the previous one, brighter in I
     (98.7, 99.2, 0.40, -0.6, 0.04, 0.9, 30.0),
     (104.2, 66.1, 2.00, -0.8, 0.00, 0.0, 0.0),     # unpolarised, bright, beside (100.4, 60.1)
+    (44.3, 82.6, 1.00, -0.7, 0.006, 0.0, 50.0),    # 0.6% at phi = 0: what instrumental leakage looks like
 ]
+LEAKY = (44.3, 82.6)
 
 
 @pytest.fixture(scope="module")
@@ -179,11 +239,11 @@ def fitted_catalogue(tmp_path_factory):
     paths = {kind: tmp / name for kind, name in CATALOGUE_FILES.items() if kind in ("votable", "skymodel")}
     build_catalogue(tmp / "cube.zarr", tmp / "moments.zarr", tmp / "peaks.zarr", paths, tmp / "catalogue.json",
                     CatalogueOptions())
-    return Table.read(paths["votable"]), data, freqs
+    return Table.read(paths["votable"]), data, freqs, tmp
 
 
 def test_catalogue_measures_every_source_at_its_fitted_position(fitted_catalogue):
-    table, data, freqs = fitted_catalogue
+    table, data, freqs, _ = fitted_catalogue
     reference = table["reffreq_I"][0]
     lost_at_nearest_pixel = []
     for x, y, flux, alpha, p, rm, chi0 in SKY:
@@ -204,3 +264,78 @@ def test_catalogue_measures_every_source_at_its_fitted_position(fitted_catalogue
         lost_at_nearest_pixel.append(1 - nearest)
     assert max(lost_at_nearest_pixel) > 0.03  # what reading the nearest pixel would have cost
     assert len(table) == sum(p > 0 for _, _, _, _, p, _, _ in SKY)
+
+
+def test_leakage_like_source_is_flagged_and_only_it(fitted_catalogue):
+    table, _, _, _ = fitted_catalogue
+    leaky = np.hypot(table["x_pix"] - LEAKY[0], table["y_pix"] - LEAKY[1]) < 1
+    assert leaky.sum() == 1
+    assert list(table["leakage_flag"]) == list(leaky)  # (98.7, 99.2) at 0.9 rad/m^2 is 4% polarised: real
+    assert table["leakage"][leaky][0] == pytest.approx(0.006, rel=0.2)
+    # elsewhere what the thin components leave at phi = 0 is noise: |L| of noise sigma_F / I each
+    noise = table["fdf_noise"] / table["stokesI"]
+    assert np.all(table["leakage"][~leaky] < 4 * noise[~leaky])
+
+
+def test_catalogue_meets_the_rmtable_standard_and_reads_without_warnings(fitted_catalogue, tmp_path, capsys):
+    """Every column of the RMTable standard (the rmtable package's own list), its units, its
+    vocabularies and limits as the package checks them; the VOTable parsed strictly by astropy."""
+    import warnings
+
+    from astropy import units as u
+    from astropy.io import votable
+    from rmtable import RMTable
+
+    def standard_unit(text):  # the standard writes VOUnits (rad.m-2), and "day"
+        try:
+            return u.Unit(text, format="vounit")
+        except ValueError:
+            return u.Unit(text)
+
+    table, _, _, _ = fitted_catalogue
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the package has no fill value for our extra flags
+        checked = RMTable(table)
+    for name in checked.standard_columns:
+        assert name in table.colnames, name
+        unit = checked.standard_units[name]
+        if unit:
+            assert table[name].unit.to(standard_unit(unit)) == pytest.approx(1.0), name
+    capsys.readouterr()
+    checked.verify_limits()
+    checked.verify_standard_strings()
+    report = capsys.readouterr().out
+    assert "All columns conform with standard." in report and "No problems found" in report, report
+    assert set(table["complex_test"]) <= set(checked.standard_complexity_test)
+    for flag in ("snr_flag", "channel_flag", "leakage_flag", "complex_sigma_add_flag", "complex_M2_CC_flag",
+                 "local_rm_flag", "is_blended_flag"):
+        assert table[flag].dtype == bool, flag
+    path = tmp_path / "again.vot"
+    table.write(path, format="votable")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        votable.parse(path, verify="exception")
+
+
+def test_fractional_synthesis_agrees_with_polarised_intensity(fitted_catalogue):
+    """RM synthesis of q = Q/I, u = U/I through each source's Stokes I model: the same RMs and
+    polarised intensities within their errors, rm_method saying which was used."""
+    from astropy.table import Table
+
+    from spectropol.options import CatalogueOptions
+    from spectropol.stages.catalogue import build_catalogue
+
+    table, _, _, tmp = fitted_catalogue
+    path = tmp / "fractional.vot"
+    build_catalogue(tmp / "cube.zarr", tmp / "moments.zarr", tmp / "peaks.zarr", {"votable": path},
+                    tmp / "fractional.json", CatalogueOptions(fractional=True))
+    fractional = Table.read(path)
+    assert set(fractional["rm_method"]) == {"RM Synthesis - Fractional polarization"}
+    assert set(table["rm_method"]) == {"RM Synthesis - Pol. Int"}
+    assert len(fractional) == len(table)
+    for row in table:
+        k = int(np.argmin(np.hypot(fractional["x_pix"] - row["x_pix"], fractional["y_pix"] - row["y_pix"])))
+        other = fractional[k]
+        assert abs(other["rm"] - row["rm"]) < 2 * row["rm_err"]
+        assert other["polint"] == pytest.approx(row["polint"], abs=3 * row["polint_err"])
+        assert other["fracpol"] == pytest.approx(row["fracpol"], abs=3 * row["fracpol_err"])

@@ -216,6 +216,13 @@ class CatalogueOptions:
     resolved_snr: float = 10.0    # sources this bright in band-mean I may be found resolved (Gaussian fit)
     complexity_snr: float = 5.0   # clean components count for complexity where their restored model reaches this SNR
     complexity_m2_fwhm: float = 0.3  # complex when m2_CC exceeds this many RMSF FWHM (or Ncomp > 1)
+    complexity_sigma_add: float = 3.0  # complex when sigma_add exceeds this many times its error
+    flag_snr: float = 10.0        # snr_flag below this FDF-peak SNR
+    stokes_i_max_order: int = 2   # Stokes I log-polynomial orders 0..this, chosen by AICc
+    fractional: bool = False      # RM synthesis of q = Q/I, u = U/I (the Stokes I model) per source
+    leakage_window_fwhm: float = 1.0  # leakage_flag: peak within this many RMSF FWHM of phi = 0 ...
+    leakage_max_fracpol: float | None = 0.02  # ... and fractional polarisation below this (None: any)
+    local_rm_neighbours: int = 20  # local_rm_flag: RM against those of this many nearest sources
 
     @classmethod
     def from_config(cls, section: dict) -> CatalogueOptions:

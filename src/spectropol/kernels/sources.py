@@ -86,20 +86,3 @@ def merge_islands(groups: list[list[Island]], radius_px: float) -> list[Island]:
             if all(np.hypot(island.y - k.y, island.x - k.x) > radius_px for k in kept):
                 kept.append(island)
     return kept
-
-
-def spectral_index(freqs: np.ndarray, flux: np.ndarray, sigma: np.ndarray,
-                   reference_hz: float) -> tuple[float, float, float, float]:
-    """Power-law fit S = S0 (nu / nu0)^alpha by weighted least squares in log space: S0, error, alpha, error."""
-    good = np.isfinite(flux) & (flux > 0) & np.isfinite(sigma) & (sigma > 0)
-    if good.sum() < 2:
-        return float("nan"), float("nan"), float("nan"), float("nan")
-    x = np.log(freqs[good] / reference_hz)
-    y = np.log(flux[good])
-    w = (flux[good] / sigma[good]) ** 2  # var(log S) = (sigma / S)^2
-    design = np.column_stack([np.ones_like(x), x])
-    normal = design.T @ (w[:, None] * design)
-    coefficients = np.linalg.solve(normal, design.T @ (w * y))
-    covariance = np.linalg.inv(normal)
-    s0 = float(np.exp(coefficients[0]))
-    return s0, float(s0 * np.sqrt(covariance[0, 0])), float(coefficients[1]), float(np.sqrt(covariance[1, 1]))

@@ -22,35 +22,52 @@ from ..io.stores import atomic_path, open_dataset
 from ..kernels.beam import FWHM_PER_SIGMA
 from ..kernels.faraday import (
     FaradayGrid,
+    SigmaAdd,
     faraday_complexity,
     faraday_depth_block,
     lambda_squared,
     noise_stride,
     rm_synthesis_rows,
     robust_fdf_noise,
+    sigma_add,
+    thin_component_residual,
 )
 from ..kernels.photometry import beam_covariance_px, fit_gaussian, forced_fluxes
-from ..kernels.sources import Island, background_and_rms, find_islands, merge_islands, spectral_index
+from ..kernels.sources import Island, background_and_rms, find_islands, merge_islands
+from ..kernels.stokes_i import fit_stokes_i
 from ..options import CatalogueOptions
 from ..qa.documents import write_qa
 from .faraday import PEAK_MAPS
 
 log = logging.getLogger(__name__)
 
-# RMTable columns (Van Eck et al. 2023) this catalogue fills, with their units.
-RMTABLE_COLUMNS = {
-    "cat_id": None, "ra": "deg", "dec": "deg", "l": "deg", "b": "deg", "pos_err": "deg",
-    "rm": "rad/m2", "rm_err": "rad/m2", "rm_method": None, "complex_flag": None, "complex_test": None,
-    "rm_width": "rad/m2", "polint": "Jy/beam", "polint_err": "Jy/beam", "pol_bias": None, "flux_type": None,
-    "fracpol": None, "fracpol_err": None, "polangle": "deg", "polangle_err": "deg",
-    "derot_polangle": "deg", "derot_polangle_err": "deg", "reffreq_pol": "Hz",
-    "stokesI": "Jy/beam", "stokesI_err": "Jy/beam", "spectral_index": None, "spectral_index_err": None,
-    "reffreq_I": "Hz",
-    "beam_maj": "deg", "beam_min": "deg", "beam_pa": "deg", "rmsf_fwhm": "rad/m2", "noise_chan": "Jy/beam",
-    "minfreq": "Hz", "maxfreq": "Hz", "channel_width": "Hz", "Nchan": None, "telescope": None,
-    "snr_pol": None, "fdf_noise": "Jy/beam", "flag_low_snr": None, "flag_phi_edge": None, "flag_blended": None,
-    "flag_resolved": None, "flag_position_fit": None, "Ncomp": None, "x_pix": None, "y_pix": None,
+# The RMTable standard's columns (Van Eck et al. 2023; standard 1.3, as the rmtable package 1.2.1 has it), every
+# one, in its order, with units astropy writes as the standard's (rad/m2 for rad.m-2); flux columns
+# are flux densities in Jy (a point source's fitted peak in Jy/beam is its flux density). Blank
+# where spectropol cannot know (epoch, integration time: not in a cube) as the standard blanks them.
+RMTABLE_STANDARD = {
+    "ra": "deg", "dec": "deg", "l": "deg", "b": "deg", "pos_err": "deg",
+    "rm": "rad/m2", "rm_err": "rad/m2", "rm_width": "rad/m2", "rm_width_err": "rad/m2",
+    "complex_flag": None, "complex_test": None, "rm_method": None, "ionosphere": None, "Ncomp": None,
+    "stokesI": "Jy", "stokesI_err": "Jy", "spectral_index": None, "spectral_index_err": None, "reffreq_I": "Hz",
+    "polint": "Jy", "polint_err": "Jy", "pol_bias": None, "flux_type": None, "aperture": "deg",
+    "fracpol": None, "fracpol_err": None, "polangle": "deg", "polangle_err": "deg", "reffreq_pol": "Hz",
+    "stokesQ": "Jy", "stokesQ_err": "Jy", "stokesU": "Jy", "stokesU_err": "Jy",
+    "derot_polangle": "deg", "derot_polangle_err": "deg", "stokesV": "Jy", "stokesV_err": "Jy",
+    "beam_maj": "deg", "beam_min": "deg", "beam_pa": "deg", "reffreq_beam": "Hz",
+    "minfreq": "Hz", "maxfreq": "Hz", "channelwidth": "Hz", "Nchan": None, "rmsf_fwhm": "rad/m2", "noise_chan": "Jy",
+    "telescope": None, "int_time": "s", "epoch": "d", "obs_interval": "d", "leakage": None, "beamdist": "deg",
+    "catalog_name": None, "dataref": None, "cat_id": None, "type": None, "notes": None,
 }
+# Beyond the standard: the FDF's SNR and noise, sigma_add, the Stokes I model, POSSUM's flag columns
+# (True means suspect; Vanderwoude et al. 2024, as arrakis writes them) and spectropol's own.
+EXTRA_COLUMNS = {
+    "snr_pol": None, "fdf_noise": "Jy", "sigma_add": None, "sigma_add_err": None, "stokesI_model_order": None,
+    "stokesI_fit_flag": None, "snr_flag": None, "channel_flag": None, "leakage_flag": None,
+    "complex_sigma_add_flag": None, "complex_M2_CC_flag": None, "local_rm_flag": None, "is_blended_flag": None,
+    "flag_phi_edge": None, "flag_resolved": None, "flag_position_fit": None, "x_pix": None, "y_pix": None,
+}
+RMTABLE_COLUMNS = RMTABLE_STANDARD | EXTRA_COLUMNS
 # The products of the stage: table formats (astropy writers) and the sky model.
 TABLE_FORMATS = {"votable": "votable", "fits": "fits", "ecsv": "ascii.ecsv", "csv": "ascii.csv"}
 CATALOGUE_FILES = {"votable": "catalogue.vot", "fits": "catalogue.fits", "ecsv": "catalogue.ecsv",
@@ -191,7 +208,8 @@ def source_spectra(cube_store, shapes: list[SourceShape], channel_beams: np.ndar
 
 
 def measure_sources(cube, peaks, moments, islands: list[Island], options: CatalogueOptions, *, beam_deg: float,
-                    beam_px: float, telescope: str = "", cube_store: str | os.PathLike) -> list[dict]:
+                    beam_px: float, telescope: str = "", ionosphere: str = "Unknown",
+                    cube_store: str | os.PathLike) -> list[dict]:
     """One RMTable row per island whose source spectrum's FDF peak reaches ``min_snr``, every quantity
     taken at the position fitted to the peak-PI map (kernels/photometry.py): I, Q and U spectra by
     forced photometry there, then RM synthesis, RM-CLEAN and the exact peak of those spectra, the
@@ -246,14 +264,32 @@ def measure_sources(cube, peaks, moments, islands: list[Island], options: Catalo
         for name in spectra:
             spectra[name][:, resolved] = again[name]
     shapes = sized
-    faraday = source_faraday(spectra["Q"], spectra["U"], grid, peaks.attrs.get("clean"), options)
+    nfreq = len(freqs)
+    rms_qu = np.sqrt(0.5 * (cube["rms"].sel(stokes="Q").values ** 2 + cube["rms"].sel(stokes="U").values ** 2))
+    models = [fit_stokes_i(freqs, spectra["I"][:, n], spectra["noise"][:, n] * rms_i, reffreq_pol,
+                           options.stokes_i_max_order) for n in range(len(shapes))]
+    q, u = spectra["Q"], spectra["U"]
+    if options.fractional:
+        # q = Q/I, u = U/I through each source's Stokes I model (NaN where it has none: not measured)
+        model_i = np.column_stack([m(freqs) for m in models]) if models else np.empty((nfreq, 0))
+        q, u = q / model_i, u / model_i
+    faraday = source_faraday(q, u, grid, peaks.attrs.get("clean"), options)
+    # what a thin component at each source's RM leaves in its spectrum, P taken to follow its
+    # Stokes I model (flat without one): sigma_add and the leakage estimate
+    shape_i = np.column_stack([m(freqs) / m.flux if m.valid else np.ones(nfreq) for m in models]) if models \
+        else np.empty((nfreq, 0))
+    rms_qu_source = spectra["noise"] * rms_qu[:, None] / shape_i
+    flux_i = np.array([m.flux if m.valid else np.nan for m in models])
+    complexity = source_complexity(freqs, spectra["Q"] / shape_i, spectra["U"] / shape_i, rms_qu_source, faraday,
+                                   grid, options, flux_i)
+    centre = SkyCoord(cube.attrs["wcs"]["CRVAL1"], cube.attrs["wcs"]["CRVAL2"], unit="deg", frame="fk5")
+    channels_with_data = int(np.isfinite(cube["rms"].sel(stokes="Q").values).sum())
     rows = []
     for n, ((number, island), shape) in enumerate(zip(near, shapes)):
         at = {name: float(values[n]) for name, values in faraday.items()}
         if not (at["snr"] >= options.min_snr):
             continue
-        s0, s0_err, alpha, alpha_err = spectral_index(freqs, spectra["I"][:, n], spectra["noise"][:, n] * rms_i,
-                                                      reffreq_pol)
+        model = models[n]
         world = wcs.wcs_pix2world([[shape.x, shape.y]], 0)[0]
         if not np.all(np.isfinite(world)):
             # beyond the horizon of the projection: no direction, so no source (the maps are NaN
@@ -264,35 +300,121 @@ def measure_sources(cube, peaks, moments, islands: list[Island], options: Catalo
         pos_err = float(np.hypot(shape.x_err, shape.y_err) / np.sqrt(2.0) * cell_deg)
         close = [o for o in islands if o is not island and np.hypot(o.y - island.y, o.x - island.x) < 2 * beam_px]
         phi_edge = abs(at["peak_phi"]) > grid.phi[-1] - grid.fwhm
-        fracpol = at["peak_pi_debiased"] / s0 if s0 > 0 else float("nan")
-        fracpol_err = (fracpol * np.hypot(at["fdf_noise"] / at["peak_pi_debiased"], s0_err / s0) if s0 > 0
-                       else float("nan"))
+        i0, i0_err = (model.flux, model.flux_err) if model.valid else (float("nan"), float("nan"))
+        # fractional synthesis measures p itself; otherwise p = PI / I(nu0), both with errors
+        scale = i0 if options.fractional else 1.0
+        polint, polint_err = at["peak_pi_debiased"] * scale, at["fdf_noise"] * scale
+        fdf_snr = at["peak_pi_debiased"] / at["fdf_noise"] if at["fdf_noise"] > 0 else float("nan")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            fracpol = polint / i0
+            fracpol_err = abs(fracpol) * np.hypot(1.0 / fdf_snr, i0_err / i0)
+        added, leakage = complexity.sigma_add[n], complexity.leakage[n]
+        fracpol_known = np.isfinite(fracpol) and options.leakage_max_fracpol is not None
+        near_zero = abs(at["peak_phi"]) <= options.leakage_window_fwhm * grid.fwhm
+        leaky = near_zero and (not fracpol_known or fracpol < options.leakage_max_fracpol)
+        if leaky:  # the peak itself is where leakage sits: all of it is the estimate
+            leakage = fracpol
+        m2_flag, sigma_add_flag = bool(complexity.m2_flag[n]), bool(complexity.sigma_add_flag[n])
+        finite = np.isfinite(spectra["Q"][:, n]) & np.isfinite(spectra["U"][:, n])
+        chi = np.deg2rad((at["pol_angle0_deg"] + np.rad2deg(at["peak_phi"] * lambda0_sq)) % 180.0)
         rows.append({
-            "cat_id": f"SP{number:05d}", "ra": coordinate.ra.deg, "dec": coordinate.dec.deg,
+            "ra": coordinate.ra.deg, "dec": coordinate.dec.deg,
             "l": coordinate.galactic.l.deg, "b": coordinate.galactic.b.deg, "pos_err": pos_err,
-            "rm": at["peak_phi"], "rm_err": at["peak_phi_err"], "rm_method": "RM Synthesis - Pol. Int",
-            "complex_flag": "Y" if at["complex"] else "N", "complex_test": "Second moment",
-            "rm_width": at["m2_cc"], "Ncomp": int(at["ncomp"]),
-            "polint": at["peak_pi_debiased"], "polint_err": at["fdf_noise"],
-            "pol_bias": "2012PASA...29..214G", "flux_type": "Integrated" if shape.resolved else "Gaussian fit - Peak",
+            "rm": at["peak_phi"], "rm_err": at["peak_phi_err"], "rm_width": at["m2_cc"], "rm_width_err": np.nan,
+            "complex_flag": "Y" if (m2_flag or sigma_add_flag) else "N", "complex_test": "Sigma_add",
+            "rm_method": ("RM Synthesis - Fractional polarization" if options.fractional
+                          else "RM Synthesis - Pol. Int"),
+            "ionosphere": ionosphere, "Ncomp": int(at["ncomp"]),
+            "stokesI": i0, "stokesI_err": i0_err, "spectral_index": model.alpha,
+            "spectral_index_err": model.alpha_err, "reffreq_I": reffreq_pol,
+            "polint": polint, "polint_err": polint_err, "pol_bias": "2012PASA...29..214G",
+            "flux_type": "Integrated" if shape.resolved else "Gaussian fit - Peak", "aperture": np.nan,
             "fracpol": fracpol, "fracpol_err": fracpol_err,
-            "polangle": (at["pol_angle0_deg"] + np.rad2deg(at["peak_phi"] * lambda0_sq)) % 180.0,
-            "polangle_err": at["pol_angle0_err_deg"],
+            "polangle": np.rad2deg(chi), "polangle_err": at["pol_angle0_err_deg"], "reffreq_pol": reffreq_pol,
+            "stokesQ": polint * np.cos(2 * chi), "stokesQ_err": polint_err,
+            "stokesU": polint * np.sin(2 * chi), "stokesU_err": polint_err,
             "derot_polangle": at["pol_angle0_deg"], "derot_polangle_err": at["pol_angle0_err_deg"],
-            "reffreq_pol": reffreq_pol,
-            "stokesI": s0, "stokesI_err": s0_err, "spectral_index": alpha, "spectral_index_err": alpha_err,
-            "reffreq_I": reffreq_pol,
-            "beam_maj": beam_deg, "beam_min": beam_min, "beam_pa": beam_pa,
-            "rmsf_fwhm": grid.fwhm, "noise_chan": noise_chan,
+            "stokesV": np.nan, "stokesV_err": np.nan,
+            "beam_maj": beam_deg, "beam_min": beam_min, "beam_pa": beam_pa % 180.0 if np.isfinite(beam_pa) else np.nan,
+            "reffreq_beam": float(np.median(freqs)),
             "minfreq": float(freqs.min()), "maxfreq": float(freqs.max()),
-            "channel_width": float(np.median(np.diff(freqs))) if len(freqs) > 1 else float("nan"),
-            "Nchan": int(np.isfinite(rms_i).sum()), "telescope": telescope,
-            "snr_pol": at["snr"], "fdf_noise": at["fdf_noise"], "flag_low_snr": bool(at["snr"] < 10.0),
-            "flag_phi_edge": bool(phi_edge), "flag_blended": bool(island.maxima > 1 or close),
-            "flag_resolved": shape.resolved, "flag_position_fit": not shape.fitted,
+            "channelwidth": float(np.median(np.abs(np.diff(freqs)))) if nfreq > 1 else float("nan"),
+            "Nchan": int(finite.sum()), "rmsf_fwhm": grid.fwhm, "noise_chan": noise_chan,
+            "telescope": telescope or "Unknown", "int_time": np.nan, "epoch": np.nan, "obs_interval": np.nan,
+            "leakage": leakage, "beamdist": float(coordinate.separation(centre).deg),
+            "catalog_name": "spectropol", "dataref": "", "cat_id": f"SP{number:05d}", "type": "", "notes": "",
+            "snr_pol": at["snr"], "fdf_noise": at["fdf_noise"], "sigma_add": added.median, "sigma_add_err": added.err,
+            "stokesI_model_order": model.order if model.valid else -1, "stokesI_fit_flag": not model.valid,
+            "snr_flag": bool(at["snr"] < options.flag_snr),
+            "channel_flag": bool(finite.sum() < 0.5 * channels_with_data),
+            "leakage_flag": bool(leaky), "complex_sigma_add_flag": sigma_add_flag, "complex_M2_CC_flag": m2_flag,
+            "local_rm_flag": False, "is_blended_flag": bool(island.maxima > 1 or close),
+            "flag_phi_edge": bool(phi_edge), "flag_resolved": shape.resolved, "flag_position_fit": not shape.fitted,
             "x_pix": shape.x, "y_pix": shape.y,
         })
+    flag_local_rms(rows, options.local_rm_neighbours)
     return rows
+
+
+def leakage_estimate(residual: np.ndarray, noise: np.ndarray, flux_i: float) -> float:
+    """Fractional polarisation at phi = 0 left once the source's own thin component is removed: the
+    weighted mean of the residual (Q + iU) over the band, over Stokes I; an instrumental leakage of
+    I into Q and U, flat in frequency, sits there (NaN without a Stokes I model)."""
+    nfreq = len(noise)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (residual[:nfreq] + 1j * residual[nfreq:]) * noise  # back to flux
+        weight = np.where(np.isfinite(r), 1.0 / noise**2, 0.0)
+    if not (np.isfinite(flux_i) and flux_i > 0 and weight.sum() > 0):
+        return float("nan")
+    return float(abs(np.nansum(weight * np.nan_to_num(r)) / weight.sum()) / flux_i)
+
+
+def flag_local_rms(rows: list[dict], neighbours: int) -> None:
+    """local_rm_flag: an RM more than 3 robust sigma from the median of its ``neighbours`` nearest
+    good sources (not snr_flag, leakage_flag or channel_flag), as POSSUM flags RMs unlike those
+    around them; where fewer than 5 good sources exist, nothing is flagged."""
+    good = [r for r in rows if not (r["snr_flag"] or r["leakage_flag"] or r["channel_flag"])]
+    if len(good) < 6:
+        return
+    ra, dec, rm = (np.array([r[k] for r in good]) for k in ("ra", "dec", "rm"))
+    for row in rows:
+        cos_d = np.cos(np.deg2rad(row["dec"]))
+        distance = np.hypot((ra - row["ra"]) * cos_d, dec - row["dec"])
+        others = np.argsort(distance)
+        others = [k for k in others if good[k] is not row][:neighbours]
+        values = rm[others]
+        spread = 1.4826 * np.median(np.abs(values - np.median(values)))
+        row["local_rm_flag"] = bool(spread > 0 and abs(row["rm"] - np.median(values)) > 3.0 * spread)
+
+
+@dataclasses.dataclass
+class SourceComplexity:
+    """Per source: sigma_add (in units of the noise), the leakage estimate, and the two flags."""
+
+    sigma_add: list[SigmaAdd]
+    leakage: np.ndarray
+    m2_flag: np.ndarray
+    sigma_add_flag: np.ndarray
+
+
+def source_complexity(freqs: np.ndarray, q: np.ndarray, u: np.ndarray, sigma: np.ndarray, faraday: dict,
+                      grid: FaradayGrid, options: CatalogueOptions,
+                      flux_i: np.ndarray | None = None) -> SourceComplexity:
+    """Complexity of the sources' spectra (nfreq, nsources; their noise ``sigma``) measured by
+    source_faraday: complex_M2_CC_flag where Ncomp > 1 or m2_CC exceeds complexity_m2_fwhm RMSF
+    FWHM, complex_sigma_add_flag where sigma_add of what the thin component at the peak depth leaves
+    exceeds complexity_sigma_add times its error; with ``flux_i`` the leakage estimate too."""
+    n = q.shape[1]
+    added, leakage = [], np.full(n, np.nan)
+    for k in range(n):
+        residual = thin_component_residual(freqs, q[:, k], u[:, k], sigma[:, k], float(faraday["peak_phi"][k]))
+        added.append(sigma_add(residual))
+        if flux_i is not None:
+            leakage[k] = leakage_estimate(residual, sigma[:, k], float(flux_i[k]))
+    with np.errstate(invalid="ignore"):
+        m2_flag = (faraday["ncomp"] > 1) | (faraday["m2_cc"] > options.complexity_m2_fwhm * grid.fwhm)
+        sigma_add_flag = np.array([a.median > options.complexity_sigma_add * a.err for a in added], dtype=bool)
+    return SourceComplexity(added, leakage, np.asarray(m2_flag, dtype=bool), sigma_add_flag)
 
 
 def source_faraday(q: np.ndarray, u: np.ndarray, grid: FaradayGrid, clean: dict | None,
@@ -316,17 +438,34 @@ def source_faraday(q: np.ndarray, u: np.ndarray, grid: FaradayGrid, clean: dict 
                           "complex": complexity.complex.astype(np.float64)}
 
 
-def rmtable(rows: list[dict], options: CatalogueOptions):
-    """The rows as an astropy Table with RMTable column names and units."""
-    from astropy import units as u
-    from astropy.table import Table
+STRING_COLUMNS = ("complex_flag", "complex_test", "rm_method", "ionosphere", "pol_bias", "flux_type", "telescope",
+                  "catalog_name", "dataref", "cat_id", "type", "notes")
+INTEGER_COLUMNS = ("Ncomp", "Nchan", "stokesI_model_order")
 
-    table = Table(rows=rows, names=list(RMTABLE_COLUMNS)) if rows else Table(names=list(RMTABLE_COLUMNS))
-    for name, unit in RMTABLE_COLUMNS.items():
-        if unit:
-            table[name].unit = u.Unit(unit)
+
+def column_dtype(name: str):
+    """The type of a catalogue column: text, integer, flag (bool) or float."""
+    if name in STRING_COLUMNS:
+        return str
+    if name in INTEGER_COLUMNS:
+        return np.int32
+    if name.endswith("_flag") and name != "complex_flag" or name.startswith("flag_"):
+        return bool
+    return np.float64
+
+
+def rmtable(rows: list[dict], options: CatalogueOptions):
+    """The rows as an astropy Table with RMTable column names, types and units (an empty table
+    keeps them too)."""
+    from astropy import units as u
+    from astropy.table import Column, Table
+
+    names = list(RMTABLE_COLUMNS)
+    table = Table([Column([row[name] for row in rows], name=name, dtype=column_dtype(name),
+                          unit=u.Unit(RMTABLE_COLUMNS[name]) if RMTABLE_COLUMNS[name] else None)
+                   for name in names])
     # FITS-length keys, so the FITS table carries them without HIERARCH cards
-    table.meta.update({"ORIGIN": "spectropol", "RMTVER": "1.1", "DETSIG": options.threshold_sigma,
+    table.meta.update({"ORIGIN": "spectropol", "RMTVER": "1.3", "DETSIG": options.threshold_sigma,
                        "MINSNR": options.min_snr,
                        "COMMENT": ["polarised source catalogue, RMTable columns (Van Eck et al. 2023)"]})
     return table
@@ -373,7 +512,7 @@ def build_catalogue(cube_store, moments_store, peaks_store, out_paths: dict[str,
             else:
                 table.write(partial, format=TABLE_FORMATS[kind])
     result = CatalogueResult(sources=len(rows), islands=len(islands), threshold_sigma=options.threshold_sigma,
-                             min_snr=options.min_snr, flagged_blended=int(sum(r["flag_blended"] for r in rows)),
+                             min_snr=options.min_snr, flagged_blended=int(sum(r["is_blended_flag"] for r in rows)),
                              flagged_phi_edge=int(sum(r["flag_phi_edge"] for r in rows)))
     write_qa(qa_path, "catalogue", result, rule)
     log.info("catalogue: %d polarised sources from %d islands", len(rows), len(islands))
