@@ -197,10 +197,10 @@ SKY = [  # x, y (pixels), I (Jy at 144 MHz), alpha, p, RM (rad/m^2), chi0 (deg);
 LEAKY = (44.3, 82.6)
 
 
-@pytest.fixture(scope="module")
-def fitted_catalogue(tmp_path_factory):
-    """A 48-channel 128^2 cube of SKY at 3 pixels per beam at the top of the band (beams growing as
-    1/nu), noise correlated over each channel's beam, run through the one pass and the catalogue."""
+def imaged_catalogue(tmp, sky, rng, npix=128, nfreq=48, sigma=2e-3):
+    """A ``nfreq``-channel npix^2 cube of ``sky`` (x, y, I at 144 MHz, alpha, p, RM, chi0) at 3
+    pixels per beam at the top of the band (beams growing as 1/nu), noise correlated over each
+    channel's beam, run through the one pass and the catalogue: (table, data, freqs)."""
     from astropy.table import Table
 
     from spectropol.io.cube import write_cube
@@ -209,9 +209,7 @@ def fitted_catalogue(tmp_path_factory):
     from spectropol.stages.catalogue import CATALOGUE_FILES, build_catalogue
     from spectropol.stages.faraday import faraday_depth
 
-    tmp = tmp_path_factory.mktemp("fitted")
-    rng = np.random.default_rng(2)
-    nfreq, npix, sigma, cell_deg = 48, 128, 2e-3, 5.0 / 3600
+    cell_deg = 5.0 / 3600
     freqs = np.linspace(120e6, 168e6, nfreq)
     l2 = lambda_squared(freqs)
     beams = np.column_stack([3.0 * cell_deg * freqs[-1] / freqs, 2.6 * cell_deg * freqs[-1] / freqs,
@@ -222,7 +220,7 @@ def fitted_catalogue(tmp_path_factory):
         beam = beam_covariance_px(*beams[c], cell_deg)
         data[c, 1:3] = correlated_noise(rng, (2, npix, npix), beam, sigma)
         data[c, 0] = correlated_noise(rng, (npix, npix), beam, sigma)
-        for x, y, flux, alpha, p, rm, chi0 in SKY:
+        for x, y, flux, alpha, p, rm, chi0 in sky:
             shape = gaussian_shape(beam, xx - x, yy - y)
             stokes_i = flux * (freqs[c] / 144e6) ** alpha
             pol = p * stokes_i * np.exp(2j * (np.deg2rad(chi0) + rm * l2[c]))
@@ -239,7 +237,51 @@ def fitted_catalogue(tmp_path_factory):
     paths = {kind: tmp / name for kind, name in CATALOGUE_FILES.items() if kind in ("votable", "skymodel")}
     build_catalogue(tmp / "cube.zarr", tmp / "moments.zarr", tmp / "peaks.zarr", paths, tmp / "catalogue.json",
                     CatalogueOptions())
-    return Table.read(paths["votable"]), data, freqs, tmp
+    return Table.read(paths["votable"]), data, freqs
+
+
+@pytest.fixture(scope="module")
+def fitted_catalogue(tmp_path_factory):
+    """SKY imaged (imaged_catalogue)."""
+    tmp = tmp_path_factory.mktemp("fitted")
+    return *imaged_catalogue(tmp, SKY, np.random.default_rng(2)), tmp
+
+
+@pytest.mark.slow
+def test_rm_and_flux_errors_on_images_describe_the_scatter(tmp_path):
+    """Item 2 of #13 on images: (RM - truth) / rm_err, (PI - truth) / polint_err and
+    (I - truth) / stokesI_err of 72 sources at random sub-pixel positions, SNR 10-200, steep and
+    flat spectra, in 3 fields of correlated noise: standard deviations between 0.8 and 1.3, and no
+    simple source flagged complex beyond 5%."""
+    rng = np.random.default_rng(21)
+    pulls = {"rm": [], "polint": [], "stokesI": []}
+    flagged = total = 0
+    for field in range(3):
+        sky = []
+        for y in np.linspace(20, 236, 4):
+            for x in np.linspace(20, 236, 6):
+                flux = rng.uniform(0.05, 1.0)
+                snr = 10 ** rng.uniform(1.0, 2.3)  # of the FDF peak: noise 2 mJy / sqrt(48) per channel
+                sky.append((x + rng.uniform(-0.5, 0.5), y + rng.uniform(-0.5, 0.5), flux, rng.uniform(-1.2, 0.0),
+                            min(0.7, snr * 2e-3 / np.sqrt(48) / flux), rng.uniform(-25, 25), rng.uniform(0, 180)))
+        table, _, freqs = imaged_catalogue(tmp_path / f"field{field}", sky, rng, npix=256)
+        reference = table["reffreq_I"][0] if len(table) else 144e6
+        for x, y, flux, alpha, p, rm, chi0 in sky:
+            distance = np.hypot(table["x_pix"] - x, table["y_pix"] - y)
+            k = int(np.argmin(distance))
+            if distance[k] > 1.0:
+                continue
+            row = table[k]
+            truth_i = flux * (reference / 144e6) ** alpha
+            pulls["rm"].append((row["rm"] - rm) / row["rm_err"])
+            pulls["polint"].append((row["polint"] - p * truth_i) / row["polint_err"])
+            pulls["stokesI"].append((row["stokesI"] - truth_i) / row["stokesI_err"])
+            flagged += row["complex_flag"] == "Y"
+            total += 1
+    assert total >= 60
+    for name, values in pulls.items():
+        assert 0.8 < np.std(values) < 1.3, (name, np.std(values), np.mean(values))
+    assert flagged <= 0.05 * total
 
 
 def test_catalogue_measures_every_source_at_its_fitted_position(fitted_catalogue):

@@ -268,11 +268,13 @@ def measure_sources(cube, peaks, moments, islands: list[Island], options: Catalo
     rms_qu = np.sqrt(0.5 * (cube["rms"].sel(stokes="Q").values ** 2 + cube["rms"].sel(stokes="U").values ** 2))
     models = [fit_stokes_i(freqs, spectra["I"][:, n], spectra["noise"][:, n] * rms_i, reffreq_pol,
                            options.stokes_i_max_order) for n in range(len(shapes))]
-    q, u = spectra["Q"], spectra["U"]
-    if options.fractional:
-        # q = Q/I, u = U/I through each source's Stokes I model (NaN where it has none: not measured)
-        model_i = np.column_stack([m(freqs) for m in models]) if models else np.empty((nfreq, 0))
-        q, u = q / model_i, u / model_i
+    q, u = spectra["Q"].copy(), spectra["U"].copy()
+    # q = Q/I, u = U/I through each source's Stokes I model; a source without one (no Stokes I, or
+    # none positive) keeps Q, U, and its rm_method says so
+    fractional = np.array([options.fractional and m.valid for m in models], dtype=bool)
+    for k in np.nonzero(fractional)[0]:
+        q[:, k] /= models[k](freqs)
+        u[:, k] /= models[k](freqs)
     faraday = source_faraday(q, u, grid, peaks.attrs.get("clean"), options)
     # what a thin component at each source's RM leaves in its spectrum, P taken to follow its
     # Stokes I model (flat without one): sigma_add and the leakage estimate
@@ -302,7 +304,7 @@ def measure_sources(cube, peaks, moments, islands: list[Island], options: Catalo
         phi_edge = abs(at["peak_phi"]) > grid.phi[-1] - grid.fwhm
         i0, i0_err = (model.flux, model.flux_err) if model.valid else (float("nan"), float("nan"))
         # fractional synthesis measures p itself; otherwise p = PI / I(nu0), both with errors
-        scale = i0 if options.fractional else 1.0
+        scale = i0 if fractional[n] else 1.0
         polint, polint_err = at["peak_pi_debiased"] * scale, at["fdf_noise"] * scale
         fdf_snr = at["peak_pi_debiased"] / at["fdf_noise"] if at["fdf_noise"] > 0 else float("nan")
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -322,8 +324,7 @@ def measure_sources(cube, peaks, moments, islands: list[Island], options: Catalo
             "l": coordinate.galactic.l.deg, "b": coordinate.galactic.b.deg, "pos_err": pos_err,
             "rm": at["peak_phi"], "rm_err": at["peak_phi_err"], "rm_width": at["m2_cc"], "rm_width_err": np.nan,
             "complex_flag": "Y" if (m2_flag or sigma_add_flag) else "N", "complex_test": "Sigma_add",
-            "rm_method": ("RM Synthesis - Fractional polarization" if options.fractional
-                          else "RM Synthesis - Pol. Int"),
+            "rm_method": "RM Synthesis - Fractional polarization" if fractional[n] else "RM Synthesis - Pol. Int",
             "ionosphere": ionosphere, "Ncomp": int(at["ncomp"]),
             "stokesI": i0, "stokesI_err": i0_err, "spectral_index": model.alpha,
             "spectral_index_err": model.alpha_err, "reffreq_I": reffreq_pol,
