@@ -11,7 +11,7 @@ import numpy as np
 from ..constants import STOKES
 from ..errors import fail
 from ..kernels.statistics import mad_rms
-from .stores import atomic_path, batch_codecs, open_dataset, provenance, quiet_zarr_v3
+from .stores import atomic_path, batch_codecs, open_dataset, open_store, provenance, quiet_zarr_v3
 
 
 def stored_chunk(cube) -> int:
@@ -65,17 +65,15 @@ def pixel_cutouts(cube_store: str | os.PathLike, stokes: tuple[str, ...], centre
     each with the map pixel (y, x) of its first pixel; the whole spectral axis, clipped at the map's
     edge. The centres that share a stored spatial chunk are read together, as the box that holds
     all their cut-outs (a source costs about a column of chunks, not one read per channel)."""
-    import zarr
-
-    cube = open_cube(cube_store, dask=False)
+    cube = open_store(cube_store, "cube")
     image = cube.attrs["image"]
-    names = list(cube["stokes"].values)
+    names = [str(s) for s in cube["stokes"][...]]
     planes = [names.index(s) for s in stokes]
-    chunk = stored_chunk(cube)
+    array = cube[image]
+    chunk = array.chunks[-1]
     # a cut-out is a column of small chunks, one per channel and Stokes: decoded 32 at a time and
     # 10 batches at once, 4 sources' I, Q, U of 256 channels in 128^2 chunks took 1.3 s, not 2.2 s
     batch_codecs(4 * chunk**2, concurrency=10)
-    array = zarr.open_array(f"{cube_store}/{image}", mode="r")
     ny, nx = array.shape[-2:]
     boxes = []
     for y, x in centres:

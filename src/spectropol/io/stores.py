@@ -136,7 +136,7 @@ def updating(store: str | os.PathLike) -> Iterator[None]:
 
 CODEC_BATCH_BYTES = 2 << 20  # chunk bytes zarr decodes (and encodes) together, at most 32 chunks
 DECODE_MB = 100  # what zarr holds while it decodes such batches, measured (see batch_codecs)
-READ_CONCURRENCY = 2  # batches zarr reads and decodes at once (its default is 10), see batch_codecs
+READ_CONCURRENCY = 4  # batches zarr reads and decodes at once (its default is 10), see batch_codecs
 
 
 def batch_codecs(chunk_bytes: int, concurrency: int = READ_CONCURRENCY) -> int:
@@ -148,7 +148,9 @@ def batch_codecs(chunk_bytes: int, concurrency: int = READ_CONCURRENCY) -> int:
     batches' worth; DECODE_MB covers 2 MB batches. Those batches are also read READ_CONCURRENCY at a
     time, not zarr's 10: the pass over a 512^2 cube in 256 kB chunks then peaked at 501, 567 and 544 MB
     at 64, 256 and 1,024 channels instead of 509, 615 and 674 MB, in 2.2, 6.3 and 61 s instead of 2.3,
-    6.3 and 58 s (one at a time: 503, 555, 536 MB in 2.3, 7.1, 70 s). A setting of the process: stages
+    6.3 and 58 s (one at a time: 503, 555, 536 MB in 2.3, 7.1, 70 s). Two became four when the rerun
+    benchmark's pass (256 channels of 512^2 in 64 kB chunks, RM-CLEAN and moments) took 7.8 s at
+    four, 8.5-9.0 s at two and 7.3 s at ten, peaking at 600, 597 and 630 MB. A setting of the process: stages
     that read whole cubes call it first; ``concurrency`` higher where what is read is small (the
     catalogue's cut-outs: zarr's 10)."""
     import zarr
@@ -250,6 +252,22 @@ def open_store(path: str | os.PathLike, what: str):
     if group.attrs.get("complete") is False or (Path(path) / UPDATING).exists():
         raise fail(path, f"{what} store is incomplete: an update of it was interrupted; rerun its rule")
     return group
+
+
+def select(group, name: str, **where) -> np.ndarray:
+    """Array ``name`` of a store opened with open_store, with the coordinates named in ``where``
+    picked by label (a value, or a list of values), as xarray's sel would, on zarr alone."""
+    array = group[name]
+    index = []
+    for dim in array.metadata.dimension_names:
+        if dim not in where:
+            index.append(slice(None))
+            continue
+        labels = [str(v) for v in group[dim][...]]
+        wanted = where[dim]
+        index.append([labels.index(str(v)) for v in wanted] if isinstance(wanted, list | tuple)
+                     else labels.index(str(wanted)))
+    return np.asarray(array.oindex[tuple(index)])
 
 
 def open_dataset(path: str | os.PathLike, what: str, *, dask: bool = True):
