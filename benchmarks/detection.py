@@ -2,7 +2,11 @@
 (resources/skymodels/faint.yaml, polarised sources from near the noise up), with the tiny test
 configuration; completeness against FDF SNR, accuracy of RM, PI, Stokes I and spectral index (the
 catalogue measures by fitting, kernels/photometry.py), RM errors against the scatter, the rate of
-complex_flag on these Faraday-simple sources, false detections per 100 beams.
+complex_flag on these Faraday-simple sources, false detections per 100 beams. Then the same figures
+on image-plane fields (stages/simulate.py, sky_cube: 4 fields of 24 sources at random sub-pixel
+positions, SNR 4-300, steep and flat spectra, a quarter of them with a second Faraday component
+1-2 FWHM away) through the one pass and the catalogue, where the counts are large enough for
+distributions: completeness against SNR, pulls, complex_flag on simple and two-component sources.
 
     .venv/bin/python benchmarks/detection.py
 """
@@ -71,6 +75,94 @@ def evaluate(workdir: Path, skymodel: Path, config: dict) -> dict:
             "false_per_100_beams": 100 * (len(catalogue) - len(matched)) / beams, "fdf_noise": noise}
 
 
+IMAGE_FIELDS = 4
+SNR_BINS = (4, 8, 16, 32, 64, 1000)
+
+
+def image_fields(tmp: Path, seed: int = 31) -> dict:
+    """The image-plane fields: per source its truth and what the catalogue found."""
+    from astropy.table import Table
+
+    from spectropol.options import CatalogueOptions, DaskOptions, MomentsOptions, RMCleanOptions, RMSynthesisOptions
+    from spectropol.stages.catalogue import CATALOGUE_FILES, build_catalogue
+    from spectropol.stages.faraday import faraday_depth
+    from spectropol.stages.simulate import IMAGE_REFERENCE_HZ, ImageSource, sky_cube
+
+    rng = np.random.default_rng(seed)
+    sigma, nfreq, npix = 2e-3, 48, 256
+    fdf_noise = sigma / np.sqrt(nfreq)
+    fwhm = 3.8 / np.ptp((2.998e8 / np.linspace(120e6, 168e6, nfreq)) ** 2)
+    rows, false, beams = [], 0, 0.0
+    for field in range(IMAGE_FIELDS):
+        sources = []
+        for y in np.linspace(20, 236, 4):
+            for x in np.linspace(20, 236, 6):
+                flux = rng.uniform(0.05, 1.0)
+                snr = 10 ** rng.uniform(np.log10(4), np.log10(300))
+                p, rm = min(0.7, snr * fdf_noise / flux), rng.uniform(-20, 20)
+                components = ((p, rm, rng.uniform(0, 180)),)
+                if rng.uniform() < 0.25:  # a second component 1-2 FWHM away, 0.3-1 times as bright
+                    components += ((p * rng.uniform(0.3, 1.0), rm + rng.choice([-1, 1]) * fwhm * rng.uniform(1, 2),
+                                    rng.uniform(0, 180)),)
+                sources.append(ImageSource(x + rng.uniform(-0.5, 0.5), y + rng.uniform(-0.5, 0.5), flux,
+                                           rng.uniform(-1.2, 0.0), components))
+        folder = tmp / f"field{field}"
+        sky_cube(folder / "cube.zarr", sources, rng, npix=npix, sigma=sigma)
+        out = {"peaks": folder / "peaks.zarr", "candidates": folder / "fdf_candidates.zarr"}
+        faraday_depth(folder / "cube.zarr", out, folder / "faraday.json", RMSynthesisOptions(phi_max_rad_m2=40.0),
+                      RMCleanOptions(), dask=DaskOptions(threads=2), moments=MomentsOptions(),
+                      moments_out=folder / "moments.zarr", moments_qa=folder / "moments.json")
+        path = folder / CATALOGUE_FILES["votable"]
+        build_catalogue(folder / "cube.zarr", folder / "moments.zarr", folder / "peaks.zarr", {"votable": path},
+                        folder / "catalogue.json", CatalogueOptions())
+        table = Table.read(path)
+        matched = set()
+        for source in sources:
+            p, rm, _ = source.components[0]
+            truth_i = source.flux * (float(table["reffreq_I"][0]) / IMAGE_REFERENCE_HZ) ** source.alpha if len(table) \
+                else source.flux
+            row = {"true_snr": p * truth_i / fdf_noise, "two_components": len(source.components) > 1, "found": False}
+            distance = np.hypot(table["x_pix"] - source.x, table["y_pix"] - source.y) if len(table) else [np.inf]
+            k = int(np.argmin(distance))
+            if distance[k] < 1.5:
+                matched.add(k)
+                entry = table[k]
+                row |= {"found": True, "complex_flag": str(entry["complex_flag"]),
+                        "rm_error_sigma": float((entry["rm"] - rm) / entry["rm_err"]),
+                        "pi_error_sigma": float((entry["polint"] - p * truth_i) / entry["polint_err"]),
+                        "pi_ratio": float(entry["polint"] / (p * truth_i)),
+                        "stokes_i_error_sigma": float((entry["stokesI"] - truth_i) / entry["stokesI_err"]),
+                        "alpha_error_sigma": float((entry["spectral_index"] - source.alpha)
+                                                   / entry["spectral_index_err"])}
+            rows.append(row)
+        false += len(table) - len(matched)
+        beams += npix**2 / (1.1331 * 3.0 * 2.6)
+    return {"sources": rows, "false_detections": false, "beams": beams,
+            "false_per_100_beams": 100 * false / beams}
+
+
+def image_summary(images: dict) -> dict:
+    """Completeness against SNR, pulls of the simple sources found (above the catalogue's SNR 8),
+    and complex_flag rates of simple and two-component sources."""
+    rows = images["sources"]
+    completeness = []
+    for low, high in zip(SNR_BINS[:-1], SNR_BINS[1:]):
+        inside = [r for r in rows if low <= r["true_snr"] < high]
+        completeness.append({"snr": [low, high], "sources": len(inside),
+                             "found": int(sum(r["found"] for r in inside))})
+    simple = [r for r in rows if r["found"] and not r["two_components"] and r["true_snr"] >= 8]
+    pulls = {key: {"mean": float(np.mean([r[key] for r in simple])), "std": float(np.std([r[key] for r in simple])),
+                   "within_2": float(np.mean([abs(r[key]) < 2 for r in simple]))}
+             for key in ("rm_error_sigma", "pi_error_sigma", "stokes_i_error_sigma", "alpha_error_sigma")}
+    rates = {}
+    for name, which in (("simple", False), ("two_components_snr_50", True)):
+        chosen = [r for r in rows if r["found"] and r["two_components"] == which
+                  and (r["true_snr"] >= 50 or not which)]
+        rates[name] = {"sources": len(chosen), "flagged": int(sum(r["complex_flag"] == "Y" for r in chosen))}
+    return {"completeness": completeness, "pulls": pulls, "complex_flag": rates,
+            "pi_ratio_median": float(np.median([r["pi_ratio"] for r in simple]))}
+
+
 def summary_table(results: dict) -> str:
     lines = ["| sky | (RM - truth) / rm_err: mean, std | (I - truth) / I_err: mean, std | (alpha - truth) / err: "
              "mean, std | PI / truth: median, std | I / truth: median, std | complex_flag Y |",
@@ -86,6 +178,37 @@ def summary_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def images_text(images: dict) -> str:
+    s = images["summary"]
+    completeness = " | ".join(f"{c['found']}/{c['sources']}" for c in s["completeness"])
+    heads = " | ".join(f"{low}-{high}" for low, high in (c["snr"] for c in s["completeness"]))
+    pulls = "\n".join(f"| {name} | {p['mean']:+.2f} | {p['std']:.2f} | {100 * p['within_2']:.0f}% |"
+                      for name, p in (("(RM - truth) / rm_err", s["pulls"]["rm_error_sigma"]),
+                                      ("(PI - truth) / polint_err", s["pulls"]["pi_error_sigma"]),
+                                      ("(I - truth) / stokesI_err", s["pulls"]["stokes_i_error_sigma"]),
+                                      ("(alpha - truth) / err", s["pulls"]["alpha_error_sigma"])))
+    rates = s["complex_flag"]
+    return f"""
+
+Image-plane fields ({IMAGE_FIELDS} x 24 sources, 48 channels 120-168 MHz, 256^2 at 3 pixels per beam,
+noise correlated over the beam; stages/simulate.py, sky_cube): false detections {images['false_detections']}
+({images['false_per_100_beams']:.2f} per 100 beams). Completeness, found / simulated, by true FDF SNR:
+
+| SNR | {heads} |
+|---|{'---|' * len(s['completeness'])}
+| found | {completeness} |
+
+Simple sources found with SNR >= 8 (PI / truth median {s['pi_ratio_median']:.3f}):
+
+| pull | mean | std | within 2 |
+|---|---|---|---|
+{pulls}
+
+complex_flag: {rates['simple']['flagged']} of {rates['simple']['sources']} simple sources; {rates['two_components_snr_50']['flagged']} of
+{rates['two_components_snr_50']['sources']} two-component sources (1-2 FWHM apart) with SNR >= 50.
+"""
+
+
 def main() -> None:
     base = yaml.safe_load((REPO / "tests/configs/tiny.yaml").read_text())
     results = {"machine": machine()}
@@ -96,6 +219,8 @@ def main() -> None:
             workdir = Path(tmp) / name
             run_workflow(workdir, config, ["results/catalogue/catalogue.vot"], 2)
             results[name] = evaluate(workdir, skymodel, config)
+        results["images"] = image_fields(Path(tmp))
+    results["images"]["summary"] = image_summary(results["images"])
     lines = []
     for name in ("demo", "faint"):
         r = results[name]
@@ -114,7 +239,8 @@ faint {results['faint']['false_detections']} ({results['faint']['false_per_100_b
 
 | sky | source | true PI / FDF noise | found | (RM - truth) / rm_err | PI / truth | I / truth | alpha - truth | complex | offset (beams) |
 |---|---|---|---|---|---|---|---|---|---|
-""" + "\n".join(lines) + "\n\nOver the sources found (both skies apart):\n\n" + summary_table(results)
+""" + "\n".join(lines) + "\n\nOver the sources found (both skies apart):\n\n" + summary_table(results) \
+        + images_text(results["images"])
     write_results("detection", results, table)
     print(table)
 

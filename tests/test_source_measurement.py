@@ -5,7 +5,6 @@ source and a two-component Faraday spectrum."""
 
 import numpy as np
 import pytest
-from scipy.signal import fftconvolve
 
 from spectropol.kernels.faraday import (
     faraday_complexity,
@@ -15,17 +14,7 @@ from spectropol.kernels.faraday import (
     lambda_squared,
 )
 from spectropol.kernels.photometry import beam_covariance_px, fit_gaussian, forced_fluxes, gaussian_shape
-
-
-def correlated_noise(rng, shape, beam_px, sigma=1.0):
-    """Gaussian noise of rms ``sigma`` per pixel, correlated like a restored image's (white noise
-    convolved with a Gaussian of half the beam's covariance: its autocorrelation is the beam)."""
-    ny, nx = shape[-2:]
-    yy, xx = np.mgrid[0:ny, 0:nx]
-    kernel = gaussian_shape(beam_px / 2.0, xx - nx // 2, yy - ny // 2)
-    white = rng.standard_normal(shape)
-    smooth = fftconvolve(white, kernel.reshape((1,) * (white.ndim - 2) + kernel.shape), mode="same", axes=(-2, -1))
-    return sigma * smooth / np.sqrt((kernel**2).sum())  # rms sigma away from the edges
+from spectropol.stages.simulate import ImageSource, correlated_noise, sky_cube
 
 
 def test_fitted_point_source_flux_is_unbiased_at_any_sub_pixel_offset():
@@ -197,39 +186,19 @@ SKY = [  # x, y (pixels), I (Jy at 144 MHz), alpha, p, RM (rad/m^2), chi0 (deg);
 LEAKY = (44.3, 82.6)
 
 
-def imaged_catalogue(tmp, sky, rng, npix=128, nfreq=48, sigma=2e-3):
-    """A ``nfreq``-channel npix^2 cube of ``sky`` (x, y, I at 144 MHz, alpha, p, RM, chi0) at 3
-    pixels per beam at the top of the band (beams growing as 1/nu), noise correlated over each
-    channel's beam, run through the one pass and the catalogue: (table, data, freqs)."""
+def imaged_catalogue(tmp, sky, rng, npix=128, sigma=2e-3):
+    """``sky`` (x, y, I at 144 MHz, alpha, p, RM, chi0) as a 48-channel npix^2 cube at 3 pixels per
+    beam (stages.simulate.sky_cube), run through the one pass and the catalogue:
+    (table, data, freqs)."""
     from astropy.table import Table
 
-    from spectropol.io.cube import write_cube
-    from spectropol.io.wcs import celestial_header
     from spectropol.options import CatalogueOptions, DaskOptions, MomentsOptions, RMCleanOptions, RMSynthesisOptions
     from spectropol.stages.catalogue import CATALOGUE_FILES, build_catalogue
     from spectropol.stages.faraday import faraday_depth
 
-    cell_deg = 5.0 / 3600
-    freqs = np.linspace(120e6, 168e6, nfreq)
-    l2 = lambda_squared(freqs)
-    beams = np.column_stack([3.0 * cell_deg * freqs[-1] / freqs, 2.6 * cell_deg * freqs[-1] / freqs,
-                             np.full(nfreq, 25.0)])
-    data = np.zeros((nfreq, 4, npix, npix), np.float32)
-    yy, xx = np.mgrid[0:npix, 0:npix]
-    for c in range(nfreq):
-        beam = beam_covariance_px(*beams[c], cell_deg)
-        data[c, 1:3] = correlated_noise(rng, (2, npix, npix), beam, sigma)
-        data[c, 0] = correlated_noise(rng, (npix, npix), beam, sigma)
-        for x, y, flux, alpha, p, rm, chi0 in sky:
-            shape = gaussian_shape(beam, xx - x, yy - y)
-            stokes_i = flux * (freqs[c] / 144e6) ** alpha
-            pol = p * stokes_i * np.exp(2j * (np.deg2rad(chi0) + rm * l2[c]))
-            data[c, 0] += stokes_i * shape
-            data[c, 1] += pol.real * shape
-            data[c, 2] += pol.imag * shape
-    wcs = celestial_header(np.deg2rad(150.0), np.deg2rad(40.0), npix, npix, np.deg2rad(cell_deg))
-    write_cube(tmp / "cube.zarr", data, freqs, wcs, rms=np.full((nfreq, 4), sigma, np.float32), beams=beams,
-               chunk=64)
+    freqs = np.linspace(120e6, 168e6, 48)
+    sources = [ImageSource(x, y, flux, alpha, ((p, rm, chi0),)) for x, y, flux, alpha, p, rm, chi0 in sky]
+    data = sky_cube(tmp / "cube.zarr", sources, rng, npix=npix, freqs_hz=freqs, sigma=sigma)
     out = {"peaks": tmp / "peaks.zarr", "candidates": tmp / "fdf_candidates.zarr"}
     faraday_depth(tmp / "cube.zarr", out, tmp / "faraday.json", RMSynthesisOptions(phi_max_rad_m2=40.0),
                   RMCleanOptions(), dask=DaskOptions(threads=1), moments=MomentsOptions(),

@@ -4,6 +4,11 @@ as a Measurement Set that WSClean and CASA read (all required subtables filled, 
 The sky model and array layout are small YAML files in resources/. Each source has Stokes I at a
 reference frequency with a spectral index, a fractional linear polarisation rotated by its
 rotation measure, Q + iU = p I exp(2i (chi0 + RM lambda^2)), and a fractional circular polarisation.
+
+Also, at the end, an image-plane simulation (sky_cube): a cube store of polarised point sources
+seen through each channel's restoring beam, with noise correlated over that beam as in a restored
+image, for the checks of the Faraday and catalogue stages where imaging is not what is judged
+(tests, benchmarks/detection.py).
 """
 
 from __future__ import annotations
@@ -19,8 +24,12 @@ import yaml
 
 from ..constants import ARCSEC, SPEED_OF_LIGHT
 from ..errors import fail
+from ..io.cube import write_cube
 from ..io.ms_writer import write_ms
+from ..io.wcs import celestial_header
+from ..kernels.faraday import lambda_squared
 from ..kernels.parallactic import parallactic_angle
+from ..kernels.photometry import beam_covariance_px, gaussian_shape
 from ..kernels.stokes import correlations_from_stokes
 from ..measurement import predict_visibilities
 from ..options import SimulateOptions
@@ -263,3 +272,65 @@ def simulate(ms_path: str | os.PathLike, skymodel: str | os.PathLike, layout: st
              options: SimulateOptions = SimulateOptions()) -> dict:
     """The simulate stage: the demo observation of ``skymodel`` by ``layout`` as ``options`` describe it."""
     return simulate_ms(ms_path, skymodel, layout, **dataclasses.asdict(options))
+
+
+# Image-plane simulation
+
+IMAGE_REFERENCE_HZ = 144e6  # where an ImageSource's Stokes I is given
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageSource:
+    """A point source at pixel (x, y) with Stokes I ``flux`` (Jy at IMAGE_REFERENCE_HZ) and spectral
+    index ``alpha``, and Faraday-thin components (fractional polarisation, RM rad/m^2, intrinsic
+    angle deg): one for a simple source, two for a Faraday-complex one."""
+
+    x: float
+    y: float
+    flux: float
+    alpha: float
+    components: tuple[tuple[float, float, float], ...]
+
+
+def correlated_noise(rng: np.random.Generator, shape: tuple[int, ...], beam_px: np.ndarray,
+                     sigma: float = 1.0) -> np.ndarray:
+    """Gaussian noise of rms ``sigma`` per pixel, correlated like a restored image's (white noise
+    convolved with a Gaussian of half the beam's covariance: its autocorrelation is the beam)."""
+    from scipy.signal import fftconvolve
+
+    ny, nx = shape[-2:]
+    yy, xx = np.mgrid[0:ny, 0:nx]
+    kernel = gaussian_shape(beam_px / 2.0, xx - nx // 2, yy - ny // 2)
+    white = rng.standard_normal(shape)
+    smooth = fftconvolve(white, kernel.reshape((1,) * (white.ndim - 2) + kernel.shape), mode="same", axes=(-2, -1))
+    return sigma * smooth / np.sqrt((kernel**2).sum())  # rms sigma away from the edges
+
+
+def sky_cube(path: str | os.PathLike, sources: list[ImageSource], rng: np.random.Generator, *, npix: int = 128,
+             freqs_hz: np.ndarray | None = None, sigma: float = 2e-3, cell_arcsec: float = 5.0,
+             beam_px_top: float = 3.0) -> np.ndarray:
+    """Write an IQUV cube store of ``sources`` on noise of ``sigma`` per channel and Stokes (0.12-0.168
+    GHz in 48 channels unless ``freqs_hz``): beams of beam_px_top x 0.87 beam_px_top pixels (PA 25
+    deg) at the top of the band, growing as 1/nu, as a survey images at 3 pixels per beam. Returns
+    the data (nfreq, 4, npix, npix)."""
+    freqs = np.linspace(120e6, 168e6, 48) if freqs_hz is None else np.asarray(freqs_hz, dtype=np.float64)
+    nfreq, cell_deg = len(freqs), cell_arcsec / 3600
+    l2 = lambda_squared(freqs)
+    scale = freqs.max() / freqs
+    beams = np.column_stack([beam_px_top * cell_deg * scale, 0.87 * beam_px_top * cell_deg * scale,
+                             np.full(nfreq, 25.0)])
+    data = np.zeros((nfreq, 4, npix, npix), np.float32)
+    yy, xx = np.mgrid[0:npix, 0:npix]
+    for c in range(nfreq):
+        beam = beam_covariance_px(*beams[c], cell_deg)
+        data[c, :3] = correlated_noise(rng, (3, npix, npix), beam, sigma)
+        for source in sources:
+            shape = gaussian_shape(beam, xx - source.x, yy - source.y)
+            stokes_i = source.flux * (freqs[c] / IMAGE_REFERENCE_HZ) ** source.alpha
+            pol = sum(p * np.exp(2j * (np.deg2rad(chi0) + rm * l2[c])) for p, rm, chi0 in source.components)
+            data[c, 0] += stokes_i * shape
+            data[c, 1] += stokes_i * np.real(pol) * shape
+            data[c, 2] += stokes_i * np.imag(pol) * shape
+    wcs = celestial_header(np.deg2rad(150.0), np.deg2rad(40.0), npix, npix, np.deg2rad(cell_deg))
+    write_cube(path, data, freqs, wcs, rms=np.full((nfreq, 4), sigma, np.float32), beams=beams, chunk=64)
+    return data
