@@ -226,9 +226,10 @@ def measure_sources(cube, peaks, moments, islands: list[Island], options: Catalo
     grid = stored_grid(peaks)
     lambda0_sq = grid.lambda0_sq
     reffreq_pol = float(SPEED_OF_LIGHT / np.sqrt(lambda0_sq))
-    rms_i = select(cube, "rms", stokes="I")
+    rms = dict(zip(("I", "Q", "U"), select(cube, "rms", stokes=["I", "Q", "U"]).T))  # per channel, read once
+    rms_i = rms["I"]
     beam_min, beam_pa = (float(np.nanmedian(cube[k][...])) for k in ("bmin", "bpa"))
-    noise_chan = float(np.nanmedian(select(cube, "rms", stokes=["Q", "U"])))
+    noise_chan = float(np.nanmedian(np.concatenate([rms["Q"], rms["U"]])))
     maps = {name: peaks[name][...] for name in PEAK_MAPS}
     channel_beams = channel_beams_px(cube, cell_deg, beam_deg)
     band_beam = beam_covariance_px(beam_deg, beam_min if np.isfinite(beam_min) else beam_deg,
@@ -265,7 +266,7 @@ def measure_sources(cube, peaks, moments, islands: list[Island], options: Catalo
             spectra[name][:, resolved] = again[name]
     shapes = sized
     nfreq = len(freqs)
-    rms_qu = np.sqrt(0.5 * (select(cube, "rms", stokes="Q") ** 2 + select(cube, "rms", stokes="U") ** 2))
+    rms_qu = np.sqrt(0.5 * (rms["Q"] ** 2 + rms["U"] ** 2))
     models = [fit_stokes_i(freqs, spectra["I"][:, n], spectra["noise"][:, n] * rms_i, reffreq_pol,
                            options.stokes_i_max_order) for n in range(len(shapes))]
     q, u = spectra["Q"].copy(), spectra["U"].copy()
@@ -285,7 +286,7 @@ def measure_sources(cube, peaks, moments, islands: list[Island], options: Catalo
     complexity = source_complexity(freqs, spectra["Q"] / shape_i, spectra["U"] / shape_i, rms_qu_source, faraday,
                                    grid, options, flux_i)
     centre = SkyCoord(cube.attrs["wcs"]["CRVAL1"], cube.attrs["wcs"]["CRVAL2"], unit="deg", frame="fk5")
-    channels_with_data = int(np.isfinite(select(cube, "rms", stokes="Q")).sum())
+    channels_with_data = int(np.isfinite(rms["Q"]).sum())
     rows = []
     for n, ((number, island), shape) in enumerate(zip(near, shapes)):
         at = {name: float(values[n]) for name, values in faraday.items()}
@@ -425,10 +426,9 @@ def source_complexity(freqs: np.ndarray, q: np.ndarray, u: np.ndarray, sigma: np
         added.append(sigma_add(residual))
         if flux_i is not None:
             leakage[k] = leakage_estimate(residual, sigma[:, k], float(flux_i[k]))
-    with np.errstate(invalid="ignore"):
-        m2_flag = (faraday["ncomp"] > 1) | (faraday["m2_cc"] > options.complexity_m2_fwhm * grid.fwhm)
-        sigma_add_flag = np.array([a.median > options.complexity_sigma_add * a.err for a in added], dtype=bool)
-    return SourceComplexity(added, leakage, np.asarray(m2_flag, dtype=bool), sigma_add_flag)
+    sigma_add_flag = np.array([a.median > options.complexity_sigma_add * a.err for a in added], dtype=bool)
+    # the m2_CC / Ncomp flag is the one faraday_complexity set in source_faraday
+    return SourceComplexity(added, leakage, np.asarray(faraday["complex"], dtype=bool), sigma_add_flag)
 
 
 def source_faraday(q: np.ndarray, u: np.ndarray, grid: FaradayGrid, clean: dict | None,
