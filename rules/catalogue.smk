@@ -7,6 +7,7 @@ rule catalogue:
         cube=CUBE_METADATA,
         moments=rules.faraday_depth.output.moments,
         peaks=rules.faraday_depth.output.peaks,
+        **primary_beam_inputs(),
     output:
         **{kind: f"{RESULTS}/catalogue/{name}" for kind, name in CATALOGUE_FILES.items() if kind != "csv"},
         csv=report(f"{RESULTS}/catalogue/{CATALOGUE_FILES['csv']}", caption="../resources/report/catalogue.rst",

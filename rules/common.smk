@@ -173,6 +173,12 @@ def polarisation_products():
             rules.report_sources.output]
 
 
+def primary_beam_inputs():
+    """The catalogue's beam FITS where catalogue.primary_beam is fits: a new beam reruns the catalogue."""
+    path = PLAN.catalogue.primary_beam_fits
+    return {"beam": resource_path(path)} if PLAN.catalogue.primary_beam == "fits" and path else {}
+
+
 def qa_documents():
     """Every QA document of the run, by stage: the qa_summary rule aggregates them."""
     documents = {

@@ -6,4 +6,5 @@ from spectropol.stages.catalogue import CATALOGUE_FILES, build_catalogue
 with to_file(snakemake.log[0]):
     build_catalogue(store_of(snakemake.input.cube), snakemake.input.moments, snakemake.input.peaks,
                     {kind: snakemake.output[kind] for kind in CATALOGUE_FILES}, snakemake.output.qa,
-                    CatalogueOptions(**snakemake.params.options), rule=snakemake.rule)
+                    CatalogueOptions(**snakemake.params.options | {"primary_beam_fits": snakemake.input.get("beam")}),
+                    rule=snakemake.rule)

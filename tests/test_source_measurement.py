@@ -186,10 +186,10 @@ SKY = [  # x, y (pixels), I (Jy at 144 MHz), alpha, p, RM (rad/m^2), chi0 (deg);
 LEAKY = (44.3, 82.6)
 
 
-def imaged_catalogue(tmp, sky, rng, npix=128, sigma=2e-3):
+def imaged_catalogue(tmp, sky, rng, npix=128, sigma=2e-3, options=None, **cube):
     """``sky`` (x, y, I at 144 MHz, alpha, p, RM, chi0) as a 48-channel npix^2 cube at 3 pixels per
-    beam (stages.simulate.sky_cube), run through the one pass and the catalogue:
-    (table, data, freqs)."""
+    beam (stages.simulate.sky_cube, with ``cube``'s other settings), run through the one pass and the
+    catalogue (``options``, the defaults unless given): (table, data, freqs)."""
     from astropy.table import Table
 
     from spectropol.options import CatalogueOptions, DaskOptions, MomentsOptions, RMCleanOptions, RMSynthesisOptions
@@ -198,14 +198,14 @@ def imaged_catalogue(tmp, sky, rng, npix=128, sigma=2e-3):
 
     freqs = np.linspace(120e6, 168e6, 48)
     sources = [ImageSource(x, y, flux, alpha, ((p, rm, chi0),)) for x, y, flux, alpha, p, rm, chi0 in sky]
-    data = sky_cube(tmp / "cube.zarr", sources, rng, npix=npix, freqs_hz=freqs, sigma=sigma)
+    data = sky_cube(tmp / "cube.zarr", sources, rng, npix=npix, freqs_hz=freqs, sigma=sigma, **cube)
     out = {"peaks": tmp / "peaks.zarr", "candidates": tmp / "fdf_candidates.zarr"}
     faraday_depth(tmp / "cube.zarr", out, tmp / "faraday.json", RMSynthesisOptions(phi_max_rad_m2=40.0),
                   RMCleanOptions(), dask=DaskOptions(threads=1), moments=MomentsOptions(),
                   moments_out=tmp / "moments.zarr", moments_qa=tmp / "moments.json")
     paths = {kind: tmp / name for kind, name in CATALOGUE_FILES.items() if kind in ("votable", "skymodel")}
     build_catalogue(tmp / "cube.zarr", tmp / "moments.zarr", tmp / "peaks.zarr", paths, tmp / "catalogue.json",
-                    CatalogueOptions())
+                    options or CatalogueOptions())
     return Table.read(paths["votable"]), data, freqs
 
 

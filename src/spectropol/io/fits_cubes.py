@@ -154,7 +154,8 @@ def describe_fits(path: str | os.PathLike, stokes: str, freqs_hz: np.ndarray | N
                                     beam_deg=beams.get(k, default_beam), plane_in_file=k))
         wcs = {f"{key}{axis}": header[f"{key}{axis}"] for axis in (1, 2) for key in _CELESTIAL
                if f"{key}{axis}" in header}
-        for key in ("RADESYS", "EQUINOX", "LONPOLE", "LATPOLE"):
+        # the telescope names its primary beam (catalogue.primary_beam); the date its epoch
+        for key in ("RADESYS", "EQUINOX", "LONPOLE", "LATPOLE", "TELESCOP", "DATE-OBS", "MJD-OBS"):
             if key in header:
                 wcs[key] = header[key]
         if "CDELT1" not in wcs or "CDELT2" not in wcs:

@@ -171,6 +171,7 @@ class Selection:
     nrows: int
     max_uvw_m: float
     time_window_mjd_s: tuple[float, float] | None = None
+    dish_diameter_m: float = float("nan")  # the antennas' median ANTENNA::DISH_DIAMETER; NaN where unknown
 
     def to_dict(self) -> dict:
         return {
@@ -180,6 +181,7 @@ class Selection:
             "field_name": self.field_name, "telescope": self.telescope,
             "time_range_mjd_s": list(self.time_range_mjd_s), "nrows": self.nrows, "max_uvw_m": self.max_uvw_m,
             "time_window_mjd_s": list(self.time_window_mjd_s) if self.time_window_mjd_s else None,
+            "dish_diameter_m": self.dish_diameter_m if np.isfinite(self.dish_diameter_m) else None,
         }
 
     @classmethod
@@ -191,6 +193,7 @@ class Selection:
             phase_centre_rad=tuple(d["phase_centre_rad"]), field_name=d["field_name"], telescope=d["telescope"],
             time_range_mjd_s=tuple(d["time_range_mjd_s"]), nrows=d["nrows"], max_uvw_m=d["max_uvw_m"],
             time_window_mjd_s=tuple(window) if window else None,
+            dish_diameter_m=float("nan") if d.get("dish_diameter_m") is None else float(d["dish_diameter_m"]),
         )
 
     @property
@@ -257,6 +260,14 @@ def select_data(ms_path: str, column: str = "DATA", spw: int | None = None, fiel
                 if t.nrows():
                     telescope = str(t.getcell("TELESCOPE_NAME", 0))
 
+        dish_diameter_m = float("nan")
+        if "ANTENNA" in present:
+            with open_table(ms_path, "ANTENNA") as t:
+                if t.nrows() and "DISH_DIAMETER" in t.colnames():
+                    diameters = np.asarray(t.getcol("DISH_DIAMETER"), dtype=np.float64)
+                    diameters = diameters[np.isfinite(diameters) & (diameters > 0)]
+                    dish_diameter_m = float(np.median(diameters)) if diameters.size else float("nan")
+
         from casacore.tables import taql
 
         selected = taql(f"SELECT UVW, TIME FROM $main WHERE {selection_where(ddid, field, window)}")
@@ -278,6 +289,7 @@ def select_data(ms_path: str, column: str = "DATA", spw: int | None = None, fiel
         phase_centre_rad=(float(phase_dir[0]), float(phase_dir[1])), field_name=field_name, telescope=telescope,
         time_range_mjd_s=(float(time.min()), float(time.max())), nrows=int(nrows),
         max_uvw_m=float(np.sqrt((uvw[:, :2] ** 2).sum(axis=1)).max()), time_window_mjd_s=window,
+        dish_diameter_m=dish_diameter_m,
     )
 
 

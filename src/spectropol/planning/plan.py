@@ -273,6 +273,12 @@ def plan(config: dict, observation: Observation) -> Plan:
         raise PlanError(f"config: faraday.clean_mask_sigma ({faraday['clean_mask_sigma']:g}) is above "
                         f"catalogue.min_snr ({config['catalogue']['min_snr']:g}): catalogued sources would not be "
                         "RM-CLEANed")
+    beam = config["catalogue"]
+    if beam.get("primary_beam") == "fits" and not beam.get("primary_beam_fits"):
+        raise PlanError("config: catalogue.primary_beam is fits but catalogue.primary_beam_fits names no beam file")
+    if beam.get("primary_beam") != "fits" and beam.get("primary_beam_fits"):
+        raise PlanError(f"config: catalogue.primary_beam_fits is given but catalogue.primary_beam is "
+                        f"{beam.get('primary_beam', 'none')}; set it to fits to use the file")
     return Plan(
         work=config["work_dir"], results=config["results_dir"], inputs=observation.inputs, demo=observation.demo,
         cubes=observation.cubes,

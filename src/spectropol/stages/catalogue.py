@@ -33,6 +33,7 @@ from ..kernels.faraday import (
     thin_component_residual,
 )
 from ..kernels.photometry import beam_covariance_px, fit_gaussian, forced_fluxes
+from ..kernels.primary_beam import analytic_response, known_dish_diameter_m
 from ..kernels.sources import Island, background_and_rms, find_islands, merge_islands
 from ..kernels.stokes_i import fit_stokes_i
 from ..options import CatalogueOptions
@@ -66,6 +67,7 @@ EXTRA_COLUMNS = {
     "stokesI_fit_flag": None, "snr_flag": None, "channel_flag": None, "leakage_flag": None,
     "complex_sigma_add_flag": None, "complex_M2_CC_flag": None, "local_rm_flag": None, "is_blended_flag": None,
     "flag_phi_edge": None, "flag_resolved": None, "flag_position_fit": None, "x_pix": None, "y_pix": None,
+    "pb_response": None,
 }
 RMTABLE_COLUMNS = RMTABLE_STANDARD | EXTRA_COLUMNS
 # The products of the stage: table formats (astropy writers) and the sky model.
@@ -147,6 +149,31 @@ def source_position(island: Island, maps: list[tuple[np.ndarray, float]], beam_p
     if best is None:
         return SourceShape(float(island.peak_x), float(island.peak_y), 0.5, 0.5, False, np.zeros((2, 2)), False)
     return SourceShape(best.x, best.y, best.x_err, best.y_err, False, np.zeros((2, 2)), True)
+
+
+def primary_beam_response(options: CatalogueOptions, wcs: dict, freqs: np.ndarray, ra_deg: np.ndarray,
+                          dec_deg: np.ndarray, offset_rad: np.ndarray, source: str = "cube") -> np.ndarray:
+    """The primary beam's response at each source in each channel (nfreq, nsources): ones without a
+    model; the analytic model of catalogue.primary_beam at ``offset_rad`` from the pointing, with the
+    dish diameter of the options, of the data (DISHDIAM, from ANTENNA::DISH_DIAMETER) or of the
+    telescope; or the beam FITS interpolated at (ra, dec)."""
+    if options.primary_beam == "none":
+        return np.ones((len(freqs), len(ra_deg)))
+    if options.primary_beam == "fits":
+        from ..io.beam_fits import read_beam_fits
+
+        if not options.primary_beam_fits:
+            raise ValueError("config: catalogue.primary_beam is fits but catalogue.primary_beam_fits names no file")
+        return read_beam_fits(options.primary_beam_fits).response(freqs, ra_deg, dec_deg)
+    diameter = options.dish_diameter_m or float(wcs.get("DISHDIAM", float("nan")))
+    if not np.isfinite(diameter):
+        diameter = known_dish_diameter_m(str(wcs.get("TELESCOP", "")))
+    if not np.isfinite(diameter):
+        raise ValueError(f"{source}: catalogue.primary_beam {options.primary_beam} needs a dish diameter; "
+                         f"the data do not say (telescope {wcs.get('TELESCOP', 'unknown')!r}): set "
+                         "catalogue.dish_diameter_m or give the beam as FITS")
+    log.info("primary beam: %s of a %.1f m dish", options.primary_beam, diameter)
+    return analytic_response(options.primary_beam, offset_rad, freqs, diameter)
 
 
 def band_mean_beam(channel_beams: np.ndarray, flux: np.ndarray) -> np.ndarray:
@@ -266,6 +293,17 @@ def measure_sources(cube, peaks, moments, islands: list[Island], options: Catalo
             spectra[name][:, resolved] = again[name]
     shapes = sized
     nfreq = len(freqs)
+    # the primary beam: every spectrum (and its error) divided by the response where the source is
+    world = wcs.wcs_pix2world(np.array([[s.x, s.y] for s in shapes], dtype=np.float64), 0)
+    centre = SkyCoord(cube.attrs["wcs"]["CRVAL1"], cube.attrs["wcs"]["CRVAL2"], unit="deg", frame="fk5")
+    offset = centre.separation(SkyCoord(world[:, 0], world[:, 1], unit="deg", frame="fk5")).rad
+    response = primary_beam_response(options, cube.attrs["wcs"], freqs, world[:, 0], world[:, 1],
+                                     np.nan_to_num(offset, nan=np.pi), source=str(cube_store))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for name in ("I", "Q", "U", "noise"):
+            spectra[name] = spectra[name] / response
+        response_ref = np.array([np.interp(reffreq_pol, freqs[np.argsort(freqs)], r[np.argsort(freqs)])
+                                 for r in response.T])
     rms_qu = np.sqrt(0.5 * (rms["Q"] ** 2 + rms["U"] ** 2))
     models = [fit_stokes_i(freqs, spectra["I"][:, n], spectra["noise"][:, n] * rms_i, reffreq_pol,
                            options.stokes_i_max_order) for n in range(len(shapes))]
@@ -285,21 +323,22 @@ def measure_sources(cube, peaks, moments, islands: list[Island], options: Catalo
     flux_i = np.array([m.flux if m.valid else np.nan for m in models])
     complexity = source_complexity(freqs, spectra["Q"] / shape_i, spectra["U"] / shape_i, rms_qu_source, faraday,
                                    grid, options, flux_i)
-    centre = SkyCoord(cube.attrs["wcs"]["CRVAL1"], cube.attrs["wcs"]["CRVAL2"], unit="deg", frame="fk5")
     channels_with_data = int(np.isfinite(rms["Q"]).sum())
-    rows = []
+    rows, beyond_beam = [], 0
     for n, ((number, island), shape) in enumerate(zip(near, shapes)):
         at = {name: float(values[n]) for name, values in faraday.items()}
         if not (at["snr"] >= options.min_snr):
             continue
+        if options.primary_beam != "none" and not response_ref[n] >= options.primary_beam_min:
+            beyond_beam += 1
+            continue
         model = models[n]
-        world = wcs.wcs_pix2world([[shape.x, shape.y]], 0)[0]
-        if not np.all(np.isfinite(world)):
+        if not np.all(np.isfinite(world[n])):
             # beyond the horizon of the projection: no direction, so no source (the maps are NaN
             # there; this guards against an island that reaches the edge of the sky)
             log.warning("island at pixel (%.1f, %.1f) has no sky position; not catalogued", shape.x, shape.y)
             continue
-        coordinate = SkyCoord(*world, unit="deg", frame="fk5")
+        coordinate = SkyCoord(*world[n], unit="deg", frame="fk5")
         pos_err = float(np.hypot(shape.x_err, shape.y_err) / np.sqrt(2.0) * cell_deg)
         close = [o for o in islands if o is not island and np.hypot(o.y - island.y, o.x - island.x) < 2 * beam_px]
         phi_edge = abs(at["peak_phi"]) > grid.phi[-1] - grid.fwhm
@@ -353,7 +392,11 @@ def measure_sources(cube, peaks, moments, islands: list[Island], options: Catalo
             "local_rm_flag": False, "is_blended_flag": bool(island.maxima > 1 or close),
             "flag_phi_edge": bool(phi_edge), "flag_resolved": shape.resolved, "flag_position_fit": not shape.fitted,
             "x_pix": shape.x, "y_pix": shape.y,
+            "pb_response": float(response_ref[n]) if options.primary_beam != "none" else np.nan,
         })
+    if beyond_beam:
+        log.info("%d sources where the primary beam's response is below %g not catalogued", beyond_beam,
+                 options.primary_beam_min)
     flag_local_rms(rows, options.local_rm_neighbours)
     return rows
 
@@ -480,7 +523,7 @@ def rmtable(rows: list[dict], options: CatalogueOptions):
                    for name in names])
     # FITS-length keys, so the FITS table carries them without HIERARCH cards
     table.meta.update({"ORIGIN": "spectropol", "RMTVER": "1.3", "DETSIG": options.threshold_sigma,
-                       "MINSNR": options.min_snr,
+                       "MINSNR": options.min_snr, "PBMODEL": options.primary_beam,
                        "COMMENT": ["polarised source catalogue, RMTable columns (Van Eck et al. 2023)"]})
     return table
 

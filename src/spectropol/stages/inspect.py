@@ -116,6 +116,8 @@ def inspect_ms(inputs: Sequence[tuple[str, Sequence[int | None]]], out_path: str
     start = min(s.time_range_mjd_s[0] for s in selections.values())
     # The header every channel image carries, made once (astropy.time is slow to import).
     wcs = celestial_header(ra, dec, npix, npix, cell_rad) | observation_keywords(start, first.telescope)
+    if np.isfinite(first.dish_diameter_m):  # the catalogue's analytic primary beam reads it
+        wcs["DISHDIAM"] = first.dish_diameter_m
     geometry = ImageGeometry(npix=npix, cell_rad=cell_rad, cell_arcsec=cell_rad / ARCSEC, wcs=wcs)
     inspection = Inspection(selections=selections, geometry=geometry)
     write_json(out_path, inspection.to_dict())

@@ -30,6 +30,7 @@ from ..io.wcs import celestial_header
 from ..kernels.faraday import lambda_squared
 from ..kernels.parallactic import parallactic_angle
 from ..kernels.photometry import beam_covariance_px, gaussian_shape
+from ..kernels.primary_beam import airy_response
 from ..kernels.stokes import correlations_from_stokes
 from ..measurement import predict_visibilities
 from ..options import SimulateOptions
@@ -308,11 +309,12 @@ def correlated_noise(rng: np.random.Generator, shape: tuple[int, ...], beam_px: 
 
 def sky_cube(path: str | os.PathLike, sources: list[ImageSource], rng: np.random.Generator, *, npix: int = 128,
              freqs_hz: np.ndarray | None = None, sigma: float = 2e-3, cell_arcsec: float = 5.0,
-             beam_px_top: float = 3.0) -> np.ndarray:
+             beam_px_top: float = 3.0, dish_diameter_m: float | None = None) -> np.ndarray:
     """Write an IQUV cube store of ``sources`` on noise of ``sigma`` per channel and Stokes (0.12-0.168
     GHz in 48 channels unless ``freqs_hz``): beams of beam_px_top x 0.87 beam_px_top pixels (PA 25
-    deg) at the top of the band, growing as 1/nu, as a survey images at 3 pixels per beam. Returns
-    the data (nfreq, 4, npix, npix)."""
+    deg) at the top of the band, growing as 1/nu, as a survey images at 3 pixels per beam. With
+    ``dish_diameter_m`` the sources are seen through the Airy primary beam of such dishes pointed at
+    the image centre (and the header's DISHDIAM says so). Returns the data (nfreq, 4, npix, npix)."""
     freqs = np.linspace(120e6, 168e6, 48) if freqs_hz is None else np.asarray(freqs_hz, dtype=np.float64)
     nfreq, cell_deg = len(freqs), cell_arcsec / 3600
     l2 = lambda_squared(freqs)
@@ -321,16 +323,22 @@ def sky_cube(path: str | os.PathLike, sources: list[ImageSource], rng: np.random
                              np.full(nfreq, 25.0)])
     data = np.zeros((nfreq, 4, npix, npix), np.float32)
     yy, xx = np.mgrid[0:npix, 0:npix]
+    # each source's angle from the pointing: the SIN projection's pixels are direction cosines
+    sin_offset = np.deg2rad(cell_deg) * np.hypot([s.x - npix // 2 for s in sources], [s.y - npix // 2 for s in sources])
+    response = (airy_response(np.arcsin(sin_offset), freqs, dish_diameter_m) if dish_diameter_m
+                else np.ones((nfreq, len(sources))))
     for c in range(nfreq):
         beam = beam_covariance_px(*beams[c], cell_deg)
         data[c, :3] = correlated_noise(rng, (3, npix, npix), beam, sigma)
-        for source in sources:
+        for n, source in enumerate(sources):
             shape = gaussian_shape(beam, xx - source.x, yy - source.y)
-            stokes_i = source.flux * (freqs[c] / IMAGE_REFERENCE_HZ) ** source.alpha
+            stokes_i = response[c, n] * source.flux * (freqs[c] / IMAGE_REFERENCE_HZ) ** source.alpha
             pol = sum(p * np.exp(2j * (np.deg2rad(chi0) + rm * l2[c])) for p, rm, chi0 in source.components)
             data[c, 0] += stokes_i * shape
             data[c, 1] += stokes_i * np.real(pol) * shape
             data[c, 2] += stokes_i * np.imag(pol) * shape
     wcs = celestial_header(np.deg2rad(150.0), np.deg2rad(40.0), npix, npix, np.deg2rad(cell_deg))
+    if dish_diameter_m:
+        wcs["DISHDIAM"] = float(dish_diameter_m)
     write_cube(path, data, freqs, wcs, rms=np.full((nfreq, 4), sigma, np.float32), beams=beams, chunk=64)
     return data
