@@ -67,7 +67,7 @@ EXTRA_COLUMNS = {
     "stokesI_fit_flag": None, "snr_flag": None, "channel_flag": None, "leakage_flag": None,
     "complex_sigma_add_flag": None, "complex_M2_CC_flag": None, "local_rm_flag": None, "is_blended_flag": None,
     "flag_phi_edge": None, "flag_resolved": None, "flag_position_fit": None, "x_pix": None, "y_pix": None,
-    "pb_response": None,
+    "pb_response": None, "v_over_i": None,
 }
 RMTABLE_COLUMNS = RMTABLE_STANDARD | EXTRA_COLUMNS
 # The products of the stage: table formats (astropy writers) and the sky model.
@@ -202,8 +202,9 @@ def resolve_source(shape: SourceShape, i_map: np.ndarray, i_rms: float, beam_px:
 
 
 def source_spectra(cube_store, shapes: list[SourceShape], channel_beams: np.ndarray,
-                   others: list[tuple[float, float, np.ndarray]] = ()) -> dict[str, np.ndarray]:
-    """I, Q and U spectra of each source (nfreq, nsources), by forced photometry at its fitted
+                   others: list[tuple[float, float, np.ndarray]] = (),
+                   stokes: tuple[str, ...] = ("I", "Q", "U")) -> dict[str, np.ndarray]:
+    """``stokes`` spectra of each source (nfreq, nsources), by forced photometry at its fitted
     position with its shape through each channel's beam: the peak flux of an unresolved source, the
     integrated flux of a resolved one; NaN where a channel has no data there. ``noise``: the error of
     each channel's flux in units of that channel's image rms (photometry.forced_fluxes).
@@ -215,10 +216,10 @@ def source_spectra(cube_store, shapes: list[SourceShape], channel_beams: np.ndar
     fwhm = lambda shape: float(np.sqrt(np.linalg.eigvalsh(widest + shape).max())) * FWHM_PER_SIGMA
     biggest = max(fwhm(s.intrinsic) for s in shapes)
     half = int(np.ceil(biggest)) + 1
-    cutouts = pixel_cutouts(cube_store, ("I", "Q", "U"), [(s.y, s.x) for s in shapes], half)
+    cutouts = pixel_cutouts(cube_store, stokes, [(s.y, s.x) for s in shapes], half)
     everything = [(s.x, s.y, s.intrinsic) for s in shapes] + list(others)
     nfreq = channel_beams.shape[0]
-    out = {k: np.full((nfreq, len(shapes)), np.nan) for k in ("I", "Q", "U", "noise")}
+    out = {k: np.full((nfreq, len(shapes)), np.nan) for k in (*stokes, "noise")}
     for n, (shape, (planes, y_first, x_first)) in enumerate(zip(shapes, cutouts)):
         seen = channel_beams + shape.intrinsic
         radius = fwhm(shape.intrinsic)
@@ -228,7 +229,7 @@ def source_spectra(cube_store, shapes: list[SourceShape], channel_beams: np.ndar
         area = np.sqrt(np.linalg.det(seen) / np.linalg.det(channel_beams))
         flux, noise = forced_fluxes(planes, shape.x, shape.y, seen, x_first, y_first, channel_beams, radius,
                                     neighbours)
-        for k, name in enumerate("IQU"):
+        for k, name in enumerate(stokes):
             out[name][:, n] = area * flux[:, k]
         out["noise"][:, n] = area * noise[:, 0]  # Stokes I's, for its spectral fit
     return out
@@ -253,7 +254,10 @@ def measure_sources(cube, peaks, moments, islands: list[Island], options: Catalo
     grid = stored_grid(peaks)
     lambda0_sq = grid.lambda0_sq
     reffreq_pol = float(SPEED_OF_LIGHT / np.sqrt(lambda0_sq))
-    rms = dict(zip(("I", "Q", "U"), select(cube, "rms", stokes=["I", "Q", "U"]).T))  # per channel, read once
+    rms = dict(zip("IQUV", select(cube, "rms", stokes=list("IQUV")).T))  # per channel, read once
+    # Stokes V where the cube has it: stokesV and V/I, what leaks into V (or is circularly polarised)
+    stokes = ("I", "Q", "U", "V") if "V" in cube.attrs.get("stokes_present", "IQUV") and np.isfinite(rms["V"]).any() \
+        else ("I", "Q", "U")
     rms_i = rms["I"]
     beam_min, beam_pa = (float(np.nanmedian(cube[k][...])) for k in ("bmin", "bpa"))
     noise_chan = float(np.nanmedian(np.concatenate([rms["Q"], rms["U"]])))
@@ -281,14 +285,14 @@ def measure_sources(cube, peaks, moments, islands: list[Island], options: Catalo
         if id(island) not in measured:
             place = source_position(island, [(band_i, float(band_i_rms[island.peak_y, island.peak_x]))], band_beam)
             others.append((place.x, place.y, np.zeros((2, 2))))
-    spectra = source_spectra(cube_store, shapes, channel_beams, others)
+    spectra = source_spectra(cube_store, shapes, channel_beams, others, stokes)
     sized = [resolve_source(shape, band_i, float(band_i_rms[round(shape.y), round(shape.x)]),
                             band_mean_beam(channel_beams, spectra["I"][:, n]), options.resolved_snr)
              for n, shape in enumerate(shapes)]
     resolved = [n for n, shape in enumerate(sized) if shape.resolved]
     if resolved:  # their spectra again, as integrated fluxes of their fitted shape
         rest = [(shape.x, shape.y, shape.intrinsic) for n, shape in enumerate(sized) if not shape.resolved]
-        again = source_spectra(cube_store, [sized[n] for n in resolved], channel_beams, others + rest)
+        again = source_spectra(cube_store, [sized[n] for n in resolved], channel_beams, others + rest, stokes)
         for name in spectra:
             spectra[name][:, resolved] = again[name]
     shapes = sized
@@ -300,7 +304,7 @@ def measure_sources(cube, peaks, moments, islands: list[Island], options: Catalo
     response = primary_beam_response(options, cube.attrs["wcs"], freqs, world[:, 0], world[:, 1],
                                      np.nan_to_num(offset, nan=np.pi), source=str(cube_store))
     with np.errstate(invalid="ignore", divide="ignore"):
-        for name in ("I", "Q", "U", "noise"):
+        for name in spectra:
             spectra[name] = spectra[name] / response
         response_ref = np.array([np.interp(reffreq_pol, freqs[np.argsort(freqs)], r[np.argsort(freqs)])
                                  for r in response.T])
@@ -321,6 +325,8 @@ def measure_sources(cube, peaks, moments, islands: list[Island], options: Catalo
         else np.empty((nfreq, 0))
     rms_qu_source = spectra["noise"] * rms_qu[:, None] / shape_i
     flux_i = np.array([m.flux if m.valid else np.nan for m in models])
+    stokes_v = scaled_like(spectra["V"], spectra["noise"] * rms["V"][:, None], shape_i) if "V" in spectra \
+        else np.full((2, len(shapes)), np.nan)
     complexity = source_complexity(freqs, spectra["Q"] / shape_i, spectra["U"] / shape_i, rms_qu_source, faraday,
                                    grid, options, flux_i)
     channels_with_data = int(np.isfinite(rms["Q"]).sum())
@@ -375,7 +381,7 @@ def measure_sources(cube, peaks, moments, islands: list[Island], options: Catalo
             "stokesQ": polint * np.cos(2 * chi), "stokesQ_err": polint_err,
             "stokesU": polint * np.sin(2 * chi), "stokesU_err": polint_err,
             "derot_polangle": at["pol_angle0_deg"], "derot_polangle_err": at["pol_angle0_err_deg"],
-            "stokesV": np.nan, "stokesV_err": np.nan,
+            "stokesV": stokes_v[0, n], "stokesV_err": stokes_v[1, n],
             "beam_maj": beam_deg, "beam_min": beam_min, "beam_pa": beam_pa % 180.0 if np.isfinite(beam_pa) else np.nan,
             "reffreq_beam": float(np.median(freqs)),
             "minfreq": float(freqs.min()), "maxfreq": float(freqs.max()),
@@ -393,12 +399,27 @@ def measure_sources(cube, peaks, moments, islands: list[Island], options: Catalo
             "flag_phi_edge": bool(phi_edge), "flag_resolved": shape.resolved, "flag_position_fit": not shape.fitted,
             "x_pix": shape.x, "y_pix": shape.y,
             "pb_response": float(response_ref[n]) if options.primary_beam != "none" else np.nan,
+            "v_over_i": stokes_v[0, n] / i0 if model.valid else np.nan,
         })
     if beyond_beam:
         log.info("%d sources where the primary beam's response is below %g not catalogued", beyond_beam,
                  options.primary_beam_min)
     flag_local_rms(rows, options.local_rm_neighbours)
     return rows
+
+
+def scaled_like(values: np.ndarray, sigma: np.ndarray, shape: np.ndarray) -> np.ndarray:
+    """Per source (columns), the amplitude a and its error of the least-squares fit values = a shape
+    (Gaussian errors ``sigma``): Stokes V at the reference frequency taken to follow the Stokes I
+    model's shape, as a leak of I into V does. (2, nsources); NaN without usable channels."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        weight = np.where(np.isfinite(values) & np.isfinite(sigma) & (sigma > 0) & np.isfinite(shape),
+                          1.0 / sigma**2, 0.0)
+        values, shape = np.nan_to_num(values), np.nan_to_num(shape)
+        information = np.sum(weight * shape**2, axis=0)
+        amplitude = np.sum(weight * values * shape, axis=0) / information
+        return np.stack([np.where(information > 0, amplitude, np.nan),
+                         np.where(information > 0, 1.0 / np.sqrt(information), np.nan)])
 
 
 def rm_error(snr: float, grid: FaradayGrid) -> float:

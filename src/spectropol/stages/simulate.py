@@ -291,6 +291,7 @@ class ImageSource:
     flux: float
     alpha: float
     components: tuple[tuple[float, float, float], ...]
+    v_fraction: float = 0.0  # Stokes V / I, flat in frequency (a leak of I into V, or circular polarisation)
 
 
 def correlated_noise(rng: np.random.Generator, shape: tuple[int, ...], beam_px: np.ndarray,
@@ -327,9 +328,12 @@ def sky_cube(path: str | os.PathLike, sources: list[ImageSource], rng: np.random
     sin_offset = np.deg2rad(cell_deg) * np.hypot([s.x - npix // 2 for s in sources], [s.y - npix // 2 for s in sources])
     response = (airy_response(np.arcsin(sin_offset), freqs, dish_diameter_m) if dish_diameter_m
                 else np.ones((nfreq, len(sources))))
+    # Stokes V's noise from a stream of its own: I, Q and U are those of the same seed without it
+    v_rng = rng.spawn(1)[0]
     for c in range(nfreq):
         beam = beam_covariance_px(*beams[c], cell_deg)
         data[c, :3] = correlated_noise(rng, (3, npix, npix), beam, sigma)
+        data[c, 3] = correlated_noise(v_rng, (npix, npix), beam, sigma)
         for n, source in enumerate(sources):
             shape = gaussian_shape(beam, xx - source.x, yy - source.y)
             stokes_i = response[c, n] * source.flux * (freqs[c] / IMAGE_REFERENCE_HZ) ** source.alpha
@@ -337,6 +341,7 @@ def sky_cube(path: str | os.PathLike, sources: list[ImageSource], rng: np.random
             data[c, 0] += stokes_i * shape
             data[c, 1] += stokes_i * np.real(pol) * shape
             data[c, 2] += stokes_i * np.imag(pol) * shape
+            data[c, 3] += stokes_i * source.v_fraction * shape
     wcs = celestial_header(np.deg2rad(150.0), np.deg2rad(40.0), npix, npix, np.deg2rad(cell_deg))
     if dish_diameter_m:
         wcs["DISHDIAM"] = float(dish_diameter_m)
