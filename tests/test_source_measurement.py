@@ -6,6 +6,7 @@ source and a two-component Faraday spectrum."""
 import numpy as np
 import pytest
 
+from conftest import REPO, run_snakemake
 from spectropol.kernels.faraday import (
     faraday_complexity,
     faraday_depth_block,
@@ -373,3 +374,57 @@ def test_fractional_synthesis_agrees_with_polarised_intensity(fitted_catalogue):
         assert abs(other["rm"] - row["rm"]) < 2 * row["rm_err"]
         assert other["polint"] == pytest.approx(row["polint"], abs=3 * row["polint_err"])
         assert other["fracpol"] == pytest.approx(row["fracpol"], abs=3 * row["fracpol_err"])
+
+
+@pytest.mark.slow
+def test_errors_on_imaged_visibilities_describe_the_scatter(tmp_path):
+    """Item 2 of #13 on visibilities: two simulated observations (32 channels, 120-184 MHz) of 22
+    polarised sources each at random positions, SNR 10-700, steep and flat spectra, imaged and
+    CLEANed by the workflow. The noise of a restored image is correlated like the dirty beam, and
+    CLEAN leaves residuals around bright sources: RM errors from the noise at each source (the
+    scatter of its Stokes V spectrum) describe the RM scatter, (RM - truth) / rm_err with a
+    standard deviation between 0.8 and 1.3 (0.35 with errors from the source's residual FDF)."""
+    import yaml
+    from astropy.table import Table
+
+    from spectropol.stages.simulate import load_sky_model
+
+    base = yaml.safe_load((REPO / "tests/configs/tiny.yaml").read_text())
+    pulls, bright = {"rm": [], "polint": []}, []
+    for seed in (1, 2):
+        rng = np.random.default_rng(seed)
+        sources = []
+        for k in range(22):
+            pol, p = 10 ** rng.uniform(np.log10(4e-3), np.log10(0.3)), rng.uniform(0.02, 0.3)
+            sources.append({"name": f"S{k:02d}", "offset_arcsec": [float(v) for v in rng.uniform(-4400, 4400, 2)],
+                            "stokes_i_jy": float(pol / p), "spectral_index": float(rng.uniform(-1.2, 0.0)),
+                            "pol_fraction": float(p), "rm_rad_m2": float(rng.uniform(-8, 8)),
+                            "pol_angle_deg": float(rng.uniform(0, 180)), "v_fraction": 0.0})
+        workdir = tmp_path / f"sky{seed}"
+        workdir.mkdir()
+        (workdir / "sky.yaml").write_text(yaml.safe_dump({"reference_frequency_hz": 150e6, "sources": sources}))
+        config = {"simulate": base["simulate"] | {"nchan": 32, "seed": seed, "skymodel": str(workdir / "sky.yaml")},
+                  "imaging": base["imaging"], "clean": base["clean"], "cube": base["cube"]}
+        (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+        run_snakemake(workdir, "results/catalogue/catalogue.vot", "--configfile", str(workdir / "config.yaml"))
+        table = Table.read(workdir / "results/catalogue/catalogue.vot")
+        reference, truth = load_sky_model(workdir / "sky.yaml")
+        cell, npix = np.deg2rad(config["imaging"]["cell_arcsec"] / 3600), config["imaging"]["size"]
+        for source in truth:
+            x, y = npix // 2 - source.l / cell, npix // 2 + source.m / cell
+            distance = np.hypot(table["x_pix"] - x, table["y_pix"] - y)
+            k = int(np.argmin(distance))
+            if distance[k] > 1.5:
+                continue
+            row = table[k]
+            truth_i = source.stokes_i_jy * (row["reffreq_I"] / reference) ** source.spectral_index
+            pulls["rm"].append((row["rm"] - source.rm_rad_m2) / row["rm_err"])
+            pulls["polint"].append((row["polint"] - source.pol_fraction * truth_i) / row["polint_err"])
+            bright.append(row["snr_pol"] >= 100)
+    bright = np.array(bright)
+    assert len(bright) >= 40  # of 44; the rest are below 8 sigma
+    assert 0.8 < np.std(pulls["rm"]) < 1.3, np.std(pulls["rm"])
+    # PI: the thermal errors describe the fainter sources; above SNR 100 CLEAN's residuals add a
+    # floor of ~0.8% that the catalogue cannot see (stated in config/README.md)
+    faint = np.array(pulls["polint"])[~bright]
+    assert 0.8 < np.std(faint) < 1.3 and abs(np.mean(faint)) < 0.5, (np.std(faint), np.mean(faint))

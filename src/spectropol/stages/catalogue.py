@@ -25,8 +25,10 @@ from ..kernels.faraday import (
     SigmaAdd,
     faraday_complexity,
     faraday_depth_block,
+    fdf_noise_theoretical,
     lambda_squared,
     noise_stride,
+    peak_quantities,
     rm_synthesis_rows,
     robust_fdf_noise,
     sigma_add,
@@ -240,9 +242,10 @@ def measure_sources(cube, peaks, moments, islands: list[Island], options: Catalo
                     cube_store: str | os.PathLike) -> list[dict]:
     """One RMTable row per island whose source spectrum's FDF peak reaches ``min_snr``, every quantity
     taken at the position fitted to the peak-PI map (kernels/photometry.py): I, Q and U spectra by
-    forced photometry there, then RM synthesis, RM-CLEAN and the exact peak of those spectra, the
-    errors from the noise of the source's own RM-CLEAN residual, the complexity from its significant
-    clean components (faraday_complexity)."""
+    forced photometry there (divided by the primary beam's response there), then RM synthesis,
+    RM-CLEAN and the exact peak of those spectra, the errors from the noise at the source (its Stokes
+    V spectrum's scatter, or the FDF noise around it), the complexity from its significant clean
+    components (faraday_complexity)."""
     from astropy.coordinates import SkyCoord
     from astropy.wcs import WCS
 
@@ -319,10 +322,29 @@ def measure_sources(cube, peaks, moments, islands: list[Island], options: Catalo
         q[:, k] /= models[k](freqs)
         u[:, k] /= models[k](freqs)
     faraday = source_faraday(q, u, grid, peaks.attrs.get("clean"), options)
+    # The errors from the noise at each source, not from its own residual FDF, which for a bright
+    # source holds what RM-CLEAN leaves of its spectrum's shape (RM errors were 3x the scatter on
+    # imaged visibilities). What forced photometry and the Stokes I model make of each channel's
+    # image noise gives the FDF noise of the source's spectra, scaled by the noise seen there: the
+    # scatter of its Stokes V spectrum about its fit (V has the noise of Q and U, and no Faraday
+    # structure: the noise of a restored image is correlated like the dirty beam, not the Gaussian
+    # the photometry assumes, and 1.3x less in a fitted amplitude); without V, the one pass's FDF
+    # noise in an annulus about the source over that of a pixel's channel noise.
+    sigma_chan = spectra["noise"] * rms_qu[:, None]
+    for k in np.nonzero(fractional)[0]:
+        sigma_chan[:, k] /= models[k](freqs)
+    if "V" in spectra:
+        scale = noise_scale(spectra["V"], spectra["noise"] * rms["V"][:, None], shape_of_i(models, freqs))
+    else:
+        around = annulus_noise(maps["fdf_noise"], maps["snr"], [(s.x, s.y) for s in shapes], beam_px, options.box_px)
+        scale = around / fdf_noise_theoretical(grid, rms_qu)
+    local = np.array([scale[k] * fdf_noise_theoretical(grid, sigma_chan[:, k]) for k in range(len(shapes))])
+    faraday |= with_noise(faraday, np.where(np.isfinite(local) & (local > 0), local, faraday["fdf_noise"]), grid)
     # what a thin component at each source's RM leaves in its spectrum, P taken to follow its
     # Stokes I model (flat without one): sigma_add and the leakage estimate
-    shape_i = np.column_stack([m(freqs) / m.flux if m.valid else np.ones(nfreq) for m in models]) if models \
-        else np.empty((nfreq, 0))
+    shape_i = shape_of_i(models, freqs)
+    used = grid.weights > 0
+    band_mean = (grid.weights[used] @ shape_i[used]) / grid.weights[used].sum() if len(models) else np.ones(0)
     rms_qu_source = spectra["noise"] * rms_qu[:, None] / shape_i
     flux_i = np.array([m.flux if m.valid else np.nan for m in models])
     stokes_v = scaled_like(spectra["V"], spectra["noise"] * rms["V"][:, None], shape_i) if "V" in spectra \
@@ -349,8 +371,10 @@ def measure_sources(cube, peaks, moments, islands: list[Island], options: Catalo
         close = [o for o in islands if o is not island and np.hypot(o.y - island.y, o.x - island.x) < 2 * beam_px]
         phi_edge = abs(at["peak_phi"]) > grid.phi[-1] - grid.fwhm
         i0, i0_err = (model.flux, model.flux_err) if model.valid else (float("nan"), float("nan"))
-        # fractional synthesis measures p itself; otherwise p = PI / I(nu0), both with errors
-        scale = i0 if fractional[n] else 1.0
+        # fractional synthesis measures p itself; otherwise the FDF peak is P averaged over the band
+        # with the synthesis weights, which for a steep spectrum is up to 1% below P at reffreq_pol:
+        # taken back there through the Stokes I model (p constant across the band), then p = PI / I(nu0)
+        scale = i0 if fractional[n] else 1.0 / float(band_mean[n])
         polint, polint_err = at["peak_pi_debiased"] * scale, at["fdf_noise"] * scale
         fdf_snr = at["peak_pi_debiased"] / at["fdf_noise"] if at["fdf_noise"] > 0 else float("nan")
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -406,6 +430,54 @@ def measure_sources(cube, peaks, moments, islands: list[Island], options: Catalo
                  options.primary_beam_min)
     flag_local_rms(rows, options.local_rm_neighbours)
     return rows
+
+
+def shape_of_i(models: list, freqs: np.ndarray) -> np.ndarray:
+    """Each source's Stokes I model over the band, 1 at the reference frequency (flat without a
+    model): (nfreq, nsources)."""
+    return np.column_stack([m(freqs) / m.flux if m.valid else np.ones(len(freqs)) for m in models]) if models \
+        else np.empty((len(freqs), 0))
+
+
+def noise_scale(values: np.ndarray, sigma: np.ndarray, shape: np.ndarray, min_channels: int = 4) -> np.ndarray:
+    """Per source (columns), the rms of (values - a shape) / sigma about the least-squares fit of a
+    (scaled_like): how much larger the noise of these spectra is than ``sigma`` says. NaN with fewer
+    than ``min_channels`` channels."""
+    amplitude = scaled_like(values, sigma, shape)[0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        normalised = (values - amplitude * shape) / sigma
+        usable = np.isfinite(normalised).sum(axis=0)
+        return np.where(usable >= min_channels, np.sqrt(np.nansum(normalised**2, axis=0) / (usable - 1)), np.nan)
+
+
+def annulus_noise(noise_map: np.ndarray, snr_map: np.ndarray, centres: list[tuple[float, float]], beam_px: float,
+                  box_px: int, min_pixels: int = 50) -> np.ndarray:
+    """The median of ``noise_map`` (the FDF noise of every pixel) in an annulus about each (x, y):
+    from 2.5 beams out to box_px beyond, leaving out pixels of other sources (SNR above 5) and
+    blanks; the map's median where fewer than ``min_pixels`` remain."""
+    ny, nx = noise_map.shape
+    inner = 2.5 * beam_px
+    outer = inner + max(box_px, 4 * beam_px)
+    quiet = np.isfinite(noise_map) & ~(snr_map > 5.0)
+    everywhere = float(np.nanmedian(noise_map[quiet])) if quiet.any() else float("nan")
+    out = np.full(len(centres), everywhere)
+    for n, (x, y) in enumerate(centres):
+        y0, y1 = max(0, int(y - outer)), min(ny, int(y + outer) + 1)
+        x0, x1 = max(0, int(x - outer)), min(nx, int(x + outer) + 1)
+        yy, xx = np.mgrid[y0:y1, x0:x1]
+        distance = np.hypot(xx - x, yy - y)
+        ring = (distance >= inner) & (distance <= outer) & quiet[y0:y1, x0:x1]
+        if ring.sum() >= min_pixels:
+            out[n] = float(np.median(noise_map[y0:y1, x0:x1][ring]))
+    return out
+
+
+def with_noise(peaks: dict, sigma: np.ndarray, grid: FaradayGrid) -> dict:
+    """The peak quantities of ``peaks`` (faraday_depth_block's) again with FDF noise ``sigma``."""
+    angle = np.deg2rad(peaks["pol_angle_deg"])
+    return peak_quantities(peaks["peak_phi"], peaks["peak_pi"], peaks["peak_pi"] * np.cos(2 * angle),
+                           peaks["peak_pi"] * np.sin(2 * angle), sigma, grid, np.isfinite(peaks["peak_pi"]),
+                           peaks["peak_at_edge"])
 
 
 def scaled_like(values: np.ndarray, sigma: np.ndarray, shape: np.ndarray) -> np.ndarray:
