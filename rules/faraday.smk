@@ -41,7 +41,8 @@ rule export_faraday_fits:
         dirty=rules.faraday_depth.output.fdf_dirty if PLAN.faraday_fdf_fits else [],
         clean=rules.faraday_depth.output.fdf_clean if PLAN.faraday_fdf_fits and PLAN.rm_clean else [],
     output:
-        **PLAN.faraday_fits(faraday_fits_names(PLAN.faraday_products, clean=PLAN.rm_clean is not None)),
+        **PLAN.faraday_fits(faraday_fits_names(PLAN.faraday_products, clean=PLAN.rm_clean is not None,
+                                               stokes_i=PLAN.stokes_i)),
     log:
         "logs/export_faraday_fits.log",
     benchmark:

@@ -174,9 +174,10 @@ def test_faraday_command_matches_rmsynth3d_on_the_same_files(tmp_path):
 @pytest.mark.skipif(not has_wsclean(), reason="wsclean not installed (make system-deps installs it)")
 def test_wsclean_images_of_the_tiny_ms_give_the_simulated_faraday_depths(tiny_run, tiny_config, demo_sky, tmp_path):
     # WSClean images and cleans the tiny run's MS as the workflow does (IQUV joined, Briggs 0, 500
-    # iterations); `spectropol faraday` measures its images. Imaging is then not ours: each
-    # polarised source must be catalogued with its RM within 3 sigma of the truth and its polarised
-    # intensity within 5% of the band-mean truth, as our own workflow's catalogue must
+    # iterations); `spectropol faraday` measures its I, Q, U and V images. Imaging is then not ours:
+    # each polarised source must be catalogued with its RM within 3 sigma of the truth, Stokes I
+    # within 1%, alpha within 0.05, PI within 2% and V/I within its error of the truth, as our own
+    # workflow's catalogue must
     # (test_catalogue.py), the two catalogues' RMs agree, and false detections stay under one per
     # 100 beams. (Dirty images would not do: their sidelobes make islands of their own.)
     from astropy.table import Table
@@ -189,7 +190,7 @@ def test_wsclean_images_of_the_tiny_ms_give_the_simulated_faraday_depths(tiny_ru
                     "-join-polarizations", "-auto-threshold", "3", "-no-update-model-required", "-weight", "briggs",
                     str(tiny_config["imaging"]["robust"]), "-name", str(prefix), str(tiny_run / "work/ms/demo.ms")],
                    check=True, capture_output=True)
-    images = {s: sorted(tmp_path.glob(f"wsc-[0-9][0-9][0-9][0-9]-{s}-image.fits")) for s in "IQU"}
+    images = {s: sorted(tmp_path.glob(f"wsc-[0-9][0-9][0-9][0-9]-{s}-image.fits")) for s in "IQUV"}
     assert all(len(files) == nchan for files in images.values())
     out = tmp_path / "faraday"
     command = [sys.executable, "-m", "spectropol.cli", "faraday", str(out)]
@@ -211,6 +212,13 @@ def test_wsclean_images_of_the_tiny_ms_give_the_simulated_faraday_depths(tiny_ru
         assert abs(row["rm"] - source.rm_rad_m2) < 3 * row["rm_err"], source.name
         truth_pi = np.hypot(*[source.stokes(freqs, reference_hz)[s] for s in "QU"]).mean()
         assert row["polint"] == pytest.approx(truth_pi, rel=0.05), source.name
+        # measurement judged apart from imaging: Stokes I and its spectral index from WSClean's
+        # restored images at the fitted position, against the simulated truth at reffreq_I
+        truth_i = source.stokes_i_jy * (row["reffreq_I"] / reference_hz) ** source.spectral_index
+        assert row["stokesI"] == pytest.approx(truth_i, rel=0.01, abs=3 * row["stokesI_err"]), source.name
+        assert row["spectral_index"] == pytest.approx(source.spectral_index, abs=0.05), source.name
+        assert row["polint"] == pytest.approx(source.pol_fraction * truth_i, rel=0.02), source.name
+        assert abs(row["v_over_i"] - source.v_fraction) < 0.002 + 3 * row["stokesV_err"] / row["stokesI"], source.name
         j = int(np.argmin(np.hypot(ours["x_pix"] - x, ours["y_pix"] - y)))
         assert abs(row["rm"] - ours["rm"][j]) < 3 * np.hypot(row["rm_err"], ours["rm_err"][j]), source.name
 

@@ -428,3 +428,31 @@ def test_errors_on_imaged_visibilities_describe_the_scatter(tmp_path):
     # floor of ~0.8% that the catalogue cannot see (stated in config/README.md)
     faint = np.array(pulls["polint"])[~bright]
     assert 0.8 < np.std(faint) < 1.3 and abs(np.mean(faint)) < 0.5, (np.std(faint), np.mean(faint))
+
+
+def test_every_bright_pixel_gets_a_stokes_i_model(tmp_path):
+    """#13 item 4 per pixel: the one pass fits the Stokes I model to each pixel whose band-mean I
+    reaches faraday.stokes_i_snr. At the centre pixel of sources on steep, flat and inverted
+    spectra: I at nu0 within 0.5%, the spectral index within 0.02 and the fractional polarisation
+    within 0.5% plus 3 sigma of truth; noise pixels get no model."""
+    import zarr
+
+    from spectropol.constants import SPEED_OF_LIGHT
+
+    sky = [(24.0, 24.0, 1.0, -1.2, 0.05, 5.0, 10.0), (72.0, 30.0, 0.6, 0.0, 0.10, -9.0, 60.0),
+           (40.0, 90.0, 0.4, 0.6, 0.20, 14.0, 120.0), (100.0, 100.0, 2.0, -0.7, 0.02, -3.0, 170.0)]
+    table, data, freqs = imaged_catalogue(tmp_path, sky, np.random.default_rng(9))
+    peaks = zarr.open_group(str(tmp_path / "peaks.zarr"), mode="r")
+    reference = SPEED_OF_LIGHT / np.sqrt(float(peaks.attrs["lambda0_sq"]))
+    maps = {name: peaks[name][...] for name in ("stokes_i_model", "spectral_index", "stokes_i_model_order",
+                                                "fracpol", "snr")}
+    for x, y, flux, alpha, p, *_ in sky:
+        at = {name: float(m[int(y), int(x)]) for name, m in maps.items()}
+        assert at["stokes_i_model"] == pytest.approx(flux * (reference / 144e6) ** alpha, rel=5e-3), (x, y)
+        assert at["spectral_index"] == pytest.approx(alpha, abs=0.02), (x, y)
+        assert abs(at["fracpol"] - p) < p * (0.005 + 3.0 / at["snr"]), (x, y, at["fracpol"])
+        assert at["stokes_i_model_order"] in (0, 1, 2)
+    # far from every source: no model (band-mean I below 10 sigma)
+    assert np.isnan(maps["spectral_index"][60:70, 5:15]).all()
+    modelled = np.isfinite(maps["stokes_i_model"])
+    assert 4 * 9 <= modelled.sum() < 0.1 * modelled.size  # the sources' cores, not the noise

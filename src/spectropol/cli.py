@@ -240,10 +240,12 @@ def _faraday_depth(args) -> None:
 
 
 def _faraday_fits(args) -> None:
+    import zarr
+
     from .stages.faraday import export_faraday_fits, fits_product_names
 
     kinds = [kind for kind, store in (("dirty", args.dirty), ("clean", args.clean)) if store]
-    names = fits_product_names(kinds)
+    names = fits_product_names(kinds, "stokes_i_model" in zarr.open_group(str(args.peaks), mode="r"))
     export_faraday_fits(args.peaks, {name: Path(args.out_dir) / f"{name}.fits" for name in names},
                         dirty_store=args.dirty, clean_store=args.clean)
 

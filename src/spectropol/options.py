@@ -200,10 +200,12 @@ class FaradayProductsOptions:
     candidate_snr: float = 5.0   # pixels whose FDF peak reaches this SNR: peak refined exactly, spectra kept
     save_fdf: bool = False       # also write the full FDF cubes (dirty, clean, components): N_pix x N_phi each
     fdf_fits: bool = False       # and export those cubes as FITS (needs save_fdf)
+    stokes_i_snr: float = 10.0   # pixels whose band-mean Stokes I reaches this SNR get a Stokes I model
 
     @classmethod
     def from_config(cls, section: dict) -> FaradayProductsOptions:
-        return _from_section(cls, {k: section[k] for k in ("candidate_snr", "save_fdf", "fdf_fits") if k in section})
+        return _from_section(cls, {k: section[k] for k in ("candidate_snr", "save_fdf", "fdf_fits", "stokes_i_snr")
+                                   if k in section})
 
 
 @dataclasses.dataclass(frozen=True)

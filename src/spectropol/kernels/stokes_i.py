@@ -132,3 +132,75 @@ def fit_stokes_i(freqs_hz: np.ndarray, flux: np.ndarray, sigma: np.ndarray, refe
                         flux=flux0, flux_err=float(flux0 * np.sqrt(covariance[0, 0])), alpha=alpha,
                         alpha_err=alpha_err, valid=bool(np.all(np.isfinite(model)) and np.all(model > 0)),
                         aicc=float(aicc))
+
+
+def fit_stokes_i_pixels(freqs_hz: np.ndarray, flux: np.ndarray, sigma: np.ndarray, reference_hz: float,
+                        max_order: int = 2) -> dict[str, np.ndarray]:
+    """fit_stokes_i for many spectra at once (flux (nfreq, npix), one sigma per channel), as the
+    one pass fits every bright pixel: the same log-polynomials in flux, by Gauss-Newton on all
+    pixels together, the order of least AICc per pixel. Returns per pixel ``flux`` (I at nu0),
+    ``alpha`` (c_1; the power law's where a flat spectrum wins) and ``order`` (-1: no model, where
+    the weighted mean flux is not positive or no order converges to a model positive everywhere)
+    and ``coefficients`` (npix, max_order + 1; ln I0, c_1, ..., zeros beyond the order). Channels
+    blank (NaN) in a pixel or without a finite sigma are left out of its fit."""
+    freqs_hz, flux, sigma = (np.asarray(a, dtype=np.float64) for a in (freqs_hz, flux, sigma))
+    npix = flux.shape[1]
+    out = {"flux": np.full(npix, np.nan), "alpha": np.full(npix, np.nan), "order": np.full(npix, -1, np.int8),
+           "coefficients": np.full((npix, max_order + 1), np.nan)}
+    if npix == 0:
+        return out
+    x = np.log(freqs_hz / reference_hz)
+    weight = np.where(np.isfinite(flux) & (np.isfinite(sigma) & (sigma > 0))[:, None],
+                      1.0 / np.where(sigma > 0, sigma, 1.0)[:, None] ** 2, 0.0)  # (nfreq, npix)
+    flux = np.where(weight > 0, flux, 0.0)
+    n = (weight > 0).sum(axis=0)
+    mean = (weight * flux).sum(axis=0) / np.maximum(weight.sum(axis=0), 1e-300)
+    usable = (mean > 0) & (n >= 2)
+    best_aicc = np.full(npix, np.inf)
+    slope = np.full(npix, np.nan)
+    for order in range(0, max_order + 1):
+        k = order + 1
+        fits = usable & (n - k - 1 >= 1)
+        if not fits.any():
+            break
+        design = _design(x, order)  # (nfreq, k)
+        c = np.zeros((npix, k))
+        c[:, 0] = np.log(np.where(fits, mean, 1.0))
+        active = fits.copy()
+        for _ in range(GAUSS_NEWTON_STEPS):
+            model = np.exp(np.clip(c @ design.T, -700, 700)).T  # (nfreq, npix)
+            jacobian = model[:, :, None] * design[:, None, :]  # (nfreq, npix, k)
+            normal = np.einsum("fpi,fp,fpj->pij", jacobian, weight, jacobian)
+            rhs = np.einsum("fpi,fp->pi", jacobian, weight * (flux - model))
+            step = np.zeros((npix, k))
+            solvable = active & (np.abs(np.linalg.det(normal)) > 0)
+            if solvable.any():
+                step[solvable] = np.linalg.solve(normal[solvable], rhs[solvable][:, :, None])[:, :, 0]
+            largest = np.abs(step).max(axis=1)
+            c += step / np.maximum(1.0, largest)[:, None]
+            active &= largest >= 1e-10
+            if not active.any():
+                break
+        model = np.exp(np.clip(c @ design.T, -700, 700)).T
+        chi2 = (weight * (flux - model) ** 2).sum(axis=0)
+        good = fits & np.isfinite(c).all(axis=1) & np.isfinite(chi2) & (model > 0).all(axis=0) \
+            & np.isfinite(model).all(axis=0)
+        aicc = np.where(good, chi2 + 2 * k + 2.0 * k * (k + 1) / np.maximum(n - k - 1, 1), np.inf)
+        better = aicc < best_aicc
+        best_aicc = np.where(better, aicc, best_aicc)
+        out["flux"] = np.where(better, np.exp(c[:, 0]), out["flux"])
+        out["order"] = np.where(better, order, out["order"]).astype(np.int8)
+        out["coefficients"][better] = np.pad(c[better], ((0, 0), (0, max_order + 1 - k)))
+        if order >= 1:
+            out["alpha"] = np.where(better, c[:, 1], out["alpha"])
+            if order == 1:
+                slope = np.where(good, c[:, 1], np.nan)
+    flat = out["order"] == 0
+    out["alpha"] = np.where(flat, slope, out["alpha"])  # a flat spectrum's index: the power law's, as fit_stokes_i
+    return out
+
+
+def band_shape(coefficients: np.ndarray, freqs_hz: np.ndarray, reference_hz: float) -> np.ndarray:
+    """The models of ``coefficients`` (npix, order + 1) over the band, 1 at nu0: (nfreq, npix)."""
+    design = _design(np.log(np.asarray(freqs_hz, dtype=np.float64) / reference_hz), coefficients.shape[1] - 1)
+    return np.exp(design[:, 1:] @ coefficients[:, 1:].T)

@@ -119,6 +119,12 @@ class Plan:
                 for label, channels in self.blocks.items() for c in channels]
 
     # -- products -------------------------------------------------------------------------------
+    @property
+    def stokes_i(self) -> bool:
+        """The cube has Stokes I (always from an MS; from FITS where input.cubes gives it): the one
+        pass then also writes the Stokes I model maps."""
+        return self.polarisation and (self.cubes is None or "I" in self.cubes)
+
     def cube_fits_paths(self) -> dict[str, str]:
         return {stokes: f"{self.results}/cube/cube_{stokes}.fits" for stokes in STOKES}
 

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from ..constants import SPEED_OF_LIGHT
 from ..errors import fail
 from ..io.fits import product_keywords, write_cube_by_tiles, write_map
 from ..io.polarisation import StokesSource, stokes_from_cube
@@ -46,6 +47,7 @@ from ..kernels.faraday import (
 from ..kernels.faraday_loops import wait_warm, warm_up
 from ..kernels.moments import MOMENTS, QUANTITIES, moments_block
 from ..kernels.statistics import image_statistics
+from ..kernels.stokes_i import band_shape, fit_stokes_i_pixels
 from ..options import DaskOptions, FaradayProductsOptions, MomentsOptions, RMCleanOptions, RMSynthesisOptions
 from ..qa.documents import write_qa
 from .moments import MOMENTS_VARIABLE, channel_weights, moments_attrs, summarise_moments
@@ -65,6 +67,15 @@ PEAK_MAPS = {
     "snr": ("", "peak polarised intensity over FDF noise"),
     "cc_moment2": ("rad/m2", "second moment of all clean components about their mean depth, noise components "
                    "included (the catalogue's rm_width counts the significant ones only)"),
+}
+# Where the cube has Stokes I: the Stokes I model of every bright pixel, fitted in the same pass.
+STOKES_I_MAPS = {
+    "stokes_i_model": ("Jy/beam", "Stokes I model at the polarisation reference frequency (log-polynomial fitted "
+                                  "per pixel where band-mean I reaches stokes_i_snr)"),
+    "spectral_index": ("", "spectral index of that model at the reference frequency"),
+    "stokes_i_model_order": ("", "order of the log-polynomial chosen by AICc"),
+    "fracpol": ("", "fractional polarisation at the reference frequency: debiased peak PI, taken there through the "
+                    "Stokes I model, over the model"),
 }
 FDF_PARTS = {"real": np.real, "imag": np.imag, "amplitude": np.abs}
 # The stores of the stage: always the peaks and the candidates' spectra; the cubes with save_fdf.
@@ -112,16 +123,50 @@ def faraday_store_names(products: FaradayProductsOptions, clean: bool) -> list[s
     return names
 
 
-def fits_product_names(cube_kinds: list[str]) -> list[str]:
+def peak_map_names(stokes_i: bool) -> list[str]:
+    """The maps of the peak store: PEAK_MAPS, and STOKES_I_MAPS where the cube has Stokes I."""
+    return list(PEAK_MAPS) + (list(STOKES_I_MAPS) if stokes_i else [])
+
+
+def fits_product_names(cube_kinds: list[str], stokes_i: bool = False) -> list[str]:
     """The FITS products of export_faraday_fits for the FDF cubes ``cube_kinds`` exported (dirty,
-    clean): their real, imaginary and amplitude parts, the RMSF table and every peak map."""
-    return [f"fdf_{kind}_{part}" for kind in cube_kinds for part in FDF_PARTS] + ["rmsf"] + list(PEAK_MAPS)
+    clean): their real, imaginary and amplitude parts, the RMSF table and every map of the peak store."""
+    return [f"fdf_{kind}_{part}" for kind in cube_kinds for part in FDF_PARTS] + ["rmsf"] + peak_map_names(stokes_i)
 
 
-def faraday_fits_names(products: FaradayProductsOptions, clean: bool) -> list[str]:
+def faraday_fits_names(products: FaradayProductsOptions, clean: bool, stokes_i: bool = False) -> list[str]:
     """fits_product_names for the config: FDF cubes only when they are kept and asked for as FITS."""
     exported = products.save_fdf and products.fdf_fits
-    return fits_product_names((["dirty", "clean"] if clean else ["dirty"]) if exported else [])
+    return fits_product_names((["dirty", "clean"] if clean else ["dirty"]) if exported else [], stokes_i)
+
+
+def stokes_i_pixel_maps(i: np.ndarray, sigma_i: np.ndarray, freqs_hz: np.ndarray, reference_hz: float,
+                        min_snr: float, synthesis_weights: np.ndarray, peak_pi: np.ndarray) -> np.ndarray:
+    """STOKES_I_MAPS of a tile's pixels, i (nfreq, npix) with channel noise ``sigma_i``: a Stokes I
+    model (kernels.stokes_i) for each pixel whose band-mean I reaches ``min_snr`` times its error,
+    NaN elsewhere; fracpol from the debiased ``peak_pi``, which is P averaged over the band with
+    the ``synthesis_weights``, taken to the reference frequency through the model. (4, npix)."""
+    npix = i.shape[1]
+    out = np.full((len(STOKES_I_MAPS), npix), np.nan, np.float32)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        weight = np.where(np.isfinite(sigma_i) & (sigma_i > 0), 1.0 / sigma_i**2, 0.0)
+        present = np.isfinite(i)
+        information = (weight[:, None] * present).sum(axis=0)
+        mean = (weight[:, None] * np.where(present, i, 0.0)).sum(axis=0) / information
+        bright = np.nonzero(mean * np.sqrt(information) >= min_snr)[0]
+    if bright.size == 0:
+        return out
+    fitted = fit_stokes_i_pixels(freqs_hz, i[:, bright], sigma_i, reference_hz)
+    used = synthesis_weights > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        band_mean = synthesis_weights[used] @ band_shape(fitted["coefficients"], freqs_hz[used], reference_hz) \
+            / synthesis_weights[used].sum()
+        modelled = fitted["order"] >= 0
+        out[0, bright] = fitted["flux"]
+        out[1, bright] = fitted["alpha"]
+        out[2, bright] = np.where(modelled, fitted["order"], np.nan)
+        out[3, bright] = peak_pi[bright] / band_mean / fitted["flux"]
+    return out
 
 
 @dataclasses.dataclass
@@ -376,6 +421,9 @@ def faraday_depth(source: str | os.PathLike | StokesSource, out: dict[str, str |
     nphi, nfreq = len(grid.phi), len(freqs)
     ny, nx = stokes.shape
     with_i = moments is not None and "I" in stokes.stokes
+    map_names = peak_map_names(with_i)
+    map_units = PEAK_MAPS | STOKES_I_MAPS
+    reference_hz = float(SPEED_OF_LIGHT / np.sqrt(grid.lambda0_sq))
     side = faraday_tile_px(ny, nx, nfreq, nphi, clean is not None, synthesis.chunk_mb, dask.threads,
                            align=stokes.chunk)
     region = faraday_region_px(side, stokes.chunk, nfreq, synthesis.chunk_mb)
@@ -425,11 +473,15 @@ def faraday_depth(source: str | os.PathLike | StokesSource, out: dict[str, str |
                                     clean_max_iter=clean.max_iter if clean else 0, clean_mask=clean_mask,
                                     candidate_snr=products.candidate_snr, matrix=matrix, rmsf_doubled=rmsf_doubled,
                                     restore=restore, shape=shape, candidate_box=box, out=dirty_buffer)
-        maps = np.stack([np.asarray(block.peaks[name], dtype=np.float32) for name in PEAK_MAPS])
+        maps = [np.asarray(block.peaks[name], dtype=np.float32) for name in PEAK_MAPS]
         moment_maps = None
         if moments is not None:
             i = planes[2].reshape(nfreq, -1) if with_i else None
             moment_maps = moments_block(i, q, u, *moment_weights).reshape((-1,) + shape)
+            if with_i:
+                maps += list(stokes_i_pixel_maps(i, stokes.rms["I"], freqs, reference_hz, products.stokes_i_snr,
+                                                 weights, block.peaks["peak_pi_debiased"]))
+        maps = np.stack(maps)
         kept = block.candidates
         spectra = block.spectra(kept)
         full = None
@@ -441,7 +493,7 @@ def faraday_depth(source: str | os.PathLike | StokesSource, out: dict[str, str |
             if block.cleaned is not None:
                 full |= {"fdf_clean": along_phi(block.cleaned.full(block.dirty, "clean")),
                          "clean_components": along_phi(block.cleaned.full(block.dirty, "components"))}
-        return maps.reshape((len(PEAK_MAPS),) + shape), moment_maps, kept, spectra, full, block.components_found()
+        return maps.reshape((len(map_names),) + shape), moment_maps, kept, spectra, full, block.components_found()
 
     def write_axes(builder, with_rmsf: bool = True) -> None:
         """The Faraday-depth axis, and the RMSF on twice its range, of a store of the stage."""
@@ -470,14 +522,14 @@ def faraday_depth(source: str | os.PathLike | StokesSource, out: dict[str, str |
         peaks.array("channel_weight", ("freq",), weights.shape, np.float64, data=weights,
                     attrs={"description": "RM synthesis weight of each channel"})
         maps_out = {name: peaks.array(name, ("y", "x"), (ny, nx), np.float32, chunks=(maps_region, maps_region),
-                                      attrs={"units": unit, "description": text})
-                    for name, (unit, text) in PEAK_MAPS.items()}
+                                      attrs={"units": map_units[name][0], "description": map_units[name][1]})
+                    for name in map_names}
 
         def write_peak_maps(where, buffer):
-            for k, name in enumerate(PEAK_MAPS):
+            for k, name in enumerate(map_names):
                 maps_out[name][where] = buffer[k]
 
-        map_writer = _RegionMaps(write_peak_maps, len(PEAK_MAPS), ny, nx, maps_region)
+        map_writer = _RegionMaps(write_peak_maps, len(map_names), ny, nx, maps_region)
         moments_writer = None
         if moments is not None:
             moment_store = stack.enter_context(build_store(moments_out, moments_attrs(stokes.wcs, moments, nfreq,
@@ -564,7 +616,7 @@ def faraday_depth(source: str | os.PathLike | StokesSource, out: dict[str, str |
     with quiet_zarr_v3(), ThreadPoolExecutor(max(1, dask.threads)) as pool:
         # a map per thread in memory, read with zarr alone (the medians release the GIL)
         stored = zarr.open_group(str(out["peaks"]), mode="r")
-        map_statistics = dict(zip(PEAK_MAPS, pool.map(lambda name: image_statistics(stored[name][...]), PEAK_MAPS)))
+        map_statistics = dict(zip(map_names, pool.map(lambda name: image_statistics(stored[name][...]), map_names)))
     noise_median = map_statistics["fdf_noise"]["median"]
     clean_summary = None if clean is None else attrs["clean"] | {"components": components_total,
                                                               "pixels_cleaned": pixels_cleaned}
@@ -615,7 +667,8 @@ def export_faraday_fits(peaks_store: str | os.PathLike, out_paths: dict[str, str
         sources["dirty"] = (open_fdf(dirty_store), "fdf")
     if clean_store is not None:
         sources["clean"] = (open_fdf(clean_store), "fdf_clean")
-    expected = set(fits_product_names(list(sources)))
+    stokes_i = "stokes_i_model" in peaks
+    expected = set(fits_product_names(list(sources), stokes_i))
     if set(out_paths) != expected:
         raise ValueError(f"FITS paths missing for {sorted(expected - set(out_paths))}, "
                          f"unknown products {sorted(set(out_paths) - expected)}")
@@ -636,6 +689,6 @@ def export_faraday_fits(peaks_store: str | os.PathLike, out_paths: dict[str, str
     table.header["FWHM"] = (peaks.attrs["faraday_grid"]["rmsf_fwhm"], "rad/m2")
     with atomic_path(out_paths["rmsf"]) as partial:
         fits.HDUList([fits.PrimaryHDU(), table]).writeto(partial)
-    for name in PEAK_MAPS:
+    for name in peak_map_names(stokes_i):
         write_map(out_paths[name], peaks[name].values, peaks.attrs["wcs"], bunit=peaks[name].attrs["units"], btype=name,
                   provenance=peaks.attrs["provenance"])
