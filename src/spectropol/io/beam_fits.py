@@ -14,6 +14,7 @@ import os
 import numpy as np
 
 from ..errors import fail
+from .fits_cubes import open_sky_fits
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,25 +46,15 @@ class BeamImage:
 
 def read_beam_fits(path: str | os.PathLike) -> BeamImage:
     """The beam in ``path``; a clear one-line error for a file that is not a beam image."""
-    from astropy.io import fits
-
     path = str(path)
-    try:
-        hdus = fits.open(path, memmap=False)
-    except (OSError, ValueError) as err:
-        raise fail(path, f"is not a FITS file astropy can read ({err})") from None
+    hdus, ctypes = open_sky_fits(path, memmap=False, what=", so it is no primary beam")
     with hdus:
         header, data = hdus[0].header, hdus[0].data
-        naxis = header.get("NAXIS", 0)
-        if data is None or naxis < 2:
-            raise fail(path, "has no image in its primary HDU, so it is no primary beam")
-        ctypes = [str(header.get(f"CTYPE{axis}", "")).upper() for axis in range(1, naxis + 1)]
-        if not (ctypes[0].startswith("RA") and ctypes[1].startswith("DEC")):
-            raise fail(path, f"its first two axes are {ctypes[0] or '?'} and {ctypes[1] or '?'}, not RA and DEC")
+        naxis = header["NAXIS"]
         index: list = []  # numpy order: last FITS axis first
         freqs = np.array([np.nan])
         for axis in range(naxis, 2, -1):
-            if ctypes[axis - 1].startswith("FREQ"):
+            if ctypes[axis].startswith("FREQ"):
                 n = header[f"NAXIS{axis}"]
                 freqs = header.get(f"CRVAL{axis}", 0.0) + (np.arange(n) + 1 - header.get(f"CRPIX{axis}", 1.0)) \
                     * header.get(f"CDELT{axis}", 1.0)

@@ -80,6 +80,30 @@ def _beam_rows(hdus) -> dict[int, tuple[float, float, float]]:
     return {}
 
 
+def open_sky_fits(path: str, memmap: bool = True, what: str = ""):
+    """The HDUs of a FITS file whose primary HDU is an image with RA and DEC as its first two axes,
+    and those axes' CTYPEs (upper case, 1-based in a dict); a one-line error otherwise (``what`` the
+    file should have been, for the message)."""
+    from astropy.io import fits
+
+    try:
+        hdus = fits.open(path, memmap=memmap)
+    except (OSError, ValueError) as err:
+        raise fail(path, f"is not a FITS file astropy can read ({err})") from None
+    header = hdus[0].header
+    naxis = header.get("NAXIS", 0)
+    ctypes = {axis: str(header.get(f"CTYPE{axis}", "")).upper() for axis in range(1, naxis + 1)}
+    problem = None
+    if naxis < 2 or hdus[0].data is None:
+        problem = f"has no image in its primary HDU{what}"
+    elif not (ctypes[1].startswith("RA") and ctypes[2].startswith("DEC")):
+        problem = f"its first two axes are {ctypes[1] or '?'} and {ctypes[2] or '?'}, not RA and DEC"
+    if problem:
+        hdus.close()
+        raise fail(path, problem)
+    return hdus, ctypes
+
+
 def describe_fits(path: str | os.PathLike, stokes: str, freqs_hz: np.ndarray | None = None) -> tuple[list[FitsPlane],
                                                                                                      tuple, dict]:
     """The planes of ``stokes`` in one FITS file: (planes, (ny, nx), celestial WCS keywords).
@@ -88,21 +112,11 @@ def describe_fits(path: str | os.PathLike, stokes: str, freqs_hz: np.ndarray | N
     other axes must have length 1. Without a FREQ axis the frequency is ``freqs_hz`` or, for a single
     plane, the header's RESTFRQ/CRVAL of a FREQ keyword; with a STOKES axis the plane of ``stokes``
     is taken (the file must hold it)."""
-    from astropy.io import fits
-
     path = str(path)
-    try:
-        hdus = fits.open(path, memmap=True)
-    except (OSError, ValueError) as err:
-        raise fail(path, f"is not a FITS file astropy can read ({err})") from None
+    hdus, ctypes = open_sky_fits(path)
     with hdus:
         header = hdus[0].header
-        naxis = header.get("NAXIS", 0)
-        if naxis < 2 or hdus[0].data is None:
-            raise fail(path, "has no image in its primary HDU")
-        ctypes = {axis: str(header.get(f"CTYPE{axis}", "")).upper() for axis in range(1, naxis + 1)}
-        if not (ctypes[1].startswith("RA") and ctypes[2].startswith("DEC")):
-            raise fail(path, f"its first two axes are {ctypes[1] or '?'} and {ctypes[2] or '?'}, not RA and DEC")
+        naxis = header["NAXIS"]
         index: list = [slice(None), slice(None)]  # FITS axis order; reversed for numpy below
         freq_axis = None
         for axis in range(3, naxis + 1):
