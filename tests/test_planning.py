@@ -214,6 +214,16 @@ def test_a_single_channel_skips_the_faraday_stages(base_config):
     assert not p.polarisation and "RM synthesis needs at least 2" in p.warnings[0]
 
 
+def test_primary_beam_settings_are_checked_before_any_job(base_config):
+    with pytest.raises(PlanError, match="catalogue.primary_beam is fits but catalogue.primary_beam_fits names no"):
+        plan(config_with(base_config, catalogue={"primary_beam": "fits"}), FULL)
+    with pytest.raises(PlanError, match="primary_beam_fits is given but catalogue.primary_beam is none"):
+        plan(config_with(base_config, catalogue={"primary_beam_fits": "beam.fits"}), FULL)
+    assert plan(config_with(base_config, catalogue={"primary_beam": "airy"}), FULL).catalogue.primary_beam == "airy"
+    # an MS gives Stokes I: the one pass also writes the Stokes I model maps, and exports them
+    assert plan(base_config, FULL).stokes_i
+
+
 def test_faraday_products_are_checked_and_memory_follows_the_tile(base_config):
     with pytest.raises(PlanError, match="faraday.fdf_fits exports the full FDF cubes, which only faraday.save_fdf"):
         plan(config_with(base_config, faraday={"fdf_fits": True}), FULL)
