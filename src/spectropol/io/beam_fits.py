@@ -14,7 +14,7 @@ import os
 import numpy as np
 
 from ..errors import fail
-from .fits_cubes import open_sky_fits
+from .fits_cubes import CELESTIAL_KEYS, axis_values, open_sky_fits
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,16 +55,14 @@ def read_beam_fits(path: str | os.PathLike) -> BeamImage:
         freqs = np.array([np.nan])
         for axis in range(naxis, 2, -1):
             if ctypes[axis].startswith("FREQ"):
-                n = header[f"NAXIS{axis}"]
-                freqs = header.get(f"CRVAL{axis}", 0.0) + (np.arange(n) + 1 - header.get(f"CRPIX{axis}", 1.0)) \
-                    * header.get(f"CDELT{axis}", 1.0)
+                freqs = axis_values(header, axis)
                 index.append(slice(None))
             else:
                 index.append(0)
         planes = np.asarray(data[tuple(index)], dtype=np.float64)
         planes = planes.reshape((-1,) + planes.shape[-2:])
-        celestial = {f"{key}{axis}": header[f"{key}{axis}"] for axis in (1, 2)
-                     for key in ("CTYPE", "CRVAL", "CRPIX", "CDELT", "CUNIT") if f"{key}{axis}" in header}
+        celestial = {f"{key}{axis}": header[f"{key}{axis}"] for axis in (1, 2) for key in CELESTIAL_KEYS
+                     if f"{key}{axis}" in header}
         celestial |= {"NAXIS": 2, "NAXIS1": header["NAXIS1"], "NAXIS2": header["NAXIS2"]}
     if len(planes) > 1:
         order = np.argsort(freqs)

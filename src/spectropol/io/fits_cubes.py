@@ -16,7 +16,7 @@ from ..errors import fail
 # FITS STOKES axis values (the AIPS convention FITS adopted): 1..4 are I, Q, U, V.
 STOKES_CODES = {1: "I", 2: "Q", 3: "U", 4: "V"}
 # Celestial keywords kept as the cube's WCS (the rest describe the axes spectropol rebuilds).
-_CELESTIAL = ("CTYPE", "CRVAL", "CRPIX", "CDELT", "CUNIT")
+CELESTIAL_KEYS = ("CTYPE", "CRVAL", "CRPIX", "CDELT", "CUNIT")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +62,7 @@ def read_frequency_file(path: str | os.PathLike) -> np.ndarray:
     return freqs
 
 
-def _axis_values(header, axis: int) -> np.ndarray:
+def axis_values(header, axis: int) -> np.ndarray:
     """World values of a linear FITS axis (1-based ``axis``) at each pixel."""
     n = header[f"NAXIS{axis}"]
     crpix, crval, cdelt = (header.get(f"{key}{axis}", default) for key, default in
@@ -125,7 +125,7 @@ def describe_fits(path: str | os.PathLike, stokes: str, freqs_hz: np.ndarray | N
                 freq_axis = axis
                 index.append(None)
             elif ctypes[axis] == "STOKES":
-                codes = [int(round(v)) for v in _axis_values(header, axis)]
+                codes = [int(round(v)) for v in axis_values(header, axis)]
                 names = [STOKES_CODES.get(c, str(c)) for c in codes]
                 if stokes not in names:
                     raise fail(path, f"holds Stokes {', '.join(names)}, not {stokes}")
@@ -142,7 +142,7 @@ def describe_fits(path: str | os.PathLike, stokes: str, freqs_hz: np.ndarray | N
                 raise fail(path, f"axis {axis} ({ctypes[axis] or 'unnamed'}) has {n} pixels; only FREQ and STOKES "
                                  "may be longer than 1")
         if freq_axis is not None and ctypes[freq_axis].startswith("FREQ"):
-            header_freqs = _axis_values(header, freq_axis)
+            header_freqs = axis_values(header, freq_axis)
             if str(header.get(f"CUNIT{freq_axis}", "Hz")).strip().lower() not in ("hz", ""):
                 raise fail(path, f"its FREQ axis is in {header[f'CUNIT{freq_axis}']}, not Hz")
         else:
@@ -166,7 +166,7 @@ def describe_fits(path: str | os.PathLike, stokes: str, freqs_hz: np.ndarray | N
                 at[freq_axis - 1] = k
             planes.append(FitsPlane(path=path, index=tuple(reversed(at)), freq_hz=float(plane_freqs[k]),
                                     beam_deg=beams.get(k, default_beam), plane_in_file=k))
-        wcs = {f"{key}{axis}": header[f"{key}{axis}"] for axis in (1, 2) for key in _CELESTIAL
+        wcs = {f"{key}{axis}": header[f"{key}{axis}"] for axis in (1, 2) for key in CELESTIAL_KEYS
                if f"{key}{axis}" in header}
         # the telescope names its primary beam (catalogue.primary_beam); the date its epoch
         for key in ("RADESYS", "EQUINOX", "LONPOLE", "LATPOLE", "TELESCOP", "DATE-OBS", "MJD-OBS"):

@@ -200,6 +200,14 @@ def fit_stokes_i_pixels(freqs_hz: np.ndarray, flux: np.ndarray, sigma: np.ndarra
     return out
 
 
+def synthesis_band_mean(weights: np.ndarray, shapes: np.ndarray) -> np.ndarray:
+    """The mean of each column of ``shapes`` (nfreq, n) over the channels with the RM-synthesis
+    ``weights``: what the FDF peak of a source whose P follows that shape is, relative to P at nu0
+    (the shapes 1 there). Channels of weight 0 are left out, blank as they may be."""
+    used = weights > 0
+    return weights[used] @ shapes[used] / weights[used].sum()
+
+
 def band_shape(coefficients: np.ndarray, freqs_hz: np.ndarray, reference_hz: float) -> np.ndarray:
     """The models of ``coefficients`` (npix, order + 1) over the band, 1 at nu0: (nfreq, npix)."""
     design = _design(np.log(np.asarray(freqs_hz, dtype=np.float64) / reference_hz), coefficients.shape[1] - 1)

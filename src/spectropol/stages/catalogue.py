@@ -37,7 +37,7 @@ from ..kernels.faraday import (
 from ..kernels.photometry import beam_covariance_px, fit_gaussian, forced_fluxes
 from ..kernels.primary_beam import analytic_response, known_dish_diameter_m
 from ..kernels.sources import Island, background_and_rms, find_islands, merge_islands
-from ..kernels.stokes_i import fit_stokes_i
+from ..kernels.stokes_i import fit_stokes_i, synthesis_band_mean
 from ..options import CatalogueOptions
 from ..qa.documents import write_qa
 from .faraday import PEAK_MAPS
@@ -309,8 +309,8 @@ def measure_sources(cube, peaks, moments, islands: list[Island], options: Catalo
     with np.errstate(invalid="ignore", divide="ignore"):
         for name in spectra:
             spectra[name] = spectra[name] / response
-        response_ref = np.array([np.interp(reffreq_pol, freqs[np.argsort(freqs)], r[np.argsort(freqs)])
-                                 for r in response.T])
+        increasing = np.argsort(freqs)
+        response_ref = np.array([np.interp(reffreq_pol, freqs[increasing], r[increasing]) for r in response.T])
     rms_qu = np.sqrt(0.5 * (rms["Q"] ** 2 + rms["U"] ** 2))
     models = [fit_stokes_i(freqs, spectra["I"][:, n], spectra["noise"][:, n] * rms_i, reffreq_pol,
                            options.stokes_i_max_order) for n in range(len(shapes))]
@@ -333,22 +333,23 @@ def measure_sources(cube, peaks, moments, islands: list[Island], options: Catalo
     sigma_chan = spectra["noise"] * rms_qu[:, None]
     for k in np.nonzero(fractional)[0]:
         sigma_chan[:, k] /= models[k](freqs)
+    shape_i = shape_of_i(models, freqs)
     if "V" in spectra:
-        scale = noise_scale(spectra["V"], spectra["noise"] * rms["V"][:, None], shape_of_i(models, freqs))
+        # Stokes V at nu0 with its error (stokesV), fitted as the Stokes I model's shape, and the scatter about it
+        sigma_v = spectra["noise"] * rms["V"][:, None]
+        stokes_v = scaled_like(spectra["V"], sigma_v, shape_i)
+        scale = noise_scale(spectra["V"], sigma_v, shape_i, stokes_v[0])
     else:
+        stokes_v = np.full((2, len(shapes)), np.nan)
         around = annulus_noise(maps["fdf_noise"], maps["snr"], [(s.x, s.y) for s in shapes], beam_px, options.box_px)
         scale = around / fdf_noise_theoretical(grid, rms_qu)
     local = np.array([scale[k] * fdf_noise_theoretical(grid, sigma_chan[:, k]) for k in range(len(shapes))])
     faraday |= with_noise(faraday, np.where(np.isfinite(local) & (local > 0), local, faraday["fdf_noise"]), grid)
     # what a thin component at each source's RM leaves in its spectrum, P taken to follow its
     # Stokes I model (flat without one): sigma_add and the leakage estimate
-    shape_i = shape_of_i(models, freqs)
-    used = grid.weights > 0
-    band_mean = (grid.weights[used] @ shape_i[used]) / grid.weights[used].sum() if len(models) else np.ones(0)
+    band_mean = synthesis_band_mean(grid.weights, shape_i)
     rms_qu_source = spectra["noise"] * rms_qu[:, None] / shape_i
     flux_i = np.array([m.flux if m.valid else np.nan for m in models])
-    stokes_v = scaled_like(spectra["V"], spectra["noise"] * rms["V"][:, None], shape_i) if "V" in spectra \
-        else np.full((2, len(shapes)), np.nan)
     complexity = source_complexity(freqs, spectra["Q"] / shape_i, spectra["U"] / shape_i, rms_qu_source, faraday,
                                    grid, options, flux_i)
     channels_with_data = int(np.isfinite(rms["Q"]).sum())
@@ -439,11 +440,11 @@ def shape_of_i(models: list, freqs: np.ndarray) -> np.ndarray:
         else np.empty((len(freqs), 0))
 
 
-def noise_scale(values: np.ndarray, sigma: np.ndarray, shape: np.ndarray, min_channels: int = 4) -> np.ndarray:
-    """Per source (columns), the rms of (values - a shape) / sigma about the least-squares fit of a
-    (scaled_like): how much larger the noise of these spectra is than ``sigma`` says. NaN with fewer
-    than ``min_channels`` channels."""
-    amplitude = scaled_like(values, sigma, shape)[0]
+def noise_scale(values: np.ndarray, sigma: np.ndarray, shape: np.ndarray, amplitude: np.ndarray,
+                min_channels: int = 4) -> np.ndarray:
+    """Per source (columns), the rms of (values - amplitude shape) / sigma about the least-squares
+    fit (scaled_like's amplitude): how much larger the noise of these spectra is than ``sigma``
+    says. NaN with fewer than ``min_channels`` channels."""
     with np.errstate(invalid="ignore", divide="ignore"):
         normalised = (values - amplitude * shape) / sigma
         usable = np.isfinite(normalised).sum(axis=0)

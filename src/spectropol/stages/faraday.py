@@ -47,7 +47,7 @@ from ..kernels.faraday import (
 from ..kernels.faraday_loops import wait_warm, warm_up
 from ..kernels.moments import MOMENTS, QUANTITIES, moments_block
 from ..kernels.statistics import image_statistics
-from ..kernels.stokes_i import band_shape, fit_stokes_i_pixels
+from ..kernels.stokes_i import band_shape, fit_stokes_i_pixels, synthesis_band_mean
 from ..options import DaskOptions, FaradayProductsOptions, MomentsOptions, RMCleanOptions, RMSynthesisOptions
 from ..qa.documents import write_qa
 from .moments import MOMENTS_VARIABLE, channel_weights, moments_attrs, summarise_moments
@@ -157,10 +157,8 @@ def stokes_i_pixel_maps(i: np.ndarray, sigma_i: np.ndarray, freqs_hz: np.ndarray
     if bright.size == 0:
         return out
     fitted = fit_stokes_i_pixels(freqs_hz, i[:, bright], sigma_i, reference_hz)
-    used = synthesis_weights > 0
     with np.errstate(invalid="ignore", divide="ignore"):
-        band_mean = synthesis_weights[used] @ band_shape(fitted["coefficients"], freqs_hz[used], reference_hz) \
-            / synthesis_weights[used].sum()
+        band_mean = synthesis_band_mean(synthesis_weights, band_shape(fitted["coefficients"], freqs_hz, reference_hz))
         modelled = fitted["order"] >= 0
         out[0, bright] = fitted["flux"]
         out[1, bright] = fitted["alpha"]
