@@ -105,6 +105,10 @@ def test_lofar_3c48_is_at_the_phase_centre_with_the_visibility_flux(tmp_path):
     cube = xr.open_zarr(workdir / "results/cube/cube.zarr")
     stokes_i = cube[cube.attrs["image"]].sel(stokes="I").mean("freq").values
     npix = config["imaging"]["size"]
+    from casacore.tables import table
+
+    with table(f"{ms}/ANTENNA", ack=False) as antennas:  # LOFAR HBA stations, about 31 m across
+        assert cube.attrs["wcs"]["DISHDIAM"] == pytest.approx(np.median(antennas.getcol("DISH_DIAMETER")))
     assert np.unravel_index(np.nanargmax(stokes_i), stokes_i.shape) == (npix // 2, npix // 2)
     vis, usable, baseline, _ = stokes_i_visibilities(ms, "CORRECTED_DATA")
     short = baseline < np.median(baseline)
@@ -125,6 +129,8 @@ def test_vla_circular_feeds_all_channels_and_stokes_i_from_rr_ll(tmp_path):
     ms, config, workdir = run_example(tmp_path, VLA, "vla-j1008.yaml")
     cube = xr.open_zarr(workdir / "results/cube/cube.zarr")
     assert cube.sizes["freq"] == 64
+    # the catalogue's analytic primary beam takes the dish from ANTENNA::DISH_DIAMETER: the VLA's 25 m
+    assert cube.attrs["wcs"]["DISHDIAM"] == 25.0
     inspection = json.loads((workdir / "work/ms/selection.json").read_text())
     assert inspection["inputs"][0]["0"]["feed_basis"] == "circular"  # input 0, spw 0
     vis, usable, _, weight = stokes_i_visibilities(ms, "DATA")
