@@ -36,6 +36,7 @@ CUBE = f"{RESULTS}/cube/cube.zarr"
 # nothing reads it until the rule has run again.
 CUBE_METADATA = f"{CUBE}/zarr.json"
 CUBE_QA = f"{RESULTS}/qa/cube.json"
+PRIMARY_BEAM = f"{RESULTS}/catalogue/primary_beam.fits"
 
 
 wildcard_constraints:
@@ -174,9 +175,12 @@ def polarisation_products():
 
 
 def primary_beam_inputs():
-    """The catalogue's beam FITS where catalogue.primary_beam is fits: a new beam reruns the catalogue."""
-    path = PLAN.catalogue.primary_beam_fits
-    return {"beam": resource_path(path)} if PLAN.catalogue.primary_beam == "fits" and path else {}
+    """The catalogue's beam FITS: the user's where catalogue.primary_beam is fits, the primary_beam
+    rule's for everybeam and katbeam; a new beam reruns the catalogue."""
+    model, path = PLAN.catalogue.primary_beam, PLAN.catalogue.primary_beam_fits
+    if model == "fits" and path:
+        return {"beam": resource_path(path)}
+    return {"beam": PRIMARY_BEAM} if model in ("everybeam", "katbeam") else {}
 
 
 def qa_documents():

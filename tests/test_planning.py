@@ -93,7 +93,7 @@ def test_observing_an_ms_reads_only_small_subtables(small_ms, base_config, monke
     monkeypatch.setattr(ms_module, "open_table", recording)
     seen = observe(config_with(base_config, input={"ms": str(small_ms())}))
     assert seen.nchan == 6 and seen.stokes == ("I", "Q", "U", "V")
-    assert set(opened) <= {"SPECTRAL_WINDOW", "DATA_DESCRIPTION", "POLARIZATION", "FIELD"}  # never the main table
+    assert set(opened) <= {"SPECTRAL_WINDOW", "DATA_DESCRIPTION", "POLARIZATION", "FIELD", "OBSERVATION"}
 
 
 # -- many Measurement Sets and spectral windows, with made-up subtables --------------------------
@@ -220,6 +220,31 @@ def test_primary_beam_settings_are_checked_before_any_job(base_config):
     with pytest.raises(PlanError, match="primary_beam_fits is given but catalogue.primary_beam is none"):
         plan(config_with(base_config, catalogue={"primary_beam_fits": "beam.fits"}), FULL)
     assert plan(config_with(base_config, catalogue={"primary_beam": "airy"}), FULL).catalogue.primary_beam == "airy"
+
+
+def test_telescope_beam_models_only_where_they_know_the_telescope(base_config):
+    """EveryBeam for LOFAR and AARTFAAC Measurement Sets, katbeam for MeerKAT within its bands: the
+    rest is refused at planning, naming the MS and what to use instead."""
+    import dataclasses
+
+    lofar = dataclasses.replace(FULL, telescopes=("LOFAR",))
+    meerkat_l = dataclasses.replace(observation(inputs=("/data/mk.ms",)), telescopes=("MeerKAT",), channels=tuple(
+        ChannelSource(0, 0, c, 1.2e9 + 1.0e6 * c, 1.0e6) for c in range(10)))
+    assert plan(config_with(base_config, catalogue={"primary_beam": "everybeam"}), lofar).catalogue.primary_beam \
+        == "everybeam"
+    assert plan(config_with(base_config, catalogue={"primary_beam": "katbeam"}), meerkat_l).catalogue.primary_beam \
+        == "katbeam"
+    with pytest.raises(PlanError, match=r"^/data/mk.ms: telescope 'MeerKAT' is not one EveryBeam models here"):
+        plan(config_with(base_config, catalogue={"primary_beam": "everybeam"}), meerkat_l)
+    with pytest.raises(PlanError, match=r"^/data/obs.ms: telescope 'LOFAR' is not MeerKAT, the one katbeam models"):
+        plan(config_with(base_config, catalogue={"primary_beam": "katbeam"}), lofar)
+    meerkat_s = dataclasses.replace(meerkat_l, channels=tuple(
+        ChannelSource(0, 0, c, 2.5e9 + 1.0e6 * c, 1.0e6) for c in range(10)))
+    with pytest.raises(PlanError, match=r"channels 2500.0-2509.0 MHz are not within one katbeam band"):
+        plan(config_with(base_config, catalogue={"primary_beam": "katbeam"}), meerkat_s)
+    demo = dataclasses.replace(FULL, demo=True)
+    with pytest.raises(PlanError, match="the demo's simulated array has none"):
+        plan(config_with(base_config, catalogue={"primary_beam": "everybeam"}), demo)
     # an MS gives Stokes I: the one pass also writes the Stokes I model maps, and exports them
     assert plan(base_config, FULL).stokes_i
 

@@ -23,22 +23,26 @@ PAPER = SHARED_DATA / "real-ms/paper-zen.2456865.60537.xy.uvcRREAAM.ms.tar.gz"
 GENERIC = {"imaging": {"size": 128, "cell_arcsec": None}, "clean": {"niter": 200}, "cube": {"chunk": 64},
            "faraday": {"chunk_mb": 16}}
 
-# (archive, input options) -> products (channels in the cube, whether the Faraday stages ran), or
-# the refusal, made before any job ("{ms}" is the unpacked MS)
+# (archive, input options, other config sections) -> products (channels in the cube, whether the
+# Faraday stages ran), or the refusal, made before any job ("{ms}" is the unpacked MS). LOFAR's
+# catalogue corrects for the station beam EveryBeam computes from the MS's LOFAR_* subtables.
+EVERYBEAM = {"catalogue": {"primary_beam": "everybeam"}}
 CASES = {
-    "lofar": (LOFAR, {"column": "CORRECTED_DATA"}, {"channels": 8, "faraday": True}),
-    "lofar-model-column": (LOFAR_MODEL, {"column": "foursources_DATA"}, {"channels": 8, "faraday": True}),
-    "lofar-bda": (LOFAR_BDA, {"spw": "all"},
+    "lofar": (LOFAR, {"column": "CORRECTED_DATA"}, EVERYBEAM, {"channels": 8, "faraday": True}),
+    "lofar-model-column": (LOFAR_MODEL, {"column": "foursources_DATA"}, {}, {"channels": 8, "faraday": True}),
+    "lofar-bda": (LOFAR_BDA, {"spw": "all"}, {},
                   "{ms}: spectral windows [0, 1, 2, 3] (3, 4, 1, 8 channels) cover the same band, as "
                   "baseline-dependent averaging writes them; image one with input.spw, or expand the MS to regular "
                   "channels first (DP3's BDA expander)"),
-    "lofar-bda-no-spw": (LOFAR_BDA, {}, "{ms}: has 4 spws [0, 1, 2, 3]; choose one with input.spw in the config "
-                                        "(a number, a list, or all)"),
-    "lofar-bda-one-spw": (LOFAR_BDA, {"spw": 3}, {"channels": 8, "faraday": True}),
-    "vla": (VLA, {}, {"channels": 64, "faraday": True}),
-    "alma-xx-yy": (ALMA, {}, {"channels": 11, "faraday": False}),
-    "paper-one-correlation": (PAPER, {}, "{ms}: correlations XY of spw 0 form no Stokes parameter (Stokes I needs "
-                                         "XX and YY, or RR and LL)"),
+    "lofar-bda-no-spw": (LOFAR_BDA, {}, {}, "{ms}: has 4 spws [0, 1, 2, 3]; choose one with input.spw in the config "
+                                            "(a number, a list, or all)"),
+    "lofar-bda-one-spw": (LOFAR_BDA, {"spw": 3}, {}, {"channels": 8, "faraday": True}),
+    "vla": (VLA, {}, {}, {"channels": 64, "faraday": True}),
+    "vla-everybeam": (VLA, {}, EVERYBEAM, "{ms}: telescope 'EVLA' is not one EveryBeam models here (LOFAR, "
+                                          "AARTFAAC); set catalogue.primary_beam to airy, gaussian or fits"),
+    "alma-xx-yy": (ALMA, {}, {}, {"channels": 11, "faraday": False}),
+    "paper-one-correlation": (PAPER, {}, {}, "{ms}: correlations XY of spw 0 form no Stokes parameter (Stokes I "
+                                             "needs XX and YY, or RR and LL)"),
 }
 
 
@@ -46,9 +50,9 @@ CASES = {
 def test_every_real_ms_gets_products_or_a_refusal_before_any_job(tmp_path, case):
     import xarray as xr
 
-    archive, options, expected = CASES[case]
+    archive, options, sections, expected = CASES[case]
     ms = unpack(archive, tmp_path)
-    config = GENERIC | {"input": {"ms": str(ms)} | options}
+    config = GENERIC | {"input": {"ms": str(ms)} | options} | sections
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     workdir = tmp_path / "run"
     workdir.mkdir()
@@ -65,6 +69,18 @@ def test_every_real_ms_gets_products_or_a_refusal_before_any_job(tmp_path, case)
     assert np.isfinite(cube[cube.attrs["image"]].sel(stokes="I").values).any()
     assert (workdir / "results/faraday/peaks.zarr").exists() == expected["faraday"]
     assert (workdir / "results/catalogue/catalogue.vot").exists() == expected["faraday"]
+    if sections.get("catalogue", {}).get("primary_beam") == "everybeam":
+        from astropy.table import Table
+
+        from spectropol.io.beam_fits import read_beam_fits
+
+        beam = read_beam_fits(workdir / "results/catalogue/primary_beam.fits")
+        centre = (cube.attrs["wcs"]["CRVAL1"], cube.attrs["wcs"]["CRVAL2"])
+        assert beam.response(cube["freq"].values, np.array([centre[0]]), np.array([centre[1]])) == pytest.approx(1.0)
+        rows = Table.read(workdir / "results/catalogue/catalogue.fits")
+        # 3C48 is unpolarised at 134 MHz: nothing to correct here, the beam's values are tested in
+        # test_primary_beam.py against EveryBeam evaluated in each direction
+        assert rows.meta["PBMODEL"] == "everybeam" and len(rows) == 0
 
 
 def unpack(archive, folder):

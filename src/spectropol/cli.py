@@ -7,7 +7,7 @@ without Snakemake (scripts/ and these commands call the same stage functions), a
     spectropol split SELECTION MS CHANNELS VIS QA    spectropol faraday-fits PEAKS DIR [--dirty D --clean C]
     spectropol image SELECTION VIS CHANNELS IMG QA   spectropol catalogue CUBE MOMENTS PEAKS DIR QA
     spectropol cube SELECTION OUT QA STORE...        spectropol report MOMENTS PEAKS CANDIDATES CAT DIR
-    spectropol cube-fits CUBE DIR
+    spectropol cube-fits CUBE DIR                    spectropol primary-beam CUBE OUT --model M [--ms MS...]
     spectropol cube-from-fits CUBE QA --q FITS... --u FITS... [--i FITS...] [--freqs FILE]
     spectropol faraday DIR (--cube CUBE | --q FITS... --u FITS... [--i FITS...] [--freqs FILE])
     spectropol qa summary|flush|aggregate ...
@@ -198,10 +198,22 @@ def _faraday(args) -> None:
     faraday_depth(cube, _faraday_stores(out, products, clean is not None), out / "qa/faraday_depth.json", synthesis,
                   clean, products, dask, moments=opts.MomentsOptions(weighting=args.moments_weighting),
                   moments_out=out / "moments.zarr", moments_qa=out / "qa/moments.json", rule=RULE)
+    catalogue = options_from(args, opts.CatalogueOptions)
+    if catalogue.primary_beam in ("everybeam", "katbeam") and not catalogue.primary_beam_fits:
+        from .stages.primary_beam import primary_beam_of_cube
+
+        beam = primary_beam_of_cube(cube, catalogue.primary_beam, args.ms or [], out / "primary_beam.fits")
+        catalogue = dataclasses.replace(catalogue, primary_beam_fits=str(beam))
     result = build_catalogue(cube, out / "moments.zarr", out / "peaks.zarr",
                              {kind: out / name for kind, name in CATALOGUE_FILES.items()}, out / "qa/catalogue.json",
-                             options_from(args, opts.CatalogueOptions), rule=RULE)
+                             catalogue, rule=RULE)
     print(json.dumps({"out_dir": str(out), "sources": result.sources, "islands": result.islands}))
+
+
+def _primary_beam(args) -> None:
+    from .stages.primary_beam import primary_beam_of_cube
+
+    print(primary_beam_of_cube(args.cube, args.model, args.ms or [], args.out))
 
 
 def _moments(args) -> None:
@@ -399,6 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--moments-weighting", choices=("none", "noise"), default=opts.MomentsOptions.weighting,
                    help="channel weights of the Faraday moments (the config's moments.weighting)")
     add_options(p, opts.CatalogueOptions)
+    p.add_argument("--ms", nargs="+", help="--primary-beam everybeam: the Measurement Sets the cube was imaged from")
 
     p = command("moments", _moments, "Faraday moment maps alone (the workflow's faraday_depth makes them in its pass)",
                 "cube", "out", "qa")
@@ -420,6 +433,11 @@ def build_parser() -> argparse.ArgumentParser:
                 "out_dir")
     p.add_argument("--dirty", help="the full dirty FDF store (faraday-depth --save-fdf): export its cubes too")
     p.add_argument("--clean", help="the full clean FDF store: export its cubes too")
+
+    p = command("primary-beam", _primary_beam, "the telescope's primary beam over a cube's field as FITS "
+                "(primary_beam)", "cube", "out")
+    p.add_argument("--model", choices=("everybeam", "katbeam"), required=True)
+    p.add_argument("--ms", nargs="+", help="the Measurement Sets the cube was imaged from (everybeam)")
 
     p = command("catalogue", _catalogue, "polarised source catalogue (catalogue)", "cube", "moments", "peaks",
                 "out_dir", "qa")

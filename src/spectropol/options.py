@@ -225,9 +225,11 @@ class CatalogueOptions:
     leakage_window_fwhm: float = 1.0  # leakage_flag: peak within this many RMSF FWHM of phi = 0 ...
     leakage_max_fracpol: float | None = 0.02  # ... and fractional polarisation below this (None: any)
     local_rm_neighbours: int = 20  # local_rm_flag: RM against those of this many nearest sources
-    primary_beam: str = "none"    # none | airy | gaussian (from the dish diameter) | fits (primary_beam_fits)
+    # none | airy | gaussian (from the dish diameter) | fits (primary_beam_fits) | everybeam (LOFAR,
+    # from the MS) | katbeam (MeerKAT L and UHF): the last two written by the primary_beam stage
+    primary_beam: str = "none"
     dish_diameter_m: float | None = None  # None: the Measurement Set's, or the telescope's (kernels/primary_beam.py)
-    primary_beam_fits: str | None = None  # the beam as a FITS image or cube (model fits)
+    primary_beam_fits: str | None = None  # the beam as a FITS image or cube (model fits, or the stage's)
     primary_beam_min: float = 0.1  # sources where the beam's response is below this are not catalogued
 
     @classmethod

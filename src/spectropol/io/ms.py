@@ -109,6 +109,7 @@ class MSInfo:
     spws: tuple[SpectralWindowInfo, ...]
     fields: tuple[tuple[str, float, float], ...]
     size_bytes: int
+    telescope: str = ""  # OBSERVATION::TELESCOPE_NAME of its first row; empty where there is none
 
 
 def describe_ms(ms_path: str) -> MSInfo:
@@ -135,10 +136,14 @@ def describe_ms(ms_path: str) -> MSInfo:
             for row in range(t.nrows()):
                 ra, dec = np.asarray(t.getcell("PHASE_DIR", row)).reshape(-1, 2)[0]
                 fields.append((str(t.getcell("NAME", row)), float(ra), float(dec)))
+        telescope = ""
+        if os.path.isdir(os.path.join(ms_path, "OBSERVATION")):
+            with open_table(ms_path, "OBSERVATION") as t:
+                telescope = str(t.getcell("TELESCOPE_NAME", 0)) if t.nrows() else ""
     except RuntimeError as err:
         raise fail(ms_path, f"cannot be read; it is truncated or damaged ({str(err).splitlines()[0]})") from None
     size = sum(os.path.getsize(os.path.join(root, name)) for root, _, files in os.walk(ms_path) for name in files)
-    return MSInfo(ms=str(ms_path), spws=tuple(spws), fields=tuple(fields), size_bytes=size)
+    return MSInfo(ms=str(ms_path), spws=tuple(spws), fields=tuple(fields), size_bytes=size, telescope=telescope)
 
 
 def selection_where(ddid: int, field: int, time_window_mjd_s: tuple[float, float] | None = None) -> str:

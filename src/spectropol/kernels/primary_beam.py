@@ -3,8 +3,8 @@
 The catalogue divides each source's I, Q and U spectra by the response at its position and in each
 channel, so that fluxes and spectral indices are those of the sky, not of the sky seen through the
 beam (whose half-power width shrinks as 1/frequency, steepening the apparent spectrum off axis).
-A beam measured or modelled elsewhere (holography, EveryBeam, katbeam) comes in as a FITS image
-(io/beam_fits.py).
+A beam measured elsewhere (holography, linmos) comes in as a FITS image (io/beam_fits.py); the
+telescope's own models (EveryBeam, katbeam) are written as one by stages/primary_beam.py.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ GAUSSIAN_FWHM_PER_LAMBDA_OVER_D = 1.02
 # depend on the pointing and need a beam FITS.
 DISH_DIAMETER_M = {"VLA": 25.0, "EVLA": 25.0, "JVLA": 25.0, "MEERKAT": 13.5, "ASKAP": 12.0, "ATCA": 22.0,
                    "WSRT": 25.0, "APERTIF": 25.0, "GMRT": 45.0, "UGMRT": 45.0, "ALMA": 12.0}
-BEAM_MODELS = ("none", "airy", "gaussian", "fits")
+BEAM_MODELS = ("none", "airy", "gaussian", "fits", "everybeam", "katbeam")
+# the models whose beam is a FITS cube the catalogue reads: the user's, or one stages/primary_beam.py writes
+BEAM_FROM_FITS = ("fits", "everybeam", "katbeam")
 
 
 def airy_response(theta_rad: np.ndarray, freqs_hz: np.ndarray, dish_diameter_m: float) -> np.ndarray:

@@ -56,6 +56,7 @@ class Observation:
     demo: bool = False
     cubes: dict | None = None      # input.cubes: {"Q": [paths], "U": [...], optional "I", "V", "freqs": path}
     image_px: int | None = None    # with cubes: the images' larger side
+    telescopes: tuple[str, ...] = ()  # each MS's OBSERVATION::TELESCOPE_NAME (empty for the demo and cubes)
 
     @property
     def nchan(self) -> int:
@@ -222,4 +223,5 @@ def observe(config: dict, describe=None) -> Observation:
     visibilities = sum(info.size_bytes for info in infos) / BYTES_PER_VISIBILITY / ncorr
     total_channels = sum(len(w.freqs_hz) for info in infos for w in info.spws)
     return Observation(inputs=tuple(paths), channels=tuple(channels), stokes=stokes,
-                       rows_per_channel=visibilities / max(total_channels, 1))
+                       rows_per_channel=visibilities / max(total_channels, 1),
+                       telescopes=tuple(info.telescope for info in infos))

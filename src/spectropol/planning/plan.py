@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..constants import STOKES
+from ..errors import SpectropolError
 from ..kernels.moments import MOMENTS, QUANTITIES
 from ..options import (
     CatalogueOptions,
@@ -216,6 +217,38 @@ def _evenly_spaced(freqs: np.ndarray) -> bool:
     return len(freqs) < 2 or bool(np.allclose(np.diff(freqs), freqs[1] - freqs[0], rtol=1e-6, atol=0))
 
 
+def _check_primary_beam(section: dict, observation: Observation, freqs: np.ndarray) -> None:
+    """catalogue.primary_beam against the data: a beam file only with model fits, EveryBeam only
+    for the telescopes it models from the Measurement Set, katbeam only within its bands."""
+    from ..stages.primary_beam import EVERYBEAM_TELESCOPES, KATBEAM_TELESCOPES, katbeam_model
+
+    model = section.get("primary_beam", "none")
+    if model == "fits" and not section.get("primary_beam_fits"):
+        raise PlanError("config: catalogue.primary_beam is fits but catalogue.primary_beam_fits names no beam file")
+    if model != "fits" and section.get("primary_beam_fits"):
+        raise PlanError(f"config: catalogue.primary_beam_fits is given but catalogue.primary_beam is {model}; "
+                        "set it to fits to use the file")
+    if model == "everybeam":
+        if observation.demo or observation.cubes is not None:
+            what = "the demo's simulated array" if observation.demo else "FITS cubes without a Measurement Set"
+            raise PlanError(f"config: catalogue.primary_beam everybeam models the beam from a Measurement Set's "
+                            f"stations; {what} has none (use airy, gaussian or fits)")
+        for ms, telescope in zip(observation.inputs, observation.telescopes):
+            if telescope.upper() not in EVERYBEAM_TELESCOPES:
+                raise PlanError(f"{ms}: telescope {telescope or 'unnamed'!r} is not one EveryBeam models here "
+                                f"({', '.join(EVERYBEAM_TELESCOPES)}); set catalogue.primary_beam to airy, gaussian "
+                                "or fits")
+    if model == "katbeam":
+        for ms, telescope in zip(observation.inputs, observation.telescopes):
+            if telescope.upper() not in KATBEAM_TELESCOPES:
+                raise PlanError(f"{ms}: telescope {telescope or 'unnamed'!r} is not MeerKAT, the one katbeam "
+                                "models; set catalogue.primary_beam to airy, gaussian or fits")
+        try:
+            katbeam_model(freqs, "config: catalogue.primary_beam katbeam")
+        except SpectropolError as err:
+            raise PlanError(str(err)) from None
+
+
 def plan(config: dict, observation: Observation) -> Plan:
     """The Plan of a validated config (defaults filled) for ``observation``. Raises PlanError for
     channel lists outside the data or exclusions that leave nothing to image."""
@@ -279,12 +312,7 @@ def plan(config: dict, observation: Observation) -> Plan:
         raise PlanError(f"config: faraday.clean_mask_sigma ({faraday['clean_mask_sigma']:g}) is above "
                         f"catalogue.min_snr ({config['catalogue']['min_snr']:g}): catalogued sources would not be "
                         "RM-CLEANed")
-    beam = config["catalogue"]
-    if beam.get("primary_beam") == "fits" and not beam.get("primary_beam_fits"):
-        raise PlanError("config: catalogue.primary_beam is fits but catalogue.primary_beam_fits names no beam file")
-    if beam.get("primary_beam") != "fits" and beam.get("primary_beam_fits"):
-        raise PlanError(f"config: catalogue.primary_beam_fits is given but catalogue.primary_beam is "
-                        f"{beam.get('primary_beam', 'none')}; set it to fits to use the file")
+    _check_primary_beam(config["catalogue"], observation, freqs)
     return Plan(
         work=config["work_dir"], results=config["results_dir"], inputs=observation.inputs, demo=observation.demo,
         cubes=observation.cubes,

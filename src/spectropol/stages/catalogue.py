@@ -35,7 +35,7 @@ from ..kernels.faraday import (
     thin_component_residual,
 )
 from ..kernels.photometry import beam_covariance_px, fit_gaussian, forced_fluxes
-from ..kernels.primary_beam import analytic_response, known_dish_diameter_m
+from ..kernels.primary_beam import BEAM_FROM_FITS, analytic_response, known_dish_diameter_m
 from ..kernels.sources import Island, background_and_rms, find_islands, merge_islands
 from ..kernels.stokes_i import fit_stokes_i, synthesis_band_mean
 from ..options import CatalogueOptions
@@ -158,14 +158,16 @@ def primary_beam_response(options: CatalogueOptions, wcs: dict, freqs: np.ndarra
     """The primary beam's response at each source in each channel (nfreq, nsources): ones without a
     model; the analytic model of catalogue.primary_beam at ``offset_rad`` from the pointing, with the
     dish diameter of the options, of the data (DISHDIAM, from ANTENNA::DISH_DIAMETER) or of the
-    telescope; or the beam FITS interpolated at (ra, dec)."""
+    telescope; or the beam FITS (the user's, or EveryBeam's or katbeam's as the primary_beam stage
+    wrote it) interpolated at (ra, dec)."""
     if options.primary_beam == "none":
         return np.ones((len(freqs), len(ra_deg)))
-    if options.primary_beam == "fits":
+    if options.primary_beam in BEAM_FROM_FITS:
         from ..io.beam_fits import read_beam_fits
 
         if not options.primary_beam_fits:
-            raise ValueError("config: catalogue.primary_beam is fits but catalogue.primary_beam_fits names no file")
+            raise ValueError(f"config: catalogue.primary_beam is {options.primary_beam} but no beam file is given "
+                             "(catalogue.primary_beam_fits, or the primary_beam stage's)")
         return read_beam_fits(options.primary_beam_fits).response(freqs, ra_deg, dec_deg)
     diameter = options.dish_diameter_m or float(wcs.get("DISHDIAM", float("nan")))
     if not np.isfinite(diameter):
