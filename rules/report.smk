@@ -5,6 +5,7 @@
 
 rule report_field:
     input:
+        cube=CUBE_METADATA,
         moments=rules.faraday_depth.output.moments,
         peaks=rules.faraday_depth.output.peaks,
     output:
@@ -28,6 +29,7 @@ rule report_field:
 
 rule report_sources:
     input:
+        cube=CUBE_METADATA,
         moments=rules.faraday_depth.output.moments,
         peaks=rules.faraday_depth.output.peaks,
         candidates=rules.faraday_depth.output.candidates,
@@ -36,6 +38,8 @@ rule report_sources:
         maps=report(f"{RESULTS}/report/maps.png", caption="../resources/report/maps.rst", category="Maps"),
         spectra=report(f"{RESULTS}/report/fdf_spectra.png", caption="../resources/report/spectra.rst",
                        category="Faraday depth"),
+    params:
+        brightest=config["report"]["brightest"],
     log:
         "logs/report_sources.log",
     benchmark:

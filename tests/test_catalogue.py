@@ -136,3 +136,67 @@ def test_report_builds(tiny_run):
     assert report.stat().st_size > 100_000
     for name in ("catalogue.csv", "maps.png", "fdf_spectra.png", "channel_qa.png"):
         assert name in text
+
+
+@pytest.mark.parametrize("value, error, expected", [
+    (-6.50342, 0.0012, "-6.5034 ± 0.0012 rad/m2"),    # first digits 120: two significant digits
+    (123.456, 0.0456, "123.46 ± 0.05 rad/m2"),         # 456: one digit
+    (123.456, 0.96, "123.5 ± 1.0 rad/m2"),             # 960: rounds up to 1000, two digits
+    (0.012345, 0.000355, "0.0123 ± 0.0004 rad/m2"),    # 355: one digit
+    (12345.6, 123.4, "12350 ± 120 rad/m2"),            # digits left of the point
+    (-6.5, 0.0, "-6.5 rad/m2"),                        # an error that rounds to nothing is not printed
+    (-6.5, float("nan"), "-6.5 rad/m2"),
+])
+def test_values_are_printed_to_the_digits_their_errors_allow(value, error, expected):
+    from spectropol.plotting import format_measurement
+
+    assert format_measurement(value, error, "rad/m2") == expected
+
+
+@pytest.mark.slow
+def test_report_maps_are_on_the_sky_with_the_beam_and_the_catalogue(tiny_run, catalogue, monkeypatch):
+    """The report's figures, caught before they are written: every map on RA/Dec axes with a colour
+    bar in its unit and the restoring beam at its size, the catalogue marked by its IDs, and a row
+    per bright source whose titles print RM and PI with their errors."""
+    from matplotlib.offsetbox import AnchoredOffsetbox
+    from matplotlib.patches import Ellipse
+
+    from spectropol.plotting import cube_beam, format_measurement
+    from spectropol.stages import report
+
+    def beam_ellipses(axis):  # what astropy's add_beam anchors in the corner
+        return [child for box in axis.artists if isinstance(box, AnchoredOffsetbox)
+                for child in box.get_child().get_children() if isinstance(child, Ellipse)]
+
+    figures = {}
+    monkeypatch.setattr(report, "_save", lambda fig, path: figures.__setitem__(str(path), fig))
+    results = tiny_run / "results"
+    out = {name: name for name in ("moments", "peak_rm", "rmsf", "maps", "spectra")}
+    report.field_figures(results / "moments/moments.zarr", results / "faraday/peaks.zarr", out,
+                         cube_store=results / "cube/cube.zarr")
+    report.source_figures(results / "moments/moments.zarr", results / "faraday/peaks.zarr",
+                          results / "faraday/fdf_candidates.zarr", results / "catalogue/catalogue.ecsv", out,
+                          brightest=3, cube_store=results / "cube/cube.zarr")
+    bmaj, bmin, _ = cube_beam(results / "cube/cube.zarr")
+    for name in ("moments", "peak_rm", "maps"):
+        sky = [axis for axis in figures[name].axes if hasattr(axis, "coords")]
+        assert sky and all(axis.coords[0].coord_type == "longitude" and axis.coords[1].coord_type == "latitude"
+                           for axis in sky), name
+        bars = [axis.get_ylabel() for axis in figures[name].axes if not hasattr(axis, "coords")]
+        assert "Jy/beam" in bars or "Faraday depth (rad m$^{-2}$)" in bars, name
+        beams = [beam_ellipses(axis) for axis in sky]
+        assert all(len(found) == 1 for found in beams), name  # one restoring beam per map
+    maps_axis = [axis for axis in figures["maps"].axes if hasattr(axis, "coords")][0]
+    pixel_deg = abs(maps_axis.wcs.wcs.cdelt[0])
+    (ellipse,) = beam_ellipses(maps_axis)
+    assert sorted([ellipse.width, ellipse.height]) == pytest.approx(sorted([bmin / pixel_deg, bmaj / pixel_deg]),
+                                                                   rel=1e-6)
+    assert {t.get_text() for t in maps_axis.texts} == {str(c) for c in catalogue["cat_id"]}
+    brightest = catalogue.copy()
+    brightest.sort("polint", reverse=True)
+    titles = [axis.get_title() for axis in figures["spectra"].axes]
+    for row in brightest[:3]:
+        rm = format_measurement(row["rm"], row["rm_err"], "rad m$^{-2}$")
+        assert any(title.startswith(f"RM {rm}, PI ") for title in titles), rm
+        assert any(title == f"{row['cat_id']}: PI" for title in titles)
+    assert not any(title.startswith(f"{brightest[3]['cat_id']}:") for title in titles)

@@ -276,9 +276,11 @@ def _report(args) -> None:
 
     out = Path(args.out_dir)
     field_figures(args.moments, args.peaks,
-                  {"moments": out / "moments.png", "peak_rm": out / "peak_rm.png", "rmsf": out / "rmsf.png"})
+                  {"moments": out / "moments.png", "peak_rm": out / "peak_rm.png", "rmsf": out / "rmsf.png"},
+                  cube_store=args.cube)
     source_figures(args.moments, args.peaks, args.candidates, args.catalogue,
-                   {"maps": out / "maps.png", "spectra": out / "fdf_spectra.png"})
+                   {"maps": out / "maps.png", "spectra": out / "fdf_spectra.png"}, brightest=args.brightest,
+                   cube_store=args.cube)
 
 
 def _qa_summary(args) -> None:
@@ -443,8 +445,10 @@ def build_parser() -> argparse.ArgumentParser:
                 "out_dir", "qa")
     add_options(p, opts.CatalogueOptions)
 
-    command("report", _report, "report figures (report_field and report_sources)", "moments", "peaks", "candidates",
-            "catalogue", "out_dir")
+    p = command("report", _report, "report figures (report_field and report_sources)", "moments", "peaks",
+                "candidates", "catalogue", "out_dir")
+    p.add_argument("--cube", help="the cube store: restoring beams on the maps, and the sources' Q, U spectra")
+    p.add_argument("--brightest", type=int, default=4, help="sources with a page in the spectra figure")
 
     qa = sub.add_parser("qa", help="QA: summarise documents, resend the spool, aggregate a run").add_subparsers(
         dest="qa", required=True)

@@ -58,6 +58,9 @@ class Aggregation:
                 clean = document.get("clean")
                 entry["clean_diverged"] = bool(clean and clean.get("diverged"))
                 entry["clean_iterations"] = clean.get("iterations") if clean else None
+                beam = document.get("beam") or {}
+                entry["beam_arcsec"] = [None if beam.get(k) is None else 3600.0 * beam[k]
+                                        for k in ("bmaj_deg", "bmin_deg")]
                 if self.print:
                     self.print(self._channel_line(entry))
         else:
@@ -168,36 +171,67 @@ def _fmt(value) -> str:
     return "    nan  " if value is None or not np.isfinite(value) else f"{value:9.3e}"
 
 
+def _series(channels: list[dict], get) -> np.ndarray:
+    """One value per channel (NaN where a channel lacks it)."""
+    values = []
+    for entry in channels:
+        try:
+            value = get(entry)
+        except (KeyError, TypeError, IndexError):
+            value = None
+        values.append(np.nan if value is None else float(value))
+    return np.array(values, dtype=float)
+
+
 def plot_summary(summary: dict, path: str | os.PathLike) -> None:
-    """Rms and |peak| of each Stokes plane against frequency, outliers circled."""
+    """Per channel against frequency: the rms and |peak| of each Stokes image, the restoring beam,
+    the flagged fraction and CLEAN's iterations; outliers circled, diverged CLEANs marked by red
+    bands across every panel."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    channels = [e for e in summary["per_channel"] if "rms" in e]
-    fig, axes = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    everything = summary["per_channel"]
+    channels = [e for e in everything if "rms" in e]
+    fig, axes = plt.subplots(4, 1, figsize=(9, 11), sharex=True)
     x = np.array([e.get("freq_hz") or np.nan for e in channels]) / 1e6
     for stokes in summary["median_rms"]:
-        rms = np.array([e["rms"].get(stokes) if e["rms"].get(stokes) is not None else np.nan for e in channels],
-                       dtype=float)
-        peak = np.array([e["peak"].get(stokes) if e["peak"].get(stokes) is not None else np.nan for e in channels],
-                        dtype=float)
-        axes[0].plot(x, rms, ".-", label=stokes)
-        axes[1].plot(x, np.abs(peak), ".-", label=stokes)
+        axes[0].plot(x, _series(channels, lambda e: e["rms"].get(stokes)), ".-", label=stokes)
+        axes[1].plot(x, np.abs(_series(channels, lambda e: e["peak"].get(stokes))), ".-", label=stokes)
     outlier_channels = {o["channel"] for o in summary["outliers"]}
     for e, xf in zip(channels, x):
         if e["channel"] in outlier_channels and e["rms"].get("I") is not None:
             axes[0].plot(xf, e["rms"]["I"], "o", mfc="none", mec="red", ms=10)
-    axes[0].set_ylabel("rms (Jy/beam)")
+    for k, label in enumerate(("major axis", "minor axis")):
+        axes[2].plot(x, _series(channels, lambda e: e["beam_arcsec"][k]), ".-", label=label)
+    x_all = np.array([e.get("freq_hz") or np.nan for e in everything]) / 1e6
+    flagged = _series(everything, lambda e: e.get("flagged_fraction"))
+    axes[3].plot(x_all, flagged, ".-", color="C0")
+    axes[3].set_ylim(0.0, max(0.05, 1.1 * float(np.nanmax(flagged, initial=0.0))))
+    iterations = axes[3].twinx()
+    iterations.plot(x, _series(channels, lambda e: e.get("clean_iterations")), ".", color="C1")
+    iterations.set_ylabel("CLEAN iterations", color="C1")
+    diverged = set(summary.get("diverged_cleans", []))
+    for e, xf in zip(channels, x):
+        if e["channel"] in diverged and np.isfinite(xf):
+            for axis in axes:
+                axis.axvline(xf, color="red", alpha=0.3, lw=4)
+    axes[0].set_ylabel("image rms (Jy/beam)")
     axes[1].set_ylabel("|peak| (Jy/beam)")
-    axes[1].set_xlabel("frequency (MHz)")
-    for axis in axes:
+    axes[2].set_ylabel("restoring beam (arcsec)")
+    axes[3].set_ylabel("flagged fraction", color="C0")
+    axes[3].set_xlabel("frequency (MHz)")
+    for axis in axes[:2]:
         axis.set_yscale("log")
-    axes[0].legend(ncol=4)
-    axes[0].set_title(f"{summary['channels']} channels, {len(summary['outliers'])} outliers (k = {summary['k']})")
+    axes[0].legend(ncol=4, fontsize=8)
+    axes[2].legend(fontsize=8)
+    title = (f"{summary['channels']} channels: {len(summary['outliers'])} outliers (rms > {summary['k']} x median, "
+             f"circled), {len(diverged)} diverged CLEANs (red)")
+    axes[0].set_title(title, fontsize=10)
+    fig.tight_layout()
     with atomic_path(path) as partial:
-        fig.savefig(partial, format="png", dpi=100)
+        fig.savefig(partial, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
 
 

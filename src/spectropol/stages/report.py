@@ -1,5 +1,7 @@
-"""The report stage: figures for the Snakemake report (maps, the RMSF, FDF spectra of the brightest
-sources) as PNG files (matplotlib, no display needed). The per-channel QA figure is the qa stage's."""
+"""The report stage: figures for the Snakemake report (maps, the RMSF, a page per bright source) as
+PNG files. Every sky map is on RA/Dec axes with the restoring beam and a colour bar in its unit;
+measured values are printed to the digits their errors allow (plotting.py). The per-channel QA
+figure is the qa stage's."""
 
 from __future__ import annotations
 
@@ -7,16 +9,12 @@ import os
 
 import numpy as np
 
+from ..constants import SPEED_OF_LIGHT
 from ..io.stores import atomic_path, open_store
+from ..plotting import celestial_wcs, cube_beam, format_measurement, pyplot, show_map, sky_axes
 
-
-def _figure():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+MOMENT_UNITS = {"mean": "Jy/beam", "std": "Jy/beam", "skewness": "dimensionless", "kurtosis": "dimensionless"}
+RM_UNIT = "rad m$^{-2}$"
 
 
 def _save(fig, path) -> None:
@@ -24,30 +22,40 @@ def _save(fig, path) -> None:
         fig.savefig(partial, format="png", dpi=90, bbox_inches="tight")
 
 
-def field_figures(moments_store, peaks_store, out: dict[str, str | os.PathLike]) -> None:
+def field_figures(moments_store, peaks_store, out: dict[str, str | os.PathLike], cube_store=None) -> None:
     """The figures that need no catalogue, made while it is being made: moments, the Faraday
-    moment maps; peak_rm, Faraday depth of the peak where PI > 8 sigma; rmsf, the RMSF amplitude,
+    moment maps; peak_rm, Faraday depth of the peak where its SNR > 8; rmsf, the RMSF amplitude,
     real and imaginary parts."""
-    plt = _figure()
+    plt = pyplot()
     moments = open_store(moments_store, "moments")
     peaks = open_store(peaks_store, "Faraday peak")
+    wcs = celestial_wcs(dict(peaks.attrs["wcs"]))
+    beam = cube_beam(cube_store) if cube_store is not None else None
     quantities, kinds = (list(moments[name][...]) for name in ("quantity", "moment"))
     maps = moments["moments"][...]
 
-    fig, axes = plt.subplots(len(quantities), len(kinds), figsize=(14, 13))
+    fig = plt.figure(figsize=(4.4 * len(kinds), 4.0 * len(quantities)))
     for i, quantity in enumerate(quantities):
         for j, moment in enumerate(kinds):
-            shown = axes[i, j].imshow(maps[i, j], origin="lower", cmap="viridis")
-            axes[i, j].set_title(f"{quantity} {moment}")
-            fig.colorbar(shown, ax=axes[i, j], shrink=0.7)
+            axis = sky_axes(fig, (len(quantities), len(kinds), i * len(kinds) + j + 1), wcs, f"{quantity} {moment}")
+            unit = MOMENT_UNITS.get(moment, "")
+            show_map(fig, axis, maps[i, j], unit, cmap="viridis", beam=beam,
+                     stretch="linear" if unit == "dimensionless" else "asinh")
+            if i < len(quantities) - 1:  # RA labelled on the bottom row, Dec on the left column only
+                axis.coords[0].set_ticklabel_visible(False)
+                axis.coords[0].set_axislabel("")
+            if j > 0:
+                axis.coords[1].set_ticklabel_visible(False)
+                axis.coords[1].set_axislabel("")
+    fig.suptitle("Faraday moments across frequency (Farnes et al. 2018)", y=0.995)
+    fig.tight_layout()
     _save(fig, out["moments"])
     plt.close(fig)
 
-    fig, axis = plt.subplots(figsize=(6, 5))
+    fig = plt.figure(figsize=(7, 6))
+    axis = sky_axes(fig, (1, 1, 1), wcs, "Faraday depth of the FDF peak where its SNR > 8")
     rm = np.where(peaks["snr"][...] > 8, peaks["peak_phi"][...], np.nan)
-    shown = axis.imshow(rm, origin="lower", cmap="coolwarm")
-    axis.set_title("Faraday depth of the FDF peak (rad/m$^2$), SNR > 8")
-    fig.colorbar(shown, ax=axis)
+    show_map(fig, axis, rm, f"Faraday depth ({RM_UNIT})", cmap="coolwarm", beam=beam, stretch="symmetric")
     _save(fig, out["peak_rm"])
     plt.close(fig)
 
@@ -55,53 +63,122 @@ def field_figures(moments_store, peaks_store, out: dict[str, str | os.PathLike])
     phi, rmsf = peaks["phi_rmsf"][...], peaks["rmsf"][...]
     for values, label in ((np.abs(rmsf), "|R|"), (rmsf.real, "real"), (rmsf.imag, "imaginary")):
         axis.plot(phi, values, label=label)
-    axis.set_xlabel("Faraday depth (rad/m$^2$)")
-    axis.set_title(f"RMSF, FWHM {peaks.attrs['faraday_grid']['rmsf_fwhm']:.3g} rad/m$^2$")
+    axis.set_xlabel(f"Faraday depth ({RM_UNIT})")
+    axis.set_ylabel("RMSF (1 at zero depth)")
+    axis.set_title(f"RMSF, FWHM {peaks.attrs['faraday_grid']['rmsf_fwhm']:.3g} {RM_UNIT}")
     axis.legend()
     _save(fig, out["rmsf"])
     plt.close(fig)
 
 
+def _source_spectra(cube_store, rows):
+    """Stokes I, Q, U spectra (nfreq,) at each row's nearest pixel and the cube's frequencies."""
+    half = 0
+    from ..io.cube import open_cube, pixel_cutouts
+
+    cube = open_cube(cube_store, dask=True)
+    stokes = [s for s in ("I", "Q", "U") if s in list(cube["stokes"].values)]
+    centres = [(float(round(float(r["y_pix"]))), float(round(float(r["x_pix"])))) for r in rows]
+    cutouts = pixel_cutouts(cube_store, tuple(stokes), centres, half)
+    spectra = [{s: block[:, k, 0, 0] for k, s in enumerate(stokes)} for block, _, _ in cutouts]
+    return np.asarray(cube["freq"].values, dtype=np.float64), spectra
+
+
 def source_figures(moments_store, peaks_store, candidates_store, catalogue_path, out: dict[str, str | os.PathLike],
-                   brightest: int = 4) -> None:
-    """The figures of the catalogued sources: maps, Stokes I (band mean, the I-mean moment) and
-    peak polarised intensity with the catalogue marked; spectra, dirty and clean |FDF| of the
-    brightest sources (from the candidates' spectra the Faraday stage keeps)."""
+                   brightest: int = 4, cube_store=None) -> None:
+    """The figures of the catalogued sources. maps: Stokes I (the I-mean moment) and peak polarised
+    intensity with the catalogue marked by its IDs. spectra: a row per source, the ``brightest`` in
+    polarised intensity: I and PI cut-outs, the Q, U and PI spectra against lambda^2 with the
+    catalogue's Stokes I power law, the dirty and clean |FDF| with the RMSF at the peak and the
+    clean components, and its RM, PI, p and angle with their errors."""
     from astropy.table import Table
 
     from .faraday import candidate_spectrum
 
-    plt = _figure()
+    plt = pyplot()
     moments = open_store(moments_store, "moments")
     peaks = open_store(peaks_store, "Faraday peak")
+    wcs = celestial_wcs(dict(peaks.attrs["wcs"]))
+    beam = cube_beam(cube_store) if cube_store is not None else None
     catalogue = Table.read(catalogue_path, format="ascii.ecsv")
     quantities, kinds = (list(moments[name][...]) for name in ("quantity", "moment"))
     stokes_i = moments["moments"][quantities.index("I"), kinds.index("mean")]
+    peak_pi = peaks["peak_pi_debiased"][...]
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 5))
-    for axis, (image, title) in zip(axes, ((stokes_i, "Stokes I, band mean (Jy/beam)"),
-                                           (peaks["peak_pi_debiased"][...], "peak polarised intensity (Jy/beam)"))):
-        shown = axis.imshow(image, origin="lower", cmap="inferno")
-        axis.scatter(catalogue["x_pix"], catalogue["y_pix"], s=80, facecolors="none", edgecolors="cyan")
-        axis.set_title(title)
-        fig.colorbar(shown, ax=axis, shrink=0.8)
+    fig = plt.figure(figsize=(14, 6))
+    for index, (image, title) in enumerate(((stokes_i, "Stokes I, band mean"),
+                                            (peak_pi, "peak polarised intensity (debiased)"))):
+        axis = sky_axes(fig, (1, 2, index + 1), wcs, f"{title}: {len(catalogue)} catalogued sources")
+        show_map(fig, axis, image, "Jy/beam", beam=beam)
+        axis.scatter(catalogue["x_pix"], catalogue["y_pix"], s=120, facecolors="none", edgecolors="cyan", lw=1.0)
+        for row in catalogue:
+            axis.annotate(str(row["cat_id"]), (float(row["x_pix"]), float(row["y_pix"])), xytext=(6, 6),
+                          textcoords="offset points", color="cyan", fontsize=7)
+    fig.tight_layout()
     _save(fig, out["maps"])
     plt.close(fig)
 
     catalogue.sort("polint", reverse=True)
+    rows = catalogue[:max(1, min(brightest, len(catalogue)))] if len(catalogue) else catalogue
     candidates = open_store(candidates_store, "Faraday candidate")
-    count = max(1, min(brightest, len(catalogue)))
-    fig, axes = plt.subplots(count, 1, figsize=(7, 2.5 * count), squeeze=False)
-    for axis, row in zip(axes[:, 0], catalogue[:count]):
+    phi = candidates["phi"][...]
+    fwhm = float(peaks.attrs["faraday_grid"]["rmsf_fwhm"])
+    phi_rmsf, rmsf = peaks["phi_rmsf"][...], peaks["rmsf"][...]
+    freqs, spectra = _source_spectra(cube_store, rows) if cube_store is not None and len(rows) else (None, [])
+    nrow = max(1, len(rows))
+    fig = plt.figure(figsize=(18, 3.6 * nrow))
+    grid = fig.add_gridspec(nrow, 4, width_ratios=(1, 1, 1.6, 1.6))
+    half = 12
+    for n, row in enumerate(rows):
+        y, x = int(round(float(row["y_pix"]))), int(round(float(row["x_pix"])))
+        box = (slice(max(y - half, 0), y + half + 1), slice(max(x - half, 0), x + half + 1))
+        for column, (image, name) in enumerate(((stokes_i, "I"), (peak_pi, "PI"))):
+            axis = sky_axes(fig, grid[n, column], wcs[box[0], box[1]], f"{row['cat_id']}: {name}")
+            show_map(fig, axis, image[box], "Jy/beam", beam=beam)
+            axis.coords[0].set_ticklabel(exclude_overlapping=True, size=7)
+            axis.coords[1].set_ticklabel(size=7)
+        spectra_axis = fig.add_subplot(grid[n, 2])
+        if spectra:
+            lambda_sq = (SPEED_OF_LIGHT / freqs) ** 2
+            q, u = spectra[n].get("Q"), spectra[n].get("U")
+            for values, label in ((q, "Q"), (u, "U"), (np.hypot(q, u), "PI")):
+                spectra_axis.plot(lambda_sq, values, ".", ms=3, label=label)
+            spectra_axis.set_ylabel("Q, U, PI (Jy/beam)")
+            model_axis = spectra_axis.twinx()
+            model_axis.plot(lambda_sq, spectra[n].get("I"), ".", ms=2, color="0.6", label="I")
+            model = float(row["stokesI"]) * (freqs / float(row["reffreq_I"])) ** float(row["spectral_index"])
+            model_axis.plot(lambda_sq, model, color="k", lw=1, label="I model (power law)")
+            model_axis.set_ylabel("Stokes I (Jy)")
+            model_axis.legend(loc="upper right", fontsize=7)
+            spectra_axis.legend(loc="upper left", fontsize=7)
+        spectra_axis.set_xlabel(r"$\lambda^2$ (m$^2$)")
+        spectra_axis.set_title(f"p = {format_measurement(row['fracpol'], row['fracpol_err'])}, "
+                               f"angle {format_measurement(row['polangle'], row['polangle_err'], 'deg')}, "
+                               f"alpha {format_measurement(row['spectral_index'], row['spectral_index_err'])}",
+                               fontsize=9)
+        fdf_axis = fig.add_subplot(grid[n, 3])
+        peak = float("nan")
         for variable, label in (("fdf_dirty", "dirty"), ("fdf_clean", "clean")):
-            # the source's position is a centroid: its brightest pixel is a candidate within a pixel or two
-            spectrum = candidate_spectrum(candidates, row["y_pix"], row["x_pix"], variable, within_px=2.0)
+            # the source's position is a fit: its brightest pixel is a candidate within a pixel or two
+            spectrum = candidate_spectrum(candidates, float(row["y_pix"]), float(row["x_pix"]), variable,
+                                          within_px=2.0)
             if spectrum is not None:
-                axis.plot(candidates["phi"][...], np.abs(spectrum), label=label)
-        axis.axvline(row["rm"], color="grey", lw=0.8)
-        axis.set_title(f"{row['cat_id']}: RM {row['rm']:.2f} +- {row['rm_err']:.2f} rad/m$^2$")
-        axis.legend()
-    axes[-1, 0].set_xlabel("Faraday depth (rad/m$^2$)")
+                fdf_axis.plot(phi, np.abs(spectrum), label=f"|FDF| {label}")
+                peak = np.nanmax([peak, float(np.abs(spectrum).max())])
+        components = candidate_spectrum(candidates, float(row["y_pix"]), float(row["x_pix"]), "clean_components",
+                                        within_px=2.0)
+        if components is not None and np.any(components):
+            fdf_axis.vlines(phi, 0, np.abs(components), color="k", lw=1.0, label="clean components")
+        if np.isfinite(peak):
+            fdf_axis.plot(phi_rmsf + float(row["rm"]), peak * np.abs(rmsf), ":", color="grey", lw=1,
+                          label=f"RMSF (FWHM {fwhm:.3g})")
+        fdf_axis.set_xlim(phi[0], phi[-1])
+        fdf_axis.set_xlabel(f"Faraday depth ({RM_UNIT})")
+        fdf_axis.set_ylabel("|F| (Jy/beam/RMSF)")
+        fdf_axis.set_title(f"RM {format_measurement(row['rm'], row['rm_err'], RM_UNIT)}, "
+                           f"PI {format_measurement(row['polint'] * 1e3, row['polint_err'] * 1e3, 'mJy')}",
+                           fontsize=9)
+        fdf_axis.legend(fontsize=7)
     fig.tight_layout()
     _save(fig, out["spectra"])
     plt.close(fig)
