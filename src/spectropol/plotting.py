@@ -122,3 +122,30 @@ def cube_beam(cube_store) -> tuple[float, float, float] | None:
         return None
     median = good[np.argsort(bmaj[good])[len(good) // 2]]
     return float(bmaj[median]), float(bmin[median]), float(bpa[median])
+
+
+def show_cutout(fig, axis, image: np.ndarray, cell_arcsec: float, first_offset_px: tuple[int, int],
+                beam: tuple | None = None) -> None:
+    """A cut-out on axes of offset from the source (arcsec; RA offset increasing to the east, on the
+    left), ``first_offset_px`` the (x, y) offset of its first pixel, with a colour bar in Jy/beam and
+    the restoring beam (bmaj, bmin, bpa in deg, position angle east of north) in the lower left."""
+    from matplotlib.patches import Ellipse
+
+    ny, nx = image.shape
+    x0, y0 = first_offset_px
+    # pixel x grows to the west (CDELT1 < 0): the RA offset falls from left to right
+    extent = (-(x0 - 0.5) * cell_arcsec, -(x0 + nx - 0.5) * cell_arcsec,
+              (y0 - 0.5) * cell_arcsec, (y0 + ny - 0.5) * cell_arcsec)
+    finite = image[np.isfinite(image)]
+    limits = {"vmin": float(finite.min()), "vmax": float(finite.max())} if finite.size else {}
+    shown = axis.imshow(image, origin="lower", cmap="inferno", interpolation="nearest", extent=extent, **limits)
+    fig.colorbar(shown, ax=axis, shrink=0.8, pad=0.02).set_label("Jy/beam")
+    axis.set_xlabel("RA offset (arcsec)", fontsize=8)
+    axis.set_ylabel("Dec offset (arcsec)", fontsize=8)
+    axis.tick_params(labelsize=7)
+    if beam is not None and np.all(np.isfinite(beam)) and beam[0] > 0:
+        major, minor = 3600.0 * beam[0], 3600.0 * beam[1]
+        # the major axis at position angle bpa from north through east; the data x axis points east
+        centre = (extent[0] - 0.6 * major * np.sign(extent[0] - extent[1]), extent[2] + 0.6 * major)
+        axis.add_patch(Ellipse(centre, width=major, height=minor, angle=90.0 - beam[2], facecolor="none",
+                               edgecolor="cyan", lw=1.5))
