@@ -51,5 +51,6 @@ rule all:
         CUBE_METADATA,
         rules.export_cube_fits.output if PLAN.cube_fits else [],
         rules.qa_summary.output,
+        rules.report_provenance.output,
         polarisation_products(),
     default_target: True

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from spectropol.errors import SpectropolError
 from spectropol.io.fingerprint import read_fingerprints, storage_signature
+from spectropol.io.stores import software_versions
 from spectropol.options import as_dict
 from spectropol.planning import check_output_folder, observe, plan
 
@@ -36,6 +37,7 @@ CUBE = f"{RESULTS}/cube/cube.zarr"
 # nothing reads it until the rule has run again.
 CUBE_METADATA = f"{CUBE}/zarr.json"
 CUBE_QA = f"{RESULTS}/qa/cube.json"
+SOFTWARE_VERSIONS = software_versions()
 PRIMARY_BEAM = f"{RESULTS}/catalogue/primary_beam.fits"
 
 
@@ -171,7 +173,7 @@ def polarisation_products():
         return []
     return [rules.export_moment_fits.output, rules.faraday_depth.output,
             rules.export_faraday_fits.output, rules.catalogue.output, rules.report_field.output,
-            rules.report_sources.output]
+            rules.report_sources.output, rules.report_catalogue.output]
 
 
 def primary_beam_inputs():

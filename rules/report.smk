@@ -53,3 +53,45 @@ rule report_sources:
         "../envs/spectropol.yaml"
     script:
         "../scripts/report_sources.py"
+
+
+rule report_catalogue:
+    """The catalogue as a sortable table for the report (the RMTable files stay in catalogue/)."""
+    input:
+        catalogue=rules.catalogue.output.ecsv,
+    output:
+        table=report(f"{RESULTS}/report/catalogue.html", caption="../resources/report/catalogue_table.rst",
+                     category="Catalogue"),
+    log:
+        "logs/report_catalogue.log",
+    threads: 1
+    priority: 10
+    resources:
+        runtime=10,
+        mem_mb=500,
+    conda:
+        "../envs/spectropol.yaml"
+    script:
+        "../scripts/report_catalogue.py"
+
+
+rule report_provenance:
+    """Software versions, the workflow's commit, the machine and the configuration: the report's
+    Provenance page. It reruns when the configuration or an installed version changes."""
+    output:
+        page=report(f"{RESULTS}/report/provenance.html", caption="../resources/report/provenance.rst",
+                    category="Provenance"),
+    params:
+        config=config,
+        versions=SOFTWARE_VERSIONS,
+        workflow_dir=workflow.basedir,
+    log:
+        "logs/report_provenance.log",
+    threads: 1
+    resources:
+        runtime=10,
+        mem_mb=500,
+    conda:
+        "../envs/spectropol.yaml"
+    script:
+        "../scripts/report_provenance.py"

@@ -200,3 +200,27 @@ def test_report_maps_are_on_the_sky_with_the_beam_and_the_catalogue(tiny_run, ca
         assert any(title.startswith(f"RM {rm}, PI ") for title in titles), rm
         assert any(title == f"{row['cat_id']}: PI" for title in titles)
     assert not any(title.startswith(f"{brightest[3]['cat_id']}:") for title in titles)
+
+
+@pytest.mark.slow
+def test_report_table_and_provenance_pages(tiny_run, catalogue):
+    """The catalogue page holds every source, brightest first, RM with its error to its digits; the
+    provenance page names the workflow's commit as git does and the installed numpy."""
+    import re
+    import subprocess
+    from importlib import metadata
+
+    from spectropol.plotting import format_measurement
+
+    table = (tiny_run / "results/report/catalogue.html").read_text()
+    rows = re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>")[1])
+    assert len(rows) == len(catalogue)
+    brightest = catalogue[int(np.argmax(catalogue["polint"]))]
+    first = re.findall(r"<td data-value='[^']*'>([^<]*)</td>", rows[0])
+    assert first[0] == str(brightest["cat_id"])
+    assert format_measurement(brightest["rm"], brightest["rm_err"]) in first
+    page = (tiny_run / "results/report/provenance.html").read_text()
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    assert f"<th>workflow commit</th><td>{commit.strip()}</td>" in page
+    assert f"<th>numpy</th><td>{metadata.version('numpy')}</td>" in page
+    assert "min_snr: 8" in page  # the configuration, as YAML

@@ -37,6 +37,24 @@ def provenance(inputs: dict[str, str] | None = None, config_hash: str | None = N
     }
 
 
+# the packages whose versions decide a product, as the report's Provenance page lists them
+PROVENANCE_PACKAGES = ("spectropol", "snakemake", "numpy", "scipy", "astropy", "python-casacore", "ducc0", "dask",
+                       "zarr", "xarray", "numba", "everybeam", "katbeam", "matplotlib", "confluent-kafka")
+
+
+def software_versions(packages=PROVENANCE_PACKAGES) -> dict[str, str]:
+    """Installed versions (package metadata: nothing is imported), 'not installed' for the absent."""
+    from importlib import metadata
+
+    versions = {}
+    for package in packages:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
 def content_digest(arrays: dict[str, np.ndarray], attrs: dict | None = None) -> str:
     """A digest of numeric arrays (names, dtypes, shapes, bytes) and of JSON-able attributes: equal digests
     mean equal content, whenever and wherever the product was made."""

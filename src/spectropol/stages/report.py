@@ -6,11 +6,12 @@ figure is the qa stage's."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 
 from ..constants import SPEED_OF_LIGHT
-from ..io.stores import atomic_path, open_store
+from ..io.stores import atomic_path, open_store, software_versions
 from ..plotting import celestial_wcs, cube_beam, format_measurement, pyplot, show_cutout, show_map, sky_axes
 
 MOMENT_UNITS = {"mean": "Jy/beam", "std": "Jy/beam", "skewness": "dimensionless", "kurtosis": "dimensionless"}
@@ -18,8 +19,9 @@ RM_UNIT = "rad m$^{-2}$"
 
 
 def _save(fig, path) -> None:
+    # margins are set per figure: bbox_inches="tight" draws every figure twice (0.5 s of 3 s here)
     with atomic_path(path) as partial:
-        fig.savefig(partial, format="png", dpi=90, bbox_inches="tight")
+        fig.savefig(partial, format="png", dpi=90)
 
 
 def field_figures(moments_store, peaks_store, out: dict[str, str | os.PathLike], cube_store=None) -> None:
@@ -56,6 +58,7 @@ def field_figures(moments_store, peaks_store, out: dict[str, str | os.PathLike],
     axis = sky_axes(fig, (1, 1, 1), wcs, "Faraday depth of the FDF peak where its SNR > 8")
     rm = np.where(peaks["snr"][...] > 8, peaks["peak_phi"][...], np.nan)
     show_map(fig, axis, rm, f"Faraday depth ({RM_UNIT})", cmap="coolwarm", beam=beam, stretch="symmetric")
+    fig.subplots_adjust(left=0.18, right=0.92, top=0.9, bottom=0.12)
     _save(fig, out["peak_rm"])
     plt.close(fig)
 
@@ -67,6 +70,7 @@ def field_figures(moments_store, peaks_store, out: dict[str, str | os.PathLike],
     axis.set_ylabel("RMSF (1 at zero depth)")
     axis.set_title(f"RMSF, FWHM {peaks.attrs['faraday_grid']['rmsf_fwhm']:.3g} {RM_UNIT}")
     axis.legend()
+    fig.tight_layout()
     _save(fig, out["rmsf"])
     plt.close(fig)
 
@@ -114,7 +118,7 @@ def source_figures(moments_store, peaks_store, candidates_store, catalogue_path,
         for row in catalogue:
             axis.annotate(str(row["cat_id"]), (float(row["x_pix"]), float(row["y_pix"])), xytext=(6, 6),
                           textcoords="offset points", color="cyan", fontsize=7)
-    fig.subplots_adjust(wspace=0.35)
+    fig.subplots_adjust(left=0.07, right=0.95, top=0.9, bottom=0.1, wspace=0.35)
     _save(fig, out["maps"])
     plt.close(fig)
 
@@ -181,6 +185,126 @@ def source_figures(moments_store, peaks_store, candidates_store, catalogue_path,
                            f"PI {format_measurement(row['polint'] * 1e3, row['polint_err'] * 1e3, 'mJy')}",
                            fontsize=9)
         fdf_axis.legend(fontsize=7)
-    fig.subplots_adjust(wspace=0.45, hspace=0.45)
+    fig.subplots_adjust(left=0.04, right=0.97, top=0.97, bottom=0.04, wspace=0.45, hspace=0.45)
     _save(fig, out["spectra"])
     plt.close(fig)
+
+
+# -- the catalogue as a table, and the run's provenance -------------------------------------------
+
+# (heading, value column, error column or None, unit) of the catalogue table
+TABLE_COLUMNS = (
+    ("ID", "cat_id", None, ""), ("RA (deg)", "ra", None, ""), ("Dec (deg)", "dec", None, ""),
+    ("I (mJy)", "stokesI", "stokesI_err", "mJy"), ("alpha", "spectral_index", "spectral_index_err", ""),
+    ("PI (mJy)", "polint", "polint_err", "mJy"), ("p", "fracpol", "fracpol_err", ""),
+    ("RM (rad/m2)", "rm", "rm_err", ""), ("angle0 (deg)", "derot_polangle", "derot_polangle_err", ""),
+    ("SNR", "snr_pol", None, ""), ("V/I", "v_over_i", None, ""), ("PB response", "pb_response", None, ""),
+    ("complex", "complex_flag", None, ""), ("Ncomp", "Ncomp", None, ""), ("leakage", "leakage_flag", None, ""),
+    ("flux type", "flux_type", None, ""),
+)
+SORT_SCRIPT = """
+document.querySelectorAll("th").forEach(function (th, column) {
+  th.addEventListener("click", function () {
+    var body = th.closest("table").tBodies[0];
+    var ascending = th.dataset.order !== "ascending";
+    th.dataset.order = ascending ? "ascending" : "descending";
+    var rows = Array.from(body.rows);
+    rows.sort(function (a, b) {
+      var x = a.cells[column].dataset.value, y = b.cells[column].dataset.value;
+      var nx = parseFloat(x), ny = parseFloat(y);
+      var order = (isNaN(nx) || isNaN(ny)) ? x.localeCompare(y) : nx - ny;
+      return ascending ? order : -order;
+    });
+    rows.forEach(function (row) { body.appendChild(row); });
+  });
+});
+"""
+
+
+def catalogue_table(catalogue_path, out_path) -> int:
+    """The catalogue as one self-contained HTML page: a table sortable by any column (click its
+    heading), values with their errors to the digits the errors allow; returns the row count."""
+    import html
+
+    from astropy.table import Table
+
+    catalogue = Table.read(catalogue_path, format="ascii.ecsv")
+    catalogue.sort("polint", reverse=True)
+    present = [c for c in TABLE_COLUMNS if c[1] in catalogue.colnames]
+    head = "".join(f"<th title='click to sort'>{html.escape(name)}</th>" for name, *_ in present)
+    body = []
+    for row in catalogue:
+        cells = []
+        for _, value_name, error_name, unit in present:
+            value = row[value_name]
+            scale = 1e3 if unit == "mJy" else 1.0
+            if isinstance(value, (str, np.str_)) or isinstance(value, (bool, np.bool_)):
+                text = sort = str(value)
+            elif error_name and error_name in catalogue.colnames:
+                text = format_measurement(float(value) * scale, float(row[error_name]) * scale)
+                sort = repr(float(value))
+            elif value_name in ("ra", "dec"):
+                text, sort = f"{float(value):.5f}", repr(float(value))
+            else:
+                number = float(value)
+                text, sort = ("-" if not np.isfinite(number) else f"{number:.4g}"), repr(number)
+            cells.append(f"<td data-value='{html.escape(sort, quote=True)}'>{html.escape(text)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    page = ("<!doctype html><html><head><meta charset='utf-8'><title>spectropol catalogue</title><style>"
+            "body{font-family:sans-serif;font-size:13px}table{border-collapse:collapse}"
+            "th,td{border:1px solid #ccc;padding:2px 6px;text-align:right}th{cursor:pointer;background:#eee}"
+            "</style></head><body>"
+            f"<p>{len(catalogue)} polarised sources, brightest in polarised intensity first; click a heading to "
+            "sort. Every column of the RMTable standard is in results/catalogue/ (VOTable, FITS, ECSV, CSV).</p>"
+            f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+            f"<script>{SORT_SCRIPT}</script></body></html>")
+    with atomic_path(out_path) as partial:
+        Path(partial).write_text(page)
+    return len(catalogue)
+
+
+def provenance_page(config: dict, workflow_dir, out_path) -> dict:
+    """The run's provenance as an HTML page: software versions (installed package metadata), the
+    workflow's git commit, the machine, and the configuration as YAML. Returns what it shows."""
+    import html
+    import platform
+
+    import yaml
+
+    versions = software_versions()
+    facts = {"workflow commit": workflow_commit(workflow_dir), "python": platform.python_version(),
+             "platform": platform.platform()}
+    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+                   for k, v in (facts | versions).items())
+    page = ("<!doctype html><html><head><meta charset='utf-8'><title>spectropol provenance</title><style>"
+            "body{font-family:sans-serif;font-size:13px}th{text-align:left;padding-right:1em}</style></head><body>"
+            f"<h3>Software</h3><table>{rows}</table><h3>Configuration</h3>"
+            f"<pre>{html.escape(yaml.safe_dump(config, sort_keys=False))}</pre></body></html>")
+    with atomic_path(out_path) as partial:
+        Path(partial).write_text(page)
+    return facts | versions
+
+
+def workflow_commit(workflow_dir) -> str:
+    """The git commit of the workflow's checkout, read from .git (no git process); 'unknown' outside one."""
+    git = Path(workflow_dir) / ".git"
+    if git.is_file():  # a worktree or submodule: 'gitdir: <path>'
+        text = git.read_text().strip()
+        git = (Path(workflow_dir) / text.split(":", 1)[1].strip()) if text.startswith("gitdir:") else git
+    head = git / "HEAD"
+    if not head.is_file():
+        return "unknown"
+    ref = head.read_text().strip()
+    if not ref.startswith("ref: "):
+        return ref
+    name = ref[5:]
+    for base in (git, Path(str(git).split("/worktrees/")[0]) if "/worktrees/" in str(git) else git):
+        loose = base / name
+        if loose.is_file():
+            return loose.read_text().strip()
+        packed = base / "packed-refs"
+        if packed.is_file():
+            for line in packed.read_text().splitlines():
+                if line.endswith(" " + name):
+                    return line.split()[0]
+    return "unknown"
