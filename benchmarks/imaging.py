@@ -72,14 +72,104 @@ def jobs(workdir: Path, rule: str) -> int:
     return len(list((workdir / "logs" / rule).glob("*.log")))
 
 
+def imaging_table(results: dict, quick: bool, cores: int) -> str:
+    """The docs/benchmarks.md section from the results (each part says the commit it was measured at)."""
+    case, memory = results["case"], results["peak_rss_mb_by_channel_count"]
+    nant, ntimes, rows, nchan, npix = (case[k] for k in ("antennas", "times", "rows", "channels", "npix"))
+    cell_arcsec, dirty_jobs = case["cell_arcsec"], results["dirty"]["jobs"]
+    clean_jobs, niter = results["clean"]["image_jobs"], results["clean"]["niter"]
+    workflow_s, ducc0_s, wsclean_s = (results["dirty"]["wall_s"][k] for k in ("workflow", "bare_ducc0_loop", "wsclean"))
+    clean_s, wsclean_clean_s = (results["clean"]["wall_s"][k] for k in ("workflow", "wsclean"))
+    clean_rms, wsclean_rms = (results["clean"]["residual_rms_stokes_i_median"][k] for k in ("workflow", "wsclean"))
+    commits = results.get("commits", {})
+    args = argparse.Namespace(quick=quick, cores=cores)
+
+    def fmt(value, spec=".1f"):
+        return "n/a" if value is None else format(value, spec)
+
+    mem_rows = "\n".join(f"| {c} | {m['split_channel']:.0f} | {m['image_channel']:.0f} |" for c, m in memory.items())
+    speed_commit, memory_commit = commits.get("speed", "before a007758"), commits.get("memory", "before a007758")
+    table = f"""
+## Imaging (benchmarks/imaging.py{' --quick' if args.quick else ''})
+
+{nant} antennas x {ntimes} times ({rows} rows) x {nchan} channels, {npix}^2, cell {cell_arcsec} arcsec, natural
+weighting, Stokes I, Q, U, V + PSF per channel, w-gridding, {args.cores} cores, the default configuration
+(automatic blocks: {dirty_jobs['image_channel']} image jobs dirty, {clean_jobs} with CLEAN);
+{results['machine']['platform']}; times measured at commit {speed_commit}.
+
+Dirty images, all three:
+
+| what | wall time (s) | workflow / this |
+|---|---|---|
+| workflow (fingerprint, inspect, split and image jobs, Snakemake) | {workflow_s:.1f} | 1.00 |
+| bare ducc0 loop (read, Stokes, 5 x vis2dirty, {args.cores} threads) | {ducc0_s:.1f} | {workflow_s / ducc0_s:.2f} |
+| WSClean 3.1 `-pol IQUV -channels-out {nchan} -niter 0` | {fmt(wsclean_s)} | {fmt(results['dirty']['ratio']['workflow_over_wsclean'], '.2f')} |
+
+CLEAN, niter {niter}, gain 0.1, mgain 0.8, auto-threshold 3 (WSClean `-join-polarizations`):
+
+| what | wall time (s) | median Stokes I residual rms (Jy/beam) |
+|---|---|---|
+| workflow (as above, with CLEAN) | {clean_s:.1f} | {clean_rms:.3g} |
+| WSClean 3.1 | {fmt(wsclean_clean_s)} | {fmt(wsclean_rms, '.3g')} |
+
+Workflow / WSClean with CLEAN: {fmt(results['clean']['ratio_workflow_over_wsclean'], '.2f')}, at a residual rms ratio of
+{fmt(clean_rms / wsclean_rms if wsclean_rms else None, '.3f')}.
+
+Peak memory per job (MB: the job's own high-water mark, VmHWM, as it logs it; measured at commit
+{memory_commit}) must not grow with the number of channels (512^2, 30 antennas x 40 times, dirty). Until
+then the jobs logged getrusage's ru_maxrss, which Linux carries over from the process that starts
+a job: every job reported Snakemake's own size (166-168 MB here, 557 MB on a 256-channel run).
+
+| channels | split_channel | image_channel |
+|---|---|---|
+{mem_rows}
+"""
+    return table
+
+
+def memory_by_channel_count(tmp: Path, channel_counts, cores: int) -> dict:
+    """Each job's own peak memory (the largest split and image job) for MSs of ``channel_counts``
+    channels, 512^2 dirty images of 30 antennas x 40 times."""
+    memory = {}
+    imaging = {"size": 512, "cell_arcsec": 15.0, "weighting": "natural", "threads": 1}
+    for channels in channel_counts:
+        small = tmp / f"mem{channels}.ms"
+        simulate(small, random_layout(tmp / "small.yaml", 30, 3000.0), channels, 40)
+        workdir = tmp / f"mem{channels}"
+        run_workflow(workdir, {"input": {"ms": str(small)}, "imaging": imaging, "clean": {"niter": 0}},
+                     ["--until", "image_channel"], cores)
+        memory[channels] = {rule: max(job_peak_memory_mb(workdir, rule)) for rule in ("split_channel",
+                                                                                      "image_channel")}
+        shutil.rmtree(workdir)
+        shutil.rmtree(small)
+    return memory
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="20 antennas x 20 times x 16 channels at 512^2")
     parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--memory-only", action="store_true",
+                        help="only the per-job memory against the channel count; the timings stay as measured")
     args = parser.parse_args()
     nant, ntimes, nchan, npix = (20, 20, 16, 512) if args.quick else (60, 100, 64, 1024)
     memory_channels = (16, 64) if args.quick else (64, 256)
     cell_arcsec = 15.0
+    commit = subprocess.run(["git", "-C", str(Path(__file__).resolve().parent), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()
+    previous = Path(__file__).resolve().parent / "results/imaging.json"
+    if args.memory_only:
+        results = json.loads(previous.read_text())
+        with tempfile.TemporaryDirectory(prefix="spectropol-bench-") as tmp:
+            results["peak_rss_mb_by_channel_count"] = memory_by_channel_count(Path(tmp), memory_channels, args.cores)
+        # the per-job peaks of the timing run were getrusage's (the parent's size): not kept
+        for key in ("image_channel_peak_mb", "split_channel_peak_mb"):
+            results["workflow_jobs"].pop(key, None)
+        results.setdefault("commits", {"speed": "before a007758"})["memory"] = commit
+        table = imaging_table(results, args.quick, args.cores)
+        write_results("imaging", results, table)
+        print(table)
+        return
 
     with tempfile.TemporaryDirectory(prefix="spectropol-bench-") as tmp:
         tmp = Path(tmp)
@@ -111,16 +201,7 @@ def main() -> None:
         else:
             wsclean_clean_s = wsclean_rms = None
 
-        memory = {}
-        for channels in memory_channels:
-            small = tmp / f"mem{channels}.ms"
-            simulate(small, random_layout(tmp / "small.yaml", 30, 3000.0), channels, 40)
-            workdir = tmp / f"mem{channels}"
-            run_workflow(workdir, dirty | {"input": {"ms": str(small)}, "imaging": imaging | {"size": 512}},
-                         until_images, args.cores)
-            memory[channels] = {rule: max(job_peak_memory_mb(workdir, rule)) for rule in ("split_channel",
-                                                                                          "image_channel")}
-            shutil.rmtree(workdir)
+        memory = memory_by_channel_count(tmp, memory_channels, args.cores)
 
     rows = nant * (nant - 1) // 2 * ntimes
     results = {
@@ -142,45 +223,10 @@ def main() -> None:
                           "split_channel_peak_mb": peak_mb["split_channel"]},
         "peak_rss_mb_by_channel_count": memory,
         "machine": machine(),
+        "commits": {"speed": commit, "memory": commit},
     }
 
-    def fmt(value, spec=".1f"):
-        return "n/a" if value is None else format(value, spec)
-
-    mem_rows = "\n".join(f"| {c} | {m['split_channel']:.0f} | {m['image_channel']:.0f} |" for c, m in memory.items())
-    table = f"""
-## Imaging (benchmarks/imaging.py{' --quick' if args.quick else ''})
-
-{nant} antennas x {ntimes} times ({rows} rows) x {nchan} channels, {npix}^2, cell {cell_arcsec} arcsec, natural
-weighting, Stokes I, Q, U, V + PSF per channel, w-gridding, {args.cores} cores, the default configuration
-(automatic blocks: {dirty_jobs['image_channel']} image jobs dirty, {clean_jobs} with CLEAN);
-{results['machine']['platform']}.
-
-Dirty images, all three:
-
-| what | wall time (s) | workflow / this |
-|---|---|---|
-| workflow (fingerprint, inspect, split and image jobs, Snakemake) | {workflow_s:.1f} | 1.00 |
-| bare ducc0 loop (read, Stokes, 5 x vis2dirty, {args.cores} threads) | {ducc0_s:.1f} | {workflow_s / ducc0_s:.2f} |
-| WSClean 3.1 `-pol IQUV -channels-out {nchan} -niter 0` | {fmt(wsclean_s)} | {fmt(results['dirty']['ratio']['workflow_over_wsclean'], '.2f')} |
-
-CLEAN, niter {niter}, gain 0.1, mgain 0.8, auto-threshold 3 (WSClean `-join-polarizations`):
-
-| what | wall time (s) | median Stokes I residual rms (Jy/beam) |
-|---|---|---|
-| workflow (as above, with CLEAN) | {clean_s:.1f} | {clean_rms:.3g} |
-| WSClean 3.1 | {fmt(wsclean_clean_s)} | {fmt(wsclean_rms, '.3g')} |
-
-Workflow / WSClean with CLEAN: {fmt(results['clean']['ratio_workflow_over_wsclean'], '.2f')}, at a residual rms ratio of
-{fmt(clean_rms / wsclean_rms if wsclean_rms else None, '.3f')}.
-
-Peak memory per job (RSS at exit from getrusage, MB) must not grow with the number of channels (512^2, 30 antennas x
-40 times, dirty):
-
-| channels | split_channel | image_channel |
-|---|---|---|
-{mem_rows}
-"""
+    table = imaging_table(results, args.quick, args.cores)
     write_results("imaging", results, table)
     print(table)
 
