@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -96,6 +97,52 @@ def test_distributed_scheduler_gives_the_same_products(tmp_path):
         assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
         _, remote = run_faraday(tmp_path, "remote", dask=DaskOptions(scheduler=cluster.scheduler_address),
                                 chunk_mb=0.2)
+    for name in PEAK_MAPS:
+        np.testing.assert_array_equal(local["peaks"][name].values, remote["peaks"][name].values)
+    np.testing.assert_array_equal(local["candidates"]["fdf_clean"].values, remote["candidates"]["fdf_clean"].values)
+
+
+def test_a_dask_cluster_of_separate_processes_gives_the_same_products(tmp_path):
+    """What a user starts by hand or from a job script: `dask scheduler` and two `dask worker`
+    processes on 127.0.0.1, the stage pointed at the scheduler (dask.scheduler: tcp://...): the
+    peak maps and kept spectra are identical to the threaded run's."""
+    import shutil
+    import time
+
+    distributed = pytest.importorskip("distributed")
+    dask_command = shutil.which("dask", path=str(Path(sys.executable).parent))
+    if dask_command is None:
+        pytest.skip("the dask command line (distributed) is not installed")
+    freqs, q, u, rms, _ = two_source_cube(nfreq=16, size=24)
+    write_test_cube(tmp_path / "cube.zarr", q, u, freqs, rms)
+    _, local = run_faraday(tmp_path, "local", chunk_mb=0.2)
+    scheduler_file = tmp_path / "scheduler.json"
+    common = ["--no-dashboard"]
+    processes = [subprocess.Popen([dask_command, "scheduler", "--host", "127.0.0.1", "--port", "0",
+                                   "--scheduler-file", str(scheduler_file), *common],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        for _ in range(300):
+            if scheduler_file.exists() and scheduler_file.stat().st_size:
+                break
+            time.sleep(0.1)
+        processes += [subprocess.Popen([dask_command, "worker", "--scheduler-file", str(scheduler_file),
+                                        "--nthreads", "1", "--memory-limit", "1GB", *common],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
+        address = json.loads(scheduler_file.read_text())["address"]
+        assert address.startswith("tcp://127.0.0.1:")
+        with distributed.Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=120)
+            assert len(client.scheduler_info()["workers"]) == 2
+        _, remote = run_faraday(tmp_path, "cluster", dask=DaskOptions(scheduler=address), chunk_mb=0.2)
+        with distributed.Client(address, timeout=60) as client:  # the tasks ran there, on both workers
+            executed = client.run(lambda dask_worker: len(dask_worker.state.log))
+        assert len(executed) == 2 and all(count > 0 for count in executed.values()), executed
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
     for name in PEAK_MAPS:
         np.testing.assert_array_equal(local["peaks"][name].values, remote["peaks"][name].values)
     np.testing.assert_array_equal(local["candidates"]["fdf_clean"].values, remote["candidates"]["fdf_clean"].values)
