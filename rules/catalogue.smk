@@ -23,7 +23,7 @@ rule catalogue:
     # before the FITS exports that become ready with it: the report waits for the catalogue
     priority: 10
     resources:
-        runtime=30,
+        runtime=PLAN.catalogue_runtime(),
         mem_mb=PLAN.catalogue_mem_mb(),
     conda:
         "../envs/spectropol.yaml"

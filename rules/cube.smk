@@ -21,7 +21,7 @@ if PLAN.cubes:
             "logs/benchmark/cube_from_fits.tsv"
         threads: 1
         resources:
-            runtime=30,
+            runtime=PLAN.cube_runtime(),
             mem_mb=PLAN.cube_mem_mb(),
         conda:
             "../envs/spectropol.yaml"
@@ -50,7 +50,7 @@ else:
             "logs/benchmark/gather_cube.tsv"
         threads: 1
         resources:
-            runtime=30,
+            runtime=PLAN.cube_runtime(),
             mem_mb=PLAN.cube_mem_mb(),
         conda:
             "../envs/spectropol.yaml"
@@ -70,7 +70,7 @@ rule export_cube_fits:
         "logs/benchmark/export_cube_fits.tsv"
     threads: 1
     resources:
-        runtime=30,
+        runtime=PLAN.cube_runtime(),
         mem_mb=PLAN.cube_mem_mb(),
     conda:
         "../envs/spectropol.yaml"

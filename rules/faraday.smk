@@ -26,7 +26,7 @@ rule faraday_depth:
         "logs/benchmark/faraday_depth.tsv"
     threads: PLAN.dask.threads
     resources:
-        runtime=120,
+        runtime=lambda wc, threads: PLAN.faraday_depth_runtime(threads),
         mem_mb=lambda wc, threads: PLAN.faraday_depth_mem_mb(threads),
     conda:
         "../envs/spectropol.yaml"
@@ -49,7 +49,7 @@ rule export_faraday_fits:
         "logs/benchmark/export_faraday_fits.tsv"
     threads: 1
     resources:
-        runtime=120,
+        runtime=PLAN.faraday_fits_runtime(),
         mem_mb=PLAN.faraday_fits_mem_mb(),
     conda:
         "../envs/spectropol.yaml"

@@ -21,7 +21,7 @@ checkpoint fingerprint_ms:
         "logs/benchmark/fingerprint_ms/{ms_id}.tsv"
     threads: 1
     resources:
-        runtime=60,
+        runtime=lambda wc: PLAN.fingerprint_runtime(PLAN.ms_index(wc.ms_id)),
         mem_mb=1500,
     conda:
         "../envs/spectropol.yaml"

@@ -2,6 +2,7 @@
 channel, stage options, products and resources, tested here without Snakemake or data."""
 
 import copy
+import dataclasses
 
 import numpy as np
 import pytest
@@ -225,7 +226,6 @@ def test_primary_beam_settings_are_checked_before_any_job(base_config):
 def test_telescope_beam_models_only_where_they_know_the_telescope(base_config):
     """EveryBeam for LOFAR and AARTFAAC Measurement Sets, katbeam for MeerKAT within its bands: the
     rest is refused at planning, naming the MS and what to use instead."""
-    import dataclasses
 
     lofar = dataclasses.replace(FULL, telescopes=("LOFAR",))
     meerkat_l = dataclasses.replace(observation(inputs=("/data/mk.ms",)), telescopes=("MeerKAT",), channels=tuple(
@@ -261,3 +261,28 @@ def test_faraday_products_are_checked_and_memory_follows_the_tile(base_config):
     bigger_tiles = plan(config_with(base_config, imaging={"size": 4096}, faraday={"chunk_mb": 1024}), FULL)
     assert big.faraday_depth_mem_mb(2) < bigger_tiles.faraday_depth_mem_mb(2) < 2 * big.faraday_depth_mem_mb(4)
     assert big.faraday_depth_mem_mb(2) == pytest.approx(250 + 1.25 * 256 * 2, rel=0.15)
+
+
+
+def test_cube_wide_runtimes_follow_the_data_and_cover_what_was_measured(base_config):
+    """No fixed 120 minutes: the Faraday job's time grows with channels x pixels x depths, and its
+    estimate for the case benchmarks/faraday.py measured (64 channels x 512^2 x 401 depths, RM-CLEAN
+    of every pixel, 2 threads) is at least that measurement and within ten times it."""
+    import json
+
+    from conftest import REPO
+
+    measured = json.loads((REPO / "benchmarks/results/faraday_diffuse.json").read_text())
+    assert measured["case"]["channels"] == 64 and measured["case"]["npix"] == 512
+    channels = tuple(ChannelSource(0, 0, c, f, 7.9e6) for c, f in enumerate(np.linspace(1.0e9, 1.5e9, 64)))
+    bench = dataclasses.replace(FULL, channels=channels)
+    config = config_with(base_config, imaging={"size": 512}, faraday={"dphi": 1.0, "phi_max": 200.0})
+    p = plan(config, bench)
+    assert p.faraday_grid_size() == (64, 401)
+    seconds = p.faraday_depth_seconds(threads=2)
+    wall = measured["wall_s"]["spectropol_synthesis_clean_peaks"]  # the whole process, RM-CLEAN of every pixel
+    assert wall <= seconds <= 10 * wall, (seconds, wall)
+    bigger = plan(config_with(config, imaging={"size": 2048}), bench)
+    assert bigger.faraday_depth_seconds(2) == pytest.approx(16 * seconds, rel=0.05)
+    assert bigger.faraday_depth_runtime(2) > p.faraday_depth_runtime(2) >= 5
+    assert bigger.cube_runtime() > p.cube_runtime() and bigger.faraday_fits_runtime() >= p.faraday_fits_runtime()

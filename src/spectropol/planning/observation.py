@@ -57,6 +57,7 @@ class Observation:
     cubes: dict | None = None      # input.cubes: {"Q": [paths], "U": [...], optional "I", "V", "freqs": path}
     image_px: int | None = None    # with cubes: the images' larger side
     telescopes: tuple[str, ...] = ()  # each MS's OBSERVATION::TELESCOPE_NAME (empty for the demo and cubes)
+    input_bytes: tuple[int, ...] = ()  # each MS's size on disk (its fingerprint job reads all of it)
 
     @property
     def nchan(self) -> int:
@@ -224,4 +225,5 @@ def observe(config: dict, describe=None) -> Observation:
     total_channels = sum(len(w.freqs_hz) for info in infos for w in info.spws)
     return Observation(inputs=tuple(paths), channels=tuple(channels), stokes=stokes,
                        rows_per_channel=visibilities / max(total_channels, 1),
-                       telescopes=tuple(info.telescope for info in infos))
+                       telescopes=tuple(info.telescope for info in infos),
+                       input_bytes=tuple(info.size_bytes for info in infos))

@@ -84,6 +84,7 @@ class Plan:
     dask: DaskOptions
     simulate: SimulateOptions
     imaging_threads: int
+    input_bytes: tuple[int, ...] = ()  # each input MS's size (runtime of its fingerprint job)
 
     # -- inputs and channels ---------------------------------------------------------------------
     @property
@@ -184,6 +185,48 @@ class Plan:
         side = faraday_tile_px(npix, npix, nchan, nphi, clean, self.rm_synthesis.chunk_mb, threads, align=chunk)
         region = faraday_region_px(side, chunk, nchan, self.rm_synthesis.chunk_mb)
         return faraday_depth_mem_mb(nchan, nphi, side, clean, threads, region, map_region_px(region, npix, npix))
+
+    # -- runtimes (minutes) of the cube-wide jobs, from their data ---------------------------------
+    # Rates measured on this project's 2-core machine (docs/benchmarks.md), taken three times over
+    # and 5 minutes added for start-up and a slow file system: a job SLURM kills at its limit costs
+    # more than an idle reservation.
+    def cube_bytes(self) -> float:
+        """Bytes of the float32 I, Q, U, V cube."""
+        return 4.0 * 4 * self.nchan * self.geometry.size_px ** 2
+
+    @staticmethod
+    def _minutes(seconds: float) -> int:
+        return int(np.ceil(5 + 3 * seconds / 60.0))
+
+    def fingerprint_runtime(self, ms_index: int) -> int:
+        """The whole MS read and hashed: 365 MB/s measured, 50 MB/s allowed (a busy file system)."""
+        size = self.input_bytes[ms_index] if ms_index < len(self.input_bytes) else 0
+        return self._minutes(size / 50e6)
+
+    def cube_runtime(self) -> int:
+        """gather_cube, export_cube_fits, cube_from_fits: the cube read and written at 50 MB/s."""
+        return self._minutes(2 * self.cube_bytes() / 50e6)
+
+    def faraday_depth_seconds(self, threads: int) -> float:
+        """The expected time of faraday_depth: RM synthesis and the peaks at 3.3e-10 s per channel x
+        pixel x depth on a thread (64 channels x 512^2 x 401 depths: 1.1 s on 2), RM-CLEAN of every
+        pixel 2.2e-9 (the diffuse benchmark: 0.9e-9), and the cube read at 50 MB/s."""
+        nchan, nphi = self.faraday_grid_size()
+        work = nchan * self.geometry.size_px ** 2 * nphi * (3.3e-10 + (2.2e-9 if self.rm_clean else 0.0))
+        return work / max(threads, 1) + self.cube_bytes() / 50e6
+
+    def faraday_depth_runtime(self, threads: int) -> int:
+        return self._minutes(self.faraday_depth_seconds(threads))
+
+    def faraday_fits_runtime(self) -> int:
+        """The maps, and the full FDF cubes when they are exported, written at 50 MB/s."""
+        _, nphi = self.faraday_grid_size()
+        cubes = 4 * (2 if self.rm_clean else 1) if self.faraday_fdf_fits else 0
+        return self._minutes((30 + cubes * nphi) * 4.0 * self.geometry.size_px ** 2 / 50e6)
+
+    def catalogue_runtime(self) -> int:
+        """Cut-outs of every source (the cube read once at worst) and the fits."""
+        return self._minutes(self.cube_bytes() / 50e6 + 60)
 
     def faraday_fits_mem_mb(self) -> int:
         """A stored chunk of an FDF cube at a time, or the maps."""
@@ -328,4 +371,5 @@ def plan(config: dict, observation: Observation) -> Plan:
         faraday_products=products, catalogue=CatalogueOptions.from_config(config["catalogue"]),
         qa=QAOptions.from_config(config["qa"]), dask=DaskOptions.from_config(config["dask"]),
         simulate=SimulateOptions.from_config(config["simulate"]), imaging_threads=config["imaging"]["threads"],
+        input_bytes=observation.input_bytes,
     )
