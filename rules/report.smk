@@ -81,6 +81,8 @@ rule report_provenance:
     output:
         page=report(f"{RESULTS}/report/provenance.html", caption="../resources/report/provenance.rst",
                     category="Provenance"),
+        # the versions and commit as a table the report's front page includes (workflow.rst)
+        summary=f"{RESULTS}/report/provenance.rst",
     params:
         config=config,
         versions=SOFTWARE_VERSIONS,

@@ -5,6 +5,7 @@ front page is kept (tests/artefacts/report_front_page.png)."""
 import re
 import shutil
 import subprocess
+from importlib import metadata
 
 import numpy as np
 import pytest
@@ -48,6 +49,10 @@ def test_report_opens_in_chromium_without_errors_and_shows_every_figure(report_p
     for category in ("Maps", "Faraday depth", "Catalogue", "Quality", "Provenance"):
         assert f" {category} " in rendered, category
     assert "This run. Input: the simulated demo observation (16 channels)." in rendered
+    # the provenance on the front page: the workflow's commit as git says, the versions installed
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    assert f" workflow commit {commit.strip()} " in rendered
+    assert f" numpy {metadata.version('numpy')} " in rendered and f" ducc0 {metadata.version('ducc0')} " in rendered
     page = report_page.read_text(errors="replace")
     for name in FIGURES:
         assert name in page, name

@@ -263,9 +263,11 @@ def catalogue_table(catalogue_path, out_path) -> int:
     return len(catalogue)
 
 
-def provenance_page(config: dict, workflow_dir, out_path) -> dict:
+def provenance_page(config: dict, workflow_dir, out_path, summary_path=None) -> dict:
     """The run's provenance as an HTML page: software versions (installed package metadata), the
-    workflow's git commit, the machine, and the configuration as YAML. Returns what it shows."""
+    workflow's git commit, the machine, and the configuration as YAML; with ``summary_path`` also
+    the versions and commit as a reStructuredText table, which the report's front page includes.
+    Returns what it shows."""
     import html
     import platform
 
@@ -282,6 +284,15 @@ def provenance_page(config: dict, workflow_dir, out_path) -> dict:
             f"<pre>{html.escape(yaml.safe_dump(config, sort_keys=False))}</pre></body></html>")
     with atomic_path(out_path) as partial:
         Path(partial).write_text(page)
+    if summary_path is not None:
+        shown = {"workflow commit": facts["workflow commit"]} | {k: v for k, v in versions.items()
+                                                                 if v != "not installed"}
+        width = max(len(k) for k in shown), max(len(str(v)) for v in shown.values())
+        rule = f"{'=' * width[0]} {'=' * width[1]}"
+        lines = [rule, f"{'software':<{width[0]}} version", rule]
+        lines += [f"{k:<{width[0]}} {v}" for k, v in shown.items()] + [rule]
+        with atomic_path(summary_path) as partial:
+            Path(partial).write_text("\n".join(lines) + "\n")
     return facts | versions
 
 
