@@ -34,6 +34,7 @@ rule report_sources:
         peaks=rules.faraday_depth.output.peaks,
         candidates=rules.faraday_depth.output.candidates,
         catalogue=rules.catalogue.output.ecsv,
+        spectra=rules.catalogue.output.spectra,
     output:
         maps=report(f"{RESULTS}/report/maps.png", caption="../resources/report/maps.rst", category="Maps"),
         spectra=report(f"{RESULTS}/report/fdf_spectra.png", caption="../resources/report/spectra.rst",

@@ -280,7 +280,7 @@ def _report(args) -> None:
                   cube_store=args.cube)
     source_figures(args.moments, args.peaks, args.candidates, args.catalogue,
                    {"maps": out / "maps.png", "spectra": out / "fdf_spectra.png"}, brightest=args.brightest,
-                   cube_store=args.cube)
+                   cube_store=args.cube, spectra_path=args.spectra)
 
 
 def _qa_summary(args) -> None:
@@ -449,6 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "candidates", "catalogue", "out_dir")
     p.add_argument("--cube", help="the cube store: restoring beams on the maps, and the sources' Q, U spectra")
     p.add_argument("--brightest", type=int, default=4, help="sources with a page in the spectra figure")
+    p.add_argument("--spectra", help="the catalogue's spectra.fits: the sources' measured Q, U spectra")
 
     qa = sub.add_parser("qa", help="QA: summarise documents, resend the spool, aggregate a run").add_subparsers(
         dest="qa", required=True)

@@ -75,7 +75,8 @@ RMTABLE_COLUMNS = RMTABLE_STANDARD | EXTRA_COLUMNS
 # The products of the stage: table formats (astropy writers) and the sky model.
 TABLE_FORMATS = {"votable": "votable", "fits": "fits", "ecsv": "ascii.ecsv", "csv": "ascii.csv"}
 CATALOGUE_FILES = {"votable": "catalogue.vot", "fits": "catalogue.fits", "ecsv": "catalogue.ecsv",
-                   "csv": "catalogue.csv", "skymodel": "skymodel.yaml"}
+                   "csv": "catalogue.csv", "skymodel": "skymodel.yaml", "spectra": "spectra.fits"}
+SPECTRUM_KEY = "_spectrum"  # a row's measured spectra, written to spectra.fits
 
 
 @dataclasses.dataclass
@@ -427,6 +428,10 @@ def measure_sources(cube, peaks, moments, islands: list[Island], options: Catalo
             "x_pix": shape.x, "y_pix": shape.y,
             "pb_response": float(response_ref[n]) if options.primary_beam != "none" else np.nan,
             "v_over_i": stokes_v[0, n] / i0 if model.valid else np.nan,
+            # the spectra measured (fitted photometry, primary beam divided out) and their noise:
+            # catalogue/spectra.fits, not a catalogue column
+            SPECTRUM_KEY: {**{s: spectra[s][:, n] for s in stokes}, "sigma_I": spectra["noise"][:, n] * rms_i,
+                           "sigma_QU": sigma_chan[:, n], "freq": freqs},
         })
     if beyond_beam:
         log.info("%d sources where the primary beam's response is below %g not catalogued", beyond_beam,
@@ -639,6 +644,40 @@ def sky_model(rows: list[dict], wcs: dict, reference_hz: float) -> dict:
     return {"reference_frequency_hz": reference_hz, "sources": sources}
 
 
+def write_spectra(rows: list[dict], path) -> None:
+    """Each catalogued source's Stokes spectra as the catalogue measured them (fitted photometry at
+    its position, the primary beam divided out), with their 1-sigma noise, in one FITS binary table:
+    a row per source (cat_id, then a vector per quantity over the channels), the frequencies (Hz) in
+    the FREQ extension; what RM-Tools' rmsynth1d or a refit needs, without the cube."""
+    from astropy.io import fits
+
+    freqs = rows[0][SPECTRUM_KEY]["freq"] if rows else np.empty(0)
+    names = [k for k in ("I", "Q", "U", "V", "sigma_I", "sigma_QU") if rows and k in rows[0][SPECTRUM_KEY]]
+    nfreq = len(freqs)
+    columns = [fits.Column(name="cat_id", format="16A", array=np.array([r["cat_id"] for r in rows], dtype="U16"))]
+    columns += [fits.Column(name=name, format=f"{nfreq}E", unit="Jy",
+                            array=np.array([r[SPECTRUM_KEY][name] for r in rows], dtype=np.float32).reshape(-1, nfreq))
+                for name in names]
+    spectra = fits.BinTableHDU.from_columns(columns, name="SPECTRA")
+    spectra.header["COMMENT"] = "Stokes spectra of the catalogued sources (spectropol catalogue), beam-corrected"
+    frequency = fits.BinTableHDU.from_columns([fits.Column(name="freq", format="D", unit="Hz", array=freqs)],
+                                              name="FREQ")
+    fits.HDUList([fits.PrimaryHDU(), spectra, frequency]).writeto(path, overwrite=True)
+
+
+def read_spectra(path) -> tuple[np.ndarray, dict[str, dict[str, np.ndarray]]]:
+    """spectra.fits: the frequencies and {cat_id: {quantity: spectrum}}."""
+    from astropy.io import fits
+
+    with fits.open(path) as hdus:
+        freqs = np.asarray(hdus["FREQ"].data["freq"], dtype=np.float64)
+        data = hdus["SPECTRA"].data
+        quantities = [name for name in data.columns.names if name != "cat_id"]
+        spectra = {str(row["cat_id"]).strip(): {q: np.asarray(row[q], dtype=np.float64) for q in quantities}
+                   for row in data}
+    return freqs, spectra
+
+
 def build_catalogue(cube_store, moments_store, peaks_store, out_paths: dict[str, str | os.PathLike], qa_path,
                     options: CatalogueOptions = CatalogueOptions(), *, telescope: str = "",
                     rule: str = "spectropol") -> CatalogueResult:
@@ -661,7 +700,9 @@ def build_catalogue(cube_store, moments_store, peaks_store, out_paths: dict[str,
     table = rmtable(rows, options)
     for kind, path in out_paths.items():
         with atomic_path(path) as partial:
-            if kind == "skymodel":
+            if kind == "spectra":
+                write_spectra(rows, partial)
+            elif kind == "skymodel":
                 reference_hz = float(SPEED_OF_LIGHT / np.sqrt(float(peaks.attrs["lambda0_sq"])))
                 partial.write_text("# Sky model of the detected polarised components (spectropol catalogue)\n"
                                    + yaml.safe_dump(sky_model(rows, cube.attrs["wcs"], reference_hz), sort_keys=False))

@@ -75,21 +75,8 @@ def field_figures(moments_store, peaks_store, out: dict[str, str | os.PathLike],
     plt.close(fig)
 
 
-def _source_spectra(cube_store, rows):
-    """Stokes I, Q, U spectra (nfreq,) at each row's nearest pixel and the cube's frequencies."""
-    half = 0
-    from ..io.cube import open_cube, pixel_cutouts
-
-    cube = open_cube(cube_store, dask=True)
-    stokes = [s for s in ("I", "Q", "U") if s in list(cube["stokes"].values)]
-    centres = [(float(round(float(r["y_pix"]))), float(round(float(r["x_pix"])))) for r in rows]
-    cutouts = pixel_cutouts(cube_store, tuple(stokes), centres, half)
-    spectra = [{s: block[:, k, 0, 0] for k, s in enumerate(stokes)} for block, _, _ in cutouts]
-    return np.asarray(cube["freq"].values, dtype=np.float64), spectra
-
-
 def source_figures(moments_store, peaks_store, candidates_store, catalogue_path, out: dict[str, str | os.PathLike],
-                   brightest: int = 4, cube_store=None) -> None:
+                   brightest: int = 4, cube_store=None, spectra_path=None) -> None:
     """The figures of the catalogued sources. maps: Stokes I (the I-mean moment) and peak polarised
     intensity with the catalogue marked by its IDs. spectra: a row per source, the ``brightest`` in
     polarised intensity: I and PI cut-outs (offsets in arcsec), the Q, U and PI spectra against lambda^2 with the
@@ -128,7 +115,9 @@ def source_figures(moments_store, peaks_store, candidates_store, catalogue_path,
     phi = candidates["phi"][...]
     fwhm = float(peaks.attrs["faraday_grid"]["rmsf_fwhm"])
     phi_rmsf, rmsf = peaks["phi_rmsf"][...], peaks["rmsf"][...]
-    freqs, spectra = _source_spectra(cube_store, rows) if cube_store is not None and len(rows) else (None, [])
+    from .catalogue import read_spectra
+
+    freqs, measured = read_spectra(spectra_path) if spectra_path is not None else (None, {})
     nrow = max(1, len(rows))
     fig = plt.figure(figsize=(18, 3.6 * nrow))
     grid = fig.add_gridspec(nrow, 4, width_ratios=(1, 1, 1.6, 1.6))
@@ -144,14 +133,15 @@ def source_figures(moments_store, peaks_store, candidates_store, catalogue_path,
             axis.set_title(f"{row['cat_id']}: {name}", fontsize=10)
             show_cutout(fig, axis, image[box], cell_arcsec, (box[1].start - x, box[0].start - y), beam)
         spectra_axis = fig.add_subplot(grid[n, 2])
-        if spectra:
+        spectrum = measured.get(str(row["cat_id"]))
+        if spectrum is not None:
             lambda_sq = (SPEED_OF_LIGHT / freqs) ** 2
-            q, u = spectra[n].get("Q"), spectra[n].get("U")
+            q, u, sigma = spectrum["Q"], spectrum["U"], spectrum.get("sigma_QU")
             for values, label in ((q, "Q"), (u, "U"), (np.hypot(q, u), "PI")):
-                spectra_axis.plot(lambda_sq, values, ".", ms=3, label=label)
-            spectra_axis.set_ylabel("Q, U, PI (Jy/beam)")
+                spectra_axis.errorbar(lambda_sq, values, yerr=sigma, fmt=".", ms=3, lw=0.5, label=label)
+            spectra_axis.set_ylabel("Q, U, PI (Jy)")
             model_axis = spectra_axis.twinx()
-            model_axis.plot(lambda_sq, spectra[n].get("I"), ".", ms=2, color="0.6", label="I")
+            model_axis.plot(lambda_sq, spectrum["I"], ".", ms=2, color="0.6", label="I")
             model = float(row["stokesI"]) * (freqs / float(row["reffreq_I"])) ** float(row["spectral_index"])
             model_axis.plot(lambda_sq, model, color="k", lw=1, label="I model (power law)")
             model_axis.set_ylabel("Stokes I (Jy)")
