@@ -229,8 +229,9 @@ def test_report_table_and_provenance_pages(tiny_run, catalogue):
 @pytest.mark.slow
 def test_measured_spectra_of_every_source_are_kept(catalogue, tiny_run, tiny_config, demo_sky):
     """catalogue/spectra.fits holds a row per catalogued source with the spectra the catalogue
-    measured: Stokes I within 2% of the simulated truth in every channel (median), the polarised
-    intensity within 3%, and noise columns at the images' level."""
+    measured: Stokes I within 2% of the simulated truth in every channel (median) and its fitted
+    model within 2% everywhere, the polarised intensity within 3%, and noise columns at the images'
+    level."""
     import xarray as xr
 
     from spectropol.stages.catalogue import read_spectra
@@ -248,6 +249,7 @@ def test_measured_spectra_of_every_source_are_kept(catalogue, tiny_run, tiny_con
         row = catalogue[int(np.argmin(np.hypot(catalogue["x_pix"] - x, catalogue["y_pix"] - y)))]
         measured, truth = spectra[str(row["cat_id"])], source.stokes(freqs, reference_hz)
         assert np.median(np.abs(measured["I"] / truth["I"] - 1)) < 0.02, source.name
+        assert np.max(np.abs(measured["I_model"] / truth["I"] - 1)) < 0.02, source.name  # the fitted model
         pi = np.hypot(measured["Q"], measured["U"]) / np.hypot(truth["Q"], truth["U"])
         assert np.median(np.abs(pi - 1)) < 0.03, source.name
         rms_q = cube["rms"].sel(stokes="Q").values

@@ -431,7 +431,7 @@ def measure_sources(cube, peaks, moments, islands: list[Island], options: Catalo
             # the spectra measured (fitted photometry, primary beam divided out) and their noise:
             # catalogue/spectra.fits, not a catalogue column
             SPECTRUM_KEY: {**{s: spectra[s][:, n] for s in stokes}, "sigma_I": spectra["noise"][:, n] * rms_i,
-                           "sigma_QU": sigma_chan[:, n], "freq": freqs},
+                           "sigma_QU": sigma_chan[:, n], "I_model": model(freqs), "freq": freqs},
         })
     if beyond_beam:
         log.info("%d sources where the primary beam's response is below %g not catalogued", beyond_beam,
@@ -646,13 +646,14 @@ def sky_model(rows: list[dict], wcs: dict, reference_hz: float) -> dict:
 
 def write_spectra(rows: list[dict], path) -> None:
     """Each catalogued source's Stokes spectra as the catalogue measured them (fitted photometry at
-    its position, the primary beam divided out), with their 1-sigma noise, in one FITS binary table:
+    its position, the primary beam divided out), with their 1-sigma noise and the fitted Stokes I
+    model (I_model, NaN where none was fitted), in one FITS binary table:
     a row per source (cat_id, then a vector per quantity over the channels), the frequencies (Hz) in
     the FREQ extension; what RM-Tools' rmsynth1d or a refit needs, without the cube."""
     from astropy.io import fits
 
     freqs = rows[0][SPECTRUM_KEY]["freq"] if rows else np.empty(0)
-    names = [k for k in ("I", "Q", "U", "V", "sigma_I", "sigma_QU") if rows and k in rows[0][SPECTRUM_KEY]]
+    names = [k for k in ("I", "Q", "U", "V", "sigma_I", "sigma_QU", "I_model") if rows and k in rows[0][SPECTRUM_KEY]]
     nfreq = len(freqs)
     columns = [fits.Column(name="cat_id", format="16A", array=np.array([r["cat_id"] for r in rows], dtype="U16"))]
     columns += [fits.Column(name=name, format=f"{nfreq}E", unit="Jy",

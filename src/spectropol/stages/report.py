@@ -142,8 +142,9 @@ def source_figures(moments_store, peaks_store, candidates_store, catalogue_path,
             spectra_axis.set_ylabel("Q, U, PI (Jy)")
             model_axis = spectra_axis.twinx()
             model_axis.plot(lambda_sq, spectrum["I"], ".", ms=2, color="0.6", label="I")
-            model = float(row["stokesI"]) * (freqs / float(row["reffreq_I"])) ** float(row["spectral_index"])
-            model_axis.plot(lambda_sq, model, color="k", lw=1, label="I model (power law)")
+            order = int(row["stokesI_model_order"]) if "stokesI_model_order" in row.colnames else -1
+            model_axis.plot(lambda_sq, spectrum["I_model"], color="k", lw=1,
+                            label=f"I model (order {order})" if order >= 0 else "I model (none fitted)")
             model_axis.set_ylabel("Stokes I (Jy)")
             model_axis.legend(loc="upper right", fontsize=7)
             spectra_axis.legend(loc="upper left", fontsize=7)
