@@ -49,7 +49,8 @@ rule export_faraday_fits:
         "logs/benchmark/export_faraday_fits.tsv"
     threads: 1
     resources:
-        runtime=PLAN.faraday_fits_runtime(),
+        # a function: evaluated only where the Faraday stages run (one channel has no Faraday grid)
+        runtime=lambda wc: PLAN.faraday_fits_runtime(),
         mem_mb=PLAN.faraday_fits_mem_mb(),
     conda:
         "../envs/spectropol.yaml"
