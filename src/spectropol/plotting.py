@@ -54,13 +54,13 @@ def format_measurement(value: float, error: float, unit: str = "") -> str:
 
 
 def celestial_wcs(header: dict):
-    """An astropy WCS of the two celestial axes of a store's ``wcs`` attribute."""
-    from astropy.io.fits import Header
+    """An astropy WCS of the two celestial axes of a store's ``wcs`` attribute (as the catalogue
+    builds it)."""
     from astropy.wcs import WCS
 
-    keys = {k: v for k, v in header.items() if k[-1:] in ("1", "2") or k in ("RADESYS", "EQUINOX", "LONPOLE",
-                                                                              "LATPOLE")}
-    return WCS(Header(keys), naxis=2)
+    from .io.wcs import to_fits_header
+
+    return WCS(to_fits_header(header)).celestial
 
 
 def sky_axes(fig, position, wcs, title: str):
@@ -111,9 +111,9 @@ def show_map(fig, axis, image: np.ndarray, unit: str, cmap: str = "inferno", bea
 def cube_beam(cube_store) -> tuple[float, float, float] | None:
     """The restoring beam to draw on band-averaged maps: the channel beam of median major axis
     (bmaj, bmin, bpa in deg); None where the cube has none (FITS input without BMAJ)."""
-    import zarr
+    from .io.stores import open_store
 
-    group = zarr.open_group(str(cube_store), mode="r")
+    group = open_store(cube_store, "cube")
     if "bmaj" not in group:
         return None
     bmaj, bmin, bpa = (np.asarray(group[name][...], dtype=np.float64) for name in ("bmaj", "bmin", "bpa"))

@@ -187,11 +187,9 @@ def plot_summary(summary: dict, path: str | os.PathLike) -> None:
     """Per channel against frequency: the rms and |peak| of each Stokes image, the restoring beam,
     the flagged fraction and CLEAN's iterations; outliers circled, diverged CLEANs marked by red
     bands across every panel."""
-    import matplotlib
+    from ..plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     everything = summary["per_channel"]
     channels = [e for e in everything if "rms" in e]
     fig, axes = plt.subplots(4, 1, figsize=(9, 11), sharex=True)

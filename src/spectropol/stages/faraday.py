@@ -640,14 +640,19 @@ def candidate_spectrum(candidates, y: float, x: float, variable: str = "fdf_dirt
     store lacks the variable."""
     if variable not in candidates:
         return None
+    nearest = nearest_candidate(candidates, y, x, within_px)
+    return None if nearest is None else np.asarray(candidates[variable][nearest])
+
+
+def nearest_candidate(candidates, y: float, x: float, within_px: float = 0.0) -> int | None:
+    """The index of the candidate pixel nearest (y, x) in a candidate store, or None if none lies
+    within ``within_px`` (0: the pixel itself)."""
     ys, xs = (np.asarray(candidates[name][...]) for name in ("y", "x"))
     if not ys.size:
         return None
     distance = np.hypot(ys - y, xs - x)
     nearest = int(np.argmin(distance))
-    if distance[nearest] > max(within_px, 0.5):
-        return None
-    return np.asarray(candidates[variable][nearest])
+    return None if distance[nearest] > max(within_px, 0.5) else nearest
 
 
 def export_faraday_fits(peaks_store: str | os.PathLike, out_paths: dict[str, str | os.PathLike], *,

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import fail
+from ..io.stores import atomic_path, open_store, software_versions
 
 log = logging.getLogger(__name__)
 
@@ -170,10 +171,10 @@ def write_primary_beam(model: str, wcs: dict, freqs_hz: np.ndarray, ms_paths: li
     planes = beam_planes(np.asarray(freqs_hz, dtype=np.float64))
     if model == "everybeam":
         response = everybeam_stokes_i(list(ms_paths), grid, planes)
-        what = "EveryBeam " + getattr(_import_everybeam(), "__version__", "")
+        what = f"EveryBeam {software_versions(('everybeam',))['everybeam']}"
     elif model == "katbeam":
         response = katbeam_stokes_i(grid, planes, source)
-        what = f"katbeam {katbeam_model(planes, source)}"
+        what = f"katbeam {software_versions(('katbeam',))['katbeam']} {katbeam_model(planes, source)}"
     else:
         raise ValueError(f"primary_beam: no telescope beam model {model!r} (everybeam or katbeam)")
     centre = response[:, grid.npix // 2, grid.npix // 2]
@@ -182,29 +183,22 @@ def write_primary_beam(model: str, wcs: dict, freqs_hz: np.ndarray, ms_paths: li
     response = response / centre[:, None, None]
     header = fits.Header(grid.header(planes))
     header["BUNIT"] = ("", "Stokes I power response, 1 at the phase centre")
-    header["BEAMMODL"] = (what.strip(), "primary beam model")
+    header["BEAMMODL"] = (what, "primary beam model")
     header["TELESCOP"] = str(wcs.get("TELESCOP", ""))
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    partial = out_path.with_name(out_path.name + ".partial")
-    fits.PrimaryHDU(response.astype(np.float32), header=header).writeto(partial, overwrite=True)
-    os.replace(partial, out_path)  # never a complete-looking beam from a job that died
+    with atomic_path(out_path) as partial:  # never a complete-looking beam from a job that died
+        fits.PrimaryHDU(response.astype(np.float32), header=header).writeto(partial)
     log.info("primary beam: %s on %d x %d points of %.3g deg, %d planes %.1f-%.1f MHz; response at the grid "
              "corners %.3g", what, grid.npix, grid.npix, grid.cell_deg, len(planes), planes[0] / 1e6,
              planes[-1] / 1e6, float(response[:, 0, 0].min()))
-    return out_path
+    return Path(out_path)
 
 
 def primary_beam_of_cube(cube_store, model: str, ms_paths: list[str], out_path) -> Path:
     """write_primary_beam over the field and band of the cube in ``cube_store``."""
-    from ..io.cube import open_cube
-
-    cube = open_cube(cube_store, dask=True)
-    wcs = dict(cube.attrs["wcs"])
-    wcs.setdefault("NAXIS1", cube.sizes["x"])
-    wcs.setdefault("NAXIS2", cube.sizes["y"])
+    cube = open_store(cube_store, "cube")
+    ny, nx = cube[cube.attrs["image"]].shape[-2:]
+    wcs = {"NAXIS1": nx, "NAXIS2": ny} | dict(cube.attrs["wcs"])
     if model == "everybeam" and not ms_paths:
         raise fail(cube_store, "catalogue.primary_beam everybeam needs the Measurement Sets the cube was imaged "
                                "from (their stations and pointing)")
-    return write_primary_beam(model, wcs, np.asarray(cube["freq"].values), ms_paths, out_path,
-                              source=str(cube_store))
+    return write_primary_beam(model, wcs, np.asarray(cube["freq"][...]), ms_paths, out_path, source=str(cube_store))

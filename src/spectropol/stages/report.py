@@ -79,12 +79,13 @@ def source_figures(moments_store, peaks_store, candidates_store, catalogue_path,
                    brightest: int = 4, cube_store=None, spectra_path=None) -> None:
     """The figures of the catalogued sources. maps: Stokes I (the I-mean moment) and peak polarised
     intensity with the catalogue marked by its IDs. spectra: a row per source, the ``brightest`` in
-    polarised intensity: I and PI cut-outs (offsets in arcsec), the Q, U and PI spectra against lambda^2 with the
-    catalogue's Stokes I power law, the dirty and clean |FDF| with the RMSF at the peak and the
-    clean components, and its RM, PI, p and angle with their errors."""
+    polarised intensity: I and PI cut-outs (offsets in arcsec), the Q, U and PI spectra the catalogue
+    measured (``spectra_path``, its spectra.fits) against lambda^2 with its fitted Stokes I model,
+    the dirty and clean |FDF| with the RMSF at the peak and the clean components, and its RM, PI, p
+    and angle with their errors."""
     from astropy.table import Table
 
-    from .faraday import candidate_spectrum
+    from .faraday import nearest_candidate
 
     plt = pyplot()
     moments = open_store(moments_store, "moments")
@@ -155,17 +156,16 @@ def source_figures(moments_store, peaks_store, candidates_store, catalogue_path,
                                fontsize=9)
         fdf_axis = fig.add_subplot(grid[n, 3])
         peak = float("nan")
+        # the source's position is a fit: its brightest pixel is a candidate within a pixel or two
+        index = nearest_candidate(candidates, float(row["y_pix"]), float(row["x_pix"]), within_px=2.0)
+        kept = {name: np.asarray(candidates[name][index]) for name in ("fdf_dirty", "fdf_clean", "clean_components")
+                if index is not None and name in candidates}
         for variable, label in (("fdf_dirty", "dirty"), ("fdf_clean", "clean")):
-            # the source's position is a fit: its brightest pixel is a candidate within a pixel or two
-            spectrum = candidate_spectrum(candidates, float(row["y_pix"]), float(row["x_pix"]), variable,
-                                          within_px=2.0)
-            if spectrum is not None:
-                fdf_axis.plot(phi, np.abs(spectrum), label=f"|FDF| {label}")
-                peak = np.nanmax([peak, float(np.abs(spectrum).max())])
-        components = candidate_spectrum(candidates, float(row["y_pix"]), float(row["x_pix"]), "clean_components",
-                                        within_px=2.0)
-        if components is not None and np.any(components):
-            fdf_axis.vlines(phi, 0, np.abs(components), color="k", lw=1.0, label="clean components")
+            if variable in kept:
+                fdf_axis.plot(phi, np.abs(kept[variable]), label=f"|FDF| {label}")
+                peak = np.nanmax([peak, float(np.abs(kept[variable]).max())])
+        if np.any(kept.get("clean_components", 0)):
+            fdf_axis.vlines(phi, 0, np.abs(kept["clean_components"]), color="k", lw=1.0, label="clean components")
         if np.isfinite(peak):
             fdf_axis.plot(phi_rmsf + float(row["rm"]), peak * np.abs(rmsf), ":", color="grey", lw=1,
                           label=f"RMSF (FWHM {fwhm:.3g})")
@@ -288,25 +288,12 @@ def provenance_page(config: dict, workflow_dir, out_path, summary_path=None) -> 
 
 
 def workflow_commit(workflow_dir) -> str:
-    """The git commit of the workflow's checkout, read from .git (no git process); 'unknown' outside one."""
-    git = Path(workflow_dir) / ".git"
-    if git.is_file():  # a worktree or submodule: 'gitdir: <path>'
-        text = git.read_text().strip()
-        git = (Path(workflow_dir) / text.split(":", 1)[1].strip()) if text.startswith("gitdir:") else git
-    head = git / "HEAD"
-    if not head.is_file():
+    """The git commit of the workflow's checkout; 'unknown' outside one or without git."""
+    import subprocess
+
+    try:
+        result = subprocess.run(["git", "-C", str(workflow_dir), "rev-parse", "HEAD"], capture_output=True,
+                                text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
         return "unknown"
-    ref = head.read_text().strip()
-    if not ref.startswith("ref: "):
-        return ref
-    name = ref[5:]
-    for base in (git, Path(str(git).split("/worktrees/")[0]) if "/worktrees/" in str(git) else git):
-        loose = base / name
-        if loose.is_file():
-            return loose.read_text().strip()
-        packed = base / "packed-refs"
-        if packed.is_file():
-            for line in packed.read_text().splitlines():
-                if line.endswith(" " + name):
-                    return line.split()[0]
-    return "unknown"
+    return result.stdout.strip() if result.returncode == 0 else "unknown"
