@@ -161,8 +161,9 @@ def test_report_maps_are_on_the_sky_with_the_beam_and_the_catalogue(tiny_run, ca
     from matplotlib.offsetbox import AnchoredOffsetbox
     from matplotlib.patches import Ellipse
 
-    from spectropol.plotting import cube_beam, format_measurement
+    from spectropol.plotting import format_measurement
     from spectropol.stages import report
+    from spectropol.stages.report import cube_beam
 
     def beam_ellipses(axis):  # what astropy's add_beam anchors in the corner
         return [child for box in axis.artists if isinstance(box, AnchoredOffsetbox)

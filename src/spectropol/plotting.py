@@ -53,16 +53,6 @@ def format_measurement(value: float, error: float, unit: str = "") -> str:
     return f"{round(value / step) * step:.0f} ± {round(rounded_error / step) * step:.0f}{suffix}"
 
 
-def celestial_wcs(header: dict):
-    """An astropy WCS of the two celestial axes of a store's ``wcs`` attribute (as the catalogue
-    builds it)."""
-    from astropy.wcs import WCS
-
-    from .io.wcs import to_fits_header
-
-    return WCS(to_fits_header(header)).celestial
-
-
 def sky_axes(fig, position, wcs, title: str):
     """An RA/Dec panel of ``fig`` at ``position`` (a subplot spec or (rows, cols, index))."""
     args = position if isinstance(position, tuple) else (position,)
@@ -106,22 +96,6 @@ def show_map(fig, axis, image: np.ndarray, unit: str, cmap: str = "inferno", bea
         add_beam(axis, major=beam[0] * u.deg, minor=beam[1] * u.deg, angle=beam[2] * u.deg, corner="bottom left",
                  frame=False, facecolor="none", edgecolor="cyan", lw=1.5)
     return shown
-
-
-def cube_beam(cube_store) -> tuple[float, float, float] | None:
-    """The restoring beam to draw on band-averaged maps: the channel beam of median major axis
-    (bmaj, bmin, bpa in deg); None where the cube has none (FITS input without BMAJ)."""
-    from .io.stores import open_store
-
-    group = open_store(cube_store, "cube")
-    if "bmaj" not in group:
-        return None
-    bmaj, bmin, bpa = (np.asarray(group[name][...], dtype=np.float64) for name in ("bmaj", "bmin", "bpa"))
-    good = np.flatnonzero(np.isfinite(bmaj) & (bmaj > 0))
-    if not good.size:
-        return None
-    median = good[np.argsort(bmaj[good])[len(good) // 2]]
-    return float(bmaj[median]), float(bmin[median]), float(bpa[median])
 
 
 def show_cutout(fig, axis, image: np.ndarray, cell_arcsec: float, first_offset_px: tuple[int, int],

@@ -12,10 +12,33 @@ import numpy as np
 
 from ..constants import SPEED_OF_LIGHT
 from ..io.stores import atomic_path, open_store, software_versions
-from ..plotting import celestial_wcs, cube_beam, format_measurement, pyplot, show_cutout, show_map, sky_axes
+from ..io.wcs import to_fits_header
+from ..plotting import format_measurement, pyplot, show_cutout, show_map, sky_axes
 
 MOMENT_UNITS = {"mean": "Jy/beam", "std": "Jy/beam", "skewness": "dimensionless", "kurtosis": "dimensionless"}
 RM_UNIT = "rad m$^{-2}$"
+
+
+def celestial_wcs(header: dict):
+    """An astropy WCS of the two celestial axes of a store's ``wcs`` attribute (as the catalogue
+    builds it)."""
+    from astropy.wcs import WCS
+
+    return WCS(to_fits_header(header)).celestial
+
+
+def cube_beam(cube_store) -> tuple[float, float, float] | None:
+    """The restoring beam to draw on band-averaged maps: the channel beam of median major axis
+    (bmaj, bmin, bpa in deg); None where the cube has none (FITS input without BMAJ)."""
+    group = open_store(cube_store, "cube")
+    if "bmaj" not in group:
+        return None
+    bmaj, bmin, bpa = (np.asarray(group[name][...], dtype=np.float64) for name in ("bmaj", "bmin", "bpa"))
+    good = np.flatnonzero(np.isfinite(bmaj) & (bmaj > 0))
+    if not good.size:
+        return None
+    median = good[np.argsort(bmaj[good])[len(good) // 2]]
+    return float(bmaj[median]), float(bmin[median]), float(bpa[median])
 
 
 def _save(fig, path) -> None:
