@@ -1,6 +1,8 @@
 # spectropol: Measurement Set -> per-channel Stokes images -> Zarr cube -> Faraday products -> catalogue.
 # Stages, one rule file each, in data-flow order; rules call thin scripts, scripts call
 # src/spectropol/stages/<stage>.py. What runs is planned by spectropol.planning (rules/common.smk).
+# One observation is rules/field.smk; a survey (config `observations`: a sheet of fields) is that
+# same workflow once per field, as a Snakemake module, and the survey-wide merge (rules/survey.smk).
 
 import os
 import sys
@@ -29,28 +31,19 @@ configfile: workflow.source_path("config/config.yaml")
 validate(config, "config/config.schema.yaml")
 
 
-include: "rules/common.smk"
-include: "rules/simulate.smk"
-include: "rules/inspect.smk"
-include: "rules/split.smk"
-include: "rules/image.smk"
-include: "rules/cube.smk"
-include: "rules/faraday.smk"
-include: "rules/moments.smk"
-include: "rules/primary_beam.smk"
-include: "rules/catalogue.smk"
-include: "rules/report.smk"
-include: "rules/qa.smk"
-
-
 report: "resources/report/workflow.rst"
+
+
+if config.get("observations"):
+
+    include: "rules/survey.smk"
+
+else:
+
+    include: "rules/field.smk"
 
 
 rule all:
     input:
-        CUBE_METADATA,
-        rules.export_cube_fits.output if PLAN.cube_fits else [],
-        rules.qa_summary.output,
-        rules.report_provenance.output,
-        polarisation_products(),
+        TARGETS,
     default_target: True

@@ -11,14 +11,15 @@ rule catalogue:
     output:
         **{kind: f"{RESULTS}/catalogue/{name}" for kind, name in CATALOGUE_FILES.items() if kind != "csv"},
         csv=report(f"{RESULTS}/catalogue/{CATALOGUE_FILES['csv']}", caption="../resources/report/catalogue.rst",
-                   category="Catalogue"),
+                   category="Catalogue", subcategory=FIELD),
         qa=f"{RESULTS}/qa/catalogue.json",
     params:
+        code=code("catalogue.py"),
         options=as_dict(PLAN.catalogue),
     log:
-        "logs/catalogue.log",
+        f"{LOGS}/catalogue.log",
     benchmark:
-        "logs/benchmark/catalogue.tsv"
+        f"{LOGS}/benchmark/catalogue.tsv"
     threads: 1
     # before the FITS exports that become ready with it: the report waits for the catalogue
     priority: 10

@@ -9,6 +9,8 @@ from spectropol.io.fingerprint import read_fingerprints, storage_signature
 from spectropol.io.stores import software_versions
 from spectropol.options import as_dict
 from spectropol.planning import check_output_folder, observe, plan
+from spectropol.planning.code import code_digest
+from spectropol.planning.provenance import run_identity
 
 
 def refuse(message):
@@ -28,6 +30,15 @@ for _warning in PLAN.warnings:
 
 WORK = PLAN.work
 RESULTS = PLAN.results
+LOGS = config.get("logs_dir") or "logs"
+# The configuration as given (what the report's Provenance page shows; a change reruns that page).
+CONFIG = {key: value for key, value in config.items() if key != "run"}
+# Who made this run's products: the workflow's commit, the configuration's digest and, in a survey,
+# the sheet's and the field's name. Every product records it (io.stores.provenance), through the
+# config the scripts see; it is not a param, so that a new commit reruns only what its code changes.
+config["run"] = run_identity(CONFIG, workflow.basedir, config.get("run"))
+# In a survey, the field this is: the report files its figures under it (None: one observation).
+FIELD = config["run"].get("field")
 # The cube every later stage reads: gathered from the channel images, or made from input.cubes.
 CUBE = f"{RESULTS}/cube/cube.zarr"
 # The rules declare the cube by its root metadata file, which every write of the cube rewrites: a
@@ -44,6 +55,12 @@ PRIMARY_BEAM = f"{RESULTS}/catalogue/primary_beam.fits"
 wildcard_constraints:
     block=r"\d+(-\d+)?",
     ms_id=r"ms\d{3}",
+
+
+def code(script):
+    """The digest of the code ``script`` runs (planning.code): a rule's param, so that a change to
+    its stage's code reruns its jobs, and nothing else does."""
+    return code_digest(Path(workflow.basedir) / "scripts" / script, Path(workflow.basedir) / "src" / "spectropol")
 
 
 def resource_path(path):

@@ -13,12 +13,13 @@ if PLAN.cubes:
             cube=CUBE_METADATA,
             qa=CUBE_QA,
         params:
+            code=code("cube_from_fits.py"),
             stokes={s: PLAN.cubes[s] for s in "IQUV" if s in PLAN.cubes},
             chunk_px=PLAN.cube.chunk_px,
         log:
-            "logs/cube_from_fits.log",
+            f"{LOGS}/cube_from_fits.log",
         benchmark:
-            "logs/benchmark/cube_from_fits.tsv"
+            f"{LOGS}/benchmark/cube_from_fits.tsv"
         threads: 1
         resources:
             runtime=PLAN.cube_runtime(),
@@ -40,14 +41,15 @@ else:
             cube=update(CUBE_METADATA),
             qa=CUBE_QA,
         params:
+            code=code("gather_cube.py"),
             stores=PLAN.channel_image_stores(),
             options=as_dict(PLAN.cube),
             freqs_hz=PLAN.freqs_hz.tolist(),
             sources=channel_sources(),
         log:
-            "logs/gather_cube.log",
+            f"{LOGS}/gather_cube.log",
         benchmark:
-            "logs/benchmark/gather_cube.tsv"
+            f"{LOGS}/benchmark/gather_cube.tsv"
         threads: 1
         resources:
             runtime=PLAN.cube_runtime(),
@@ -64,10 +66,12 @@ rule export_cube_fits:
     output:
         # update(): kept, so that only the planes that changed in the cube are rewritten in place
         **{stokes: update(path) for stokes, path in PLAN.cube_fits_paths().items()},
+    params:
+        code=code("export_cube_fits.py"),
     log:
-        "logs/export_cube_fits.log",
+        f"{LOGS}/export_cube_fits.log",
     benchmark:
-        "logs/benchmark/export_cube_fits.tsv"
+        f"{LOGS}/benchmark/export_cube_fits.tsv"
     threads: 1
     resources:
         runtime=PLAN.cube_runtime(),

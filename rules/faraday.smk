@@ -15,15 +15,16 @@ rule faraday_depth:
         moments=directory(f"{RESULTS}/moments/moments.zarr"),
         moments_qa=f"{RESULTS}/qa/moments.json",
     params:
+        code=code("faraday_depth.py"),
         synthesis=as_dict(PLAN.rm_synthesis),
         moments=as_dict(PLAN.moments),
         clean=as_dict(PLAN.rm_clean) if PLAN.rm_clean else None,
         products=as_dict(PLAN.faraday_products),
         dask=as_dict(PLAN.dask),
     log:
-        "logs/faraday_depth.log",
+        f"{LOGS}/faraday_depth.log",
     benchmark:
-        "logs/benchmark/faraday_depth.tsv"
+        f"{LOGS}/benchmark/faraday_depth.tsv"
     threads: PLAN.dask.threads
     resources:
         runtime=lambda wc, threads: PLAN.faraday_depth_runtime(threads),
@@ -43,10 +44,12 @@ rule export_faraday_fits:
     output:
         **PLAN.faraday_fits(faraday_fits_names(PLAN.faraday_products, clean=PLAN.rm_clean is not None,
                                                stokes_i=PLAN.stokes_i)),
+    params:
+        code=code("export_faraday_fits.py"),
     log:
-        "logs/export_faraday_fits.log",
+        f"{LOGS}/export_faraday_fits.log",
     benchmark:
-        "logs/benchmark/export_faraday_fits.tsv"
+        f"{LOGS}/benchmark/export_faraday_fits.tsv"
     threads: 1
     resources:
         # a function: evaluated only where the Faraday stages run (one channel has no Faraday grid)

@@ -11,13 +11,14 @@ rule image_channel:
         image=update(directory(f"{RESULTS}/channels/{{block}}")),
         qa=update(directory(f"{RESULTS}/qa/image/{{block}}")),
     params:
+        code=code("image_channel.py"),
         channels=block_channels,
         settings=block_settings,
         width=PLAN.width,
     log:
-        "logs/image_channel/{block}.log",
+        f"{LOGS}/image_channel/{{block}}.log",
     benchmark:
-        "logs/benchmark/image_channel/{block}.tsv"
+        f"{LOGS}/benchmark/image_channel/{{block}}.tsv"
     threads: PLAN.imaging_threads
     resources:
         mem_mb=lambda wc, input: PLAN.image_mem_mb(wc.block, input.size_mb),

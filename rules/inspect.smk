@@ -12,13 +12,14 @@ checkpoint fingerprint_ms:
         # Also the job's own cache: kept, so that only changed columns are read again.
         record=update(f"{WORK}/ms/{{ms_id}}/fingerprints.json"),
     params:
+        code=code("fingerprint_ms.py"),
         storage=storage_of,
         spws=lambda wc: input_spws(PLAN.ms_index(wc.ms_id)),
         selection=as_dict(PLAN.selection),
     log:
-        "logs/fingerprint_ms/{ms_id}.log",
+        f"{LOGS}/fingerprint_ms/{{ms_id}}.log",
     benchmark:
-        "logs/benchmark/fingerprint_ms/{ms_id}.tsv"
+        f"{LOGS}/benchmark/fingerprint_ms/{{ms_id}}.tsv"
     threads: 1
     resources:
         runtime=lambda wc: PLAN.fingerprint_runtime(PLAN.ms_index(wc.ms_id)),
@@ -36,6 +37,7 @@ rule inspect_ms:
     output:
         selection=f"{WORK}/ms/selection.json",
     params:
+        code=code("inspect_ms.py"),
         # The MSs are named by the records (or are the inputs): a re-delivered copy at another
         # path must not re-inspect everything.
         spws=[input_spws(k) for k in range(len(PLAN.inputs))],
@@ -43,9 +45,9 @@ rule inspect_ms:
         geometry=as_dict(PLAN.geometry),
         layouts=layouts,
     log:
-        "logs/inspect_ms.log",
+        f"{LOGS}/inspect_ms.log",
     benchmark:
-        "logs/benchmark/inspect_ms.tsv"
+        f"{LOGS}/benchmark/inspect_ms.tsv"
     threads: 1
     resources:
         runtime=10,

@@ -9,11 +9,12 @@ rule export_moment_fits:
     output:
         **{f"{q}_{m}": path for (q, m), path in PLAN.moment_fits().items()},
     params:
+        code=code("export_moment_fits.py"),
         maps=[list(qm) for qm in MOMENT_MAPS],
     log:
-        "logs/export_moment_fits.log",
+        f"{LOGS}/export_moment_fits.log",
     benchmark:
-        "logs/benchmark/export_moment_fits.tsv"
+        f"{LOGS}/benchmark/export_moment_fits.tsv"
     threads: 1
     resources:
         runtime=30,

@@ -11,12 +11,13 @@ rule primary_beam:
     output:
         beam=PRIMARY_BEAM,
     params:
+        code=code("primary_beam.py"),
         model=PLAN.catalogue.primary_beam,
         ms=list(PLAN.inputs) if PLAN.cubes is None else [],
     log:
-        "logs/primary_beam.log",
+        f"{LOGS}/primary_beam.log",
     benchmark:
-        "logs/benchmark/primary_beam.tsv"
+        f"{LOGS}/benchmark/primary_beam.tsv"
     threads: 1
     resources:
         runtime=15,

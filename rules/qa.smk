@@ -7,13 +7,14 @@ rule qa_summary:
         **qa_documents(),
     output:
         summary=f"{RESULTS}/qa/summary.json",
-        plot=report(f"{RESULTS}/report/channel_qa.png", caption="../resources/report/channel_qa.rst", category="Quality"),
+        plot=report(f"{RESULTS}/report/channel_qa.png", caption="../resources/report/channel_qa.rst", category="Quality", subcategory=FIELD),
     params:
+        code=code("qa_summary.py"),
         options=as_dict(PLAN.qa),
     log:
-        "logs/qa_summary.log",
+        f"{LOGS}/qa_summary.log",
     benchmark:
-        "logs/benchmark/qa_summary.tsv"
+        f"{LOGS}/benchmark/qa_summary.tsv"
     threads: 1
     resources:
         runtime=10,

@@ -9,13 +9,15 @@ rule report_field:
         moments=rules.faraday_depth.output.moments,
         peaks=rules.faraday_depth.output.peaks,
     output:
-        moments=report(f"{RESULTS}/report/moments.png", caption="../resources/report/moments.rst", category="Maps"),
-        peak_rm=report(f"{RESULTS}/report/peak_rm.png", caption="../resources/report/peak_rm.rst", category="Maps"),
-        rmsf=report(f"{RESULTS}/report/rmsf.png", caption="../resources/report/rmsf.rst", category="Faraday depth"),
+        moments=report(f"{RESULTS}/report/moments.png", caption="../resources/report/moments.rst", category="Maps", subcategory=FIELD),
+        peak_rm=report(f"{RESULTS}/report/peak_rm.png", caption="../resources/report/peak_rm.rst", category="Maps", subcategory=FIELD),
+        rmsf=report(f"{RESULTS}/report/rmsf.png", caption="../resources/report/rmsf.rst", category="Faraday depth", subcategory=FIELD),
+    params:
+        code=code("report_field.py"),
     log:
-        "logs/report_field.log",
+        f"{LOGS}/report_field.log",
     benchmark:
-        "logs/benchmark/report_field.tsv"
+        f"{LOGS}/benchmark/report_field.tsv"
     threads: 1
     priority: 10
     resources:
@@ -36,15 +38,16 @@ rule report_sources:
         catalogue=rules.catalogue.output.ecsv,
         spectra=rules.catalogue.output.spectra,
     output:
-        maps=report(f"{RESULTS}/report/maps.png", caption="../resources/report/maps.rst", category="Maps"),
+        maps=report(f"{RESULTS}/report/maps.png", caption="../resources/report/maps.rst", category="Maps", subcategory=FIELD),
         spectra=report(f"{RESULTS}/report/fdf_spectra.png", caption="../resources/report/spectra.rst",
-                       category="Faraday depth"),
+                       category="Faraday depth", subcategory=FIELD),
     params:
+        code=code("report_sources.py"),
         brightest=config["report"]["brightest"],
     log:
-        "logs/report_sources.log",
+        f"{LOGS}/report_sources.log",
     benchmark:
-        "logs/benchmark/report_sources.tsv"
+        f"{LOGS}/benchmark/report_sources.tsv"
     threads: 1
     priority: 10
     resources:
@@ -62,9 +65,11 @@ rule report_catalogue:
         catalogue=rules.catalogue.output.ecsv,
     output:
         table=report(f"{RESULTS}/report/catalogue.html", caption="../resources/report/catalogue_table.rst",
-                     category="Catalogue"),
+                     category="Catalogue", subcategory=FIELD),
+    params:
+        code=code("report_catalogue.py"),
     log:
-        "logs/report_catalogue.log",
+        f"{LOGS}/report_catalogue.log",
     threads: 1
     priority: 10
     resources:
@@ -81,15 +86,16 @@ rule report_provenance:
     Provenance page. It reruns when the configuration or an installed version changes."""
     output:
         page=report(f"{RESULTS}/report/provenance.html", caption="../resources/report/provenance.rst",
-                    category="Provenance"),
+                    category="Provenance", subcategory=FIELD),
         # the versions and commit as a table the report's front page includes (workflow.rst)
         summary=f"{RESULTS}/report/provenance.rst",
     params:
-        config=config,
+        code=code("report_provenance.py"),
+        config=CONFIG,
         versions=SOFTWARE_VERSIONS,
         workflow_dir=workflow.basedir,
     log:
-        "logs/report_provenance.log",
+        f"{LOGS}/report_provenance.log",
     threads: 1
     resources:
         runtime=10,

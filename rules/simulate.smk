@@ -8,11 +8,12 @@ rule simulate_ms:
     output:
         ms=directory(f"{WORK}/ms/demo.ms"),
     params:
+        code=code("simulate_ms.py"),
         options=as_dict(PLAN.simulate),
     log:
-        "logs/simulate_ms.log",
+        f"{LOGS}/simulate_ms.log",
     benchmark:
-        "logs/benchmark/simulate_ms.tsv"
+        f"{LOGS}/benchmark/simulate_ms.tsv"
     threads: 1
     resources:
         runtime=30,

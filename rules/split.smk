@@ -11,15 +11,16 @@ rule split_channel:
         vis=directory(f"{WORK}/vis/{{block}}"),
         qa=directory(f"{RESULTS}/qa/split/{{block}}"),
     params:
+        code=code("split_channel.py"),
         channels=block_channels,
         source=block_source,
         fingerprints=block_fingerprints,
         options=as_dict(PLAN.split),
         width=PLAN.width,
     log:
-        "logs/split_channel/{block}.log",
+        f"{LOGS}/split_channel/{{block}}.log",
     benchmark:
-        "logs/benchmark/split_channel/{block}.tsv"
+        f"{LOGS}/benchmark/split_channel/{{block}}.tsv"
     threads: 1
     resources:
         runtime=lambda wc: PLAN.split_runtime(wc.block),

@@ -7,7 +7,7 @@ params = snakemake.params
 clean = RMCleanOptions(**params.clean) if params.clean else None
 products = FaradayProductsOptions(**params.products)
 stores = {name: snakemake.output[name] for name in faraday_store_names(products, clean is not None)}
-with to_file(snakemake.log[0]):
+with to_file(snakemake.log[0], snakemake.config.get("run")):
     faraday_depth(store_of(snakemake.input.cube), stores, snakemake.output.qa, RMSynthesisOptions(**params.synthesis),
                   clean, products, DaskOptions(**params.dask), moments=MomentsOptions(**params.moments),
                   moments_out=snakemake.output.moments, moments_qa=snakemake.output.moments_qa, rule=snakemake.rule)

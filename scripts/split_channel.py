@@ -3,7 +3,7 @@ from spectropol.logs import to_file
 from spectropol.options import SplitOptions
 from spectropol.stages.split import split_block
 
-with to_file(snakemake.log[0]):
+with to_file(snakemake.log[0], snakemake.config.get("run")):
     p = snakemake.params
     (ms,) = input_paths(list(snakemake.input.ms), list(snakemake.input.fingerprints))
     split_block(snakemake.input.selection, ms, p.source["ms_index"], p.source["spw"], p.channels,

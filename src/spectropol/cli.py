@@ -332,6 +332,23 @@ def _qa_aggregate(args) -> None:
                       "failed_jobs": len(summary["failed_jobs"]), "messages": summary["messages"]}))
 
 
+def _provenance(args) -> None:
+    from .io.provenance import read_provenance, row_provenance
+
+    record = (row_provenance(args.product, args.row) if args.row
+              else {"product": args.product} | read_provenance(args.product))
+    if args.json:
+        print(json.dumps(record, indent=1, default=str))
+        return
+    for key, value in record.items():
+        if isinstance(value, dict):
+            print(f"{key}:")
+            for sub_key, sub_value in value.items():
+                print(f"  {sub_key}: {sub_value}")
+        else:
+            print(f"{key}: {value}")
+
+
 # -- the parser -----------------------------------------------------------------------------------
 
 
@@ -346,6 +363,12 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument(arg)
         p.set_defaults(func=function)
         return p
+
+    p = command("provenance", _provenance, "what made a product: software version, workflow commit, config and "
+                "sheet digests, field, inputs (Zarr stores, FITS, ECSV catalogues, JSON)", "product")
+    p.add_argument("--row", metavar="CAT_ID", help="a catalogue row: the row, and what made the catalogue that "
+                   "measured it (a survey catalogue's row: its field's catalogue)")
+    p.add_argument("--json", action="store_true", help="print JSON")
 
     p = command("simulate", _simulate, "write a simulated Measurement Set from a sky model", "ms")
     p.add_argument("--skymodel", default="resources/skymodels/demo.yaml")

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 
 from .errors import SpectropolError
+from .identity import set_run_identity
 
 log = logging.getLogger("spectropol")
 
@@ -31,13 +32,15 @@ def peak_memory_mb() -> float:
 
 
 @contextlib.contextmanager
-def to_file(path: str) -> Iterator[logging.Logger]:
-    """Send the library's log records to ``path``; turn our errors into one line and exit 1.
+def to_file(path: str, run: dict | None = None) -> Iterator[logging.Logger]:
+    """Send the library's log records to ``path``; turn our errors into one line and exit 1. ``run``
+    is the run's identity (the config's ``run``), which the products the job writes record.
 
     A SpectropolError is the user's to fix, so it is printed as one line (to the log and to stderr,
     which Snakemake shows) without a traceback; so are the library's warnings. Anything else is a
     bug and keeps its traceback.
     """
+    set_run_identity(run)
     handler = logging.FileHandler(path, mode="w")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()

@@ -13,21 +13,26 @@ import json
 import os
 import shutil
 import socket
+import subprocess
 import uuid
 from collections.abc import Iterator
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from .. import __version__
 from ..errors import fail
+from ..identity import RUN_IDENTITY
 
 
 def provenance(inputs: dict[str, str] | None = None, config_hash: str | None = None) -> dict:
-    """Who made a product, when, and from what: software version, host, time, inputs."""
+    """Who made a product, when, and from what: software version, the run's identity (workflow
+    commit, configuration and sheet digests, field), host, time, inputs."""
     return {
         "software": "spectropol",
         "software_version": __version__,
+        **{k: v for k, v in RUN_IDENTITY.items() if k != "software_version"},
         "created_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "host": socket.gethostname(),
         "inputs": {k: str(v) for k, v in (inputs or {}).items()},
@@ -53,6 +58,28 @@ def software_versions(packages=PROVENANCE_PACKAGES) -> dict[str, str]:
         except metadata.PackageNotFoundError:
             versions[package] = "not installed"
     return versions
+
+
+def config_sha256(config: dict) -> str:
+    """The digest of a configuration: JSON with sorted keys, so that equal settings give equal digests."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@lru_cache(maxsize=8)
+def workflow_commit(workflow_dir: str) -> str:
+    """The git commit of the workflow's checkout, '-dirty' appended where tracked files differ from
+    it; 'unknown' outside a git checkout or without git."""
+    def git(*args):
+        return subprocess.run(["git", "-C", str(workflow_dir), *args], capture_output=True, text=True, timeout=30)
+
+    try:
+        head = git("rev-parse", "HEAD")
+        if head.returncode != 0:
+            return "unknown"
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head.stdout.strip() + ("-dirty" if dirty.returncode == 0 and dirty.stdout.strip() else "")
 
 
 def content_digest(arrays: dict[str, np.ndarray], attrs: dict | None = None) -> str:

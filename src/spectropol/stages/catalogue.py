@@ -18,7 +18,7 @@ import numpy as np
 
 from ..constants import SPEED_OF_LIGHT
 from ..io.cube import pixel_cutouts
-from ..io.stores import atomic_path, open_store, select
+from ..io.stores import atomic_path, open_store, provenance, select
 from ..kernels.beam import FWHM_PER_SIGMA
 from ..kernels.faraday import (
     FaradayGrid,
@@ -629,6 +629,20 @@ def rmtable(rows: list[dict], options: CatalogueOptions):
     return table
 
 
+def with_provenance(table, made: dict, kind: str):
+    """``table`` with the provenance in its metadata, as each format keeps it: a mapping in ECSV,
+    HISTORY cards (PROVENANCE.key = value, as the FITS images) in FITS. astropy writes no table
+    metadata to VOTable or CSV: those are the same table, and the ECSV says who made it."""
+    if kind not in ("ecsv", "fits"):
+        return table
+    copy = table.copy(copy_data=False)
+    if kind == "ecsv":
+        copy.meta["provenance"] = dict(made)
+    else:
+        copy.meta["HISTORY"] = [f"PROVENANCE.{k} = {v}" for k, v in made.items()]
+    return copy
+
+
 def sky_model(rows: list[dict], wcs: dict, reference_hz: float) -> dict:
     """The detections in the sky-model format spectropol simulate reads (resources/skymodels)."""
     ra0, dec0 = np.deg2rad(wcs["CRVAL1"]), np.deg2rad(wcs["CRVAL2"])
@@ -699,6 +713,8 @@ def build_catalogue(cube_store, moments_store, peaks_store, out_paths: dict[str,
     rows = measure_sources(cube, peaks, moments, islands, options, beam_deg=beam_deg, beam_px=beam_px,
                            telescope=telescope, cube_store=cube_store)
     table = rmtable(rows, options)
+    made = provenance({"cube": str(cube_store), "moments": str(moments_store), "peaks": str(peaks_store)},
+                      config_hash=None)
     for kind, path in out_paths.items():
         with atomic_path(path) as partial:
             if kind == "spectra":
@@ -708,7 +724,7 @@ def build_catalogue(cube_store, moments_store, peaks_store, out_paths: dict[str,
                 partial.write_text("# Sky model of the detected polarised components (spectropol catalogue)\n"
                                    + yaml.safe_dump(sky_model(rows, cube.attrs["wcs"], reference_hz), sort_keys=False))
             else:
-                table.write(partial, format=TABLE_FORMATS[kind])
+                with_provenance(table, made, kind).write(partial, format=TABLE_FORMATS[kind])
     result = CatalogueResult(sources=len(rows), islands=len(islands), threshold_sigma=options.threshold_sigma,
                              min_snr=options.min_snr, flagged_blended=int(sum(r["is_blended_flag"] for r in rows)),
                              flagged_phi_edge=int(sum(r["flag_phi_edge"] for r in rows)))

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..constants import SPEED_OF_LIGHT
-from ..io.stores import atomic_path, open_store, software_versions
+from ..io.stores import atomic_path, open_store, software_versions, workflow_commit
 from ..io.wcs import to_fits_header
 from ..plotting import format_measurement, pyplot, show_cutout, show_map, sky_axes
 
@@ -288,7 +288,7 @@ def provenance_page(config: dict, workflow_dir, out_path, summary_path=None) -> 
     import yaml
 
     versions = software_versions()
-    facts = {"workflow commit": workflow_commit(workflow_dir), "python": platform.python_version(),
+    facts = {"workflow commit": workflow_commit(str(workflow_dir)), "python": platform.python_version(),
              "platform": platform.platform()}
     rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
                    for k, v in (facts | versions).items())
@@ -308,15 +308,3 @@ def provenance_page(config: dict, workflow_dir, out_path, summary_path=None) -> 
         with atomic_path(summary_path) as partial:
             Path(partial).write_text("\n".join(lines) + "\n")
     return facts | versions
-
-
-def workflow_commit(workflow_dir) -> str:
-    """The git commit of the workflow's checkout; 'unknown' outside one or without git."""
-    import subprocess
-
-    try:
-        result = subprocess.run(["git", "-C", str(workflow_dir), "rev-parse", "HEAD"], capture_output=True,
-                                text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return result.stdout.strip() if result.returncode == 0 else "unknown"

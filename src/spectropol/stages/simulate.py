@@ -74,14 +74,31 @@ def _read_yaml(path: str | os.PathLike) -> dict:
     return document
 
 
-def load_sky_model(path: str | os.PathLike) -> tuple[float, list[PointSource]]:
-    """Reference frequency (Hz) and sources of a sky-model YAML file (see resources/skymodels/)."""
+def sin_offset(ra_deg: float, dec_deg: float, centre_deg: tuple[float, float]) -> tuple[float, float]:
+    """Direction cosines (l east, m north) of (RA, Dec) in the SIN projection about ``centre_deg``."""
+    ra, dec = np.deg2rad(ra_deg), np.deg2rad(dec_deg)
+    ra0, dec0 = np.deg2rad(centre_deg[0]), np.deg2rad(centre_deg[1])
+    l = np.cos(dec) * np.sin(ra - ra0)
+    m = np.sin(dec) * np.cos(dec0) - np.cos(dec) * np.sin(dec0) * np.cos(ra - ra0)
+    return float(l), float(m)
+
+
+def load_sky_model(path: str | os.PathLike,
+                   phase_centre_deg: tuple[float, float] | None = None) -> tuple[float, list[PointSource]]:
+    """Reference frequency (Hz) and sources of a sky-model YAML file (see resources/skymodels/). A
+    source is placed by offset_arcsec from the phase centre, or by radec_deg on the sky (a sky
+    observed by several fields); the latter needs ``phase_centre_deg``."""
     document = _read_yaml(path)
     try:
         reference_hz = float(document["reference_frequency_hz"])
         sources = []
         for entry in document["sources"]:
-            east, north = (float(v) * ARCSEC for v in entry["offset_arcsec"])
+            if "radec_deg" in entry:
+                if phase_centre_deg is None:
+                    raise fail(path, f"source {entry.get('name')}: radec_deg needs the phase centre of the observation")
+                east, north = sin_offset(*(float(v) for v in entry["radec_deg"]), phase_centre_deg)
+            else:
+                east, north = (float(v) * ARCSEC for v in entry["offset_arcsec"])
             sources.append(
                 PointSource(
                     name=str(entry["name"]), l=east, m=north,
@@ -200,7 +217,7 @@ def simulate_ms(
     feeds are on alt-az mounts and turn with the parallactic angle, so that the polarisation they
     see is rotated (kernels/parallactic.py); otherwise they stay fixed on the sky.
     """
-    reference_hz, sources = load_sky_model(skymodel)
+    reference_hz, sources = load_sky_model(skymodel, (ra_deg, dec_deg))
     array = load_layout(layout)
     corr_names = ("XX", "XY", "YX", "YY") if feeds == "linear" else ("RR", "RL", "LR", "LL")
     if correlations is not None:  # another order, or a subset such as XX, YY
