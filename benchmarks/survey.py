@@ -63,16 +63,18 @@ def snakemake(workdir: Path, config: dict, *extra: str) -> dict:
     start = time.perf_counter()
     result = subprocess.run([SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--configfile",
                              str(workdir / "config.yaml"), "--cores", "2", *extra],
-                            capture_output=True, text=True, cwd=workdir, check=True)
+                            capture_output=True, text=True, cwd=workdir)
     wall = time.perf_counter() - start
-    rules = re.findall(r"^(?:local)?(?:rule|checkpoint) (\w+):$", result.stdout + result.stderr, flags=re.MULTILINE)
+    if result.returncode:
+        raise SystemExit(f"snakemake failed in {workdir}:\n{result.stderr[-3000:]}")
+    rules = re.findall(r"^[ \t]*(?:local)?(?:rule|checkpoint) (\w+):$", result.stdout + result.stderr, flags=re.MULTILINE)
     fields = sorted({m[1] for rule in rules if (m := re.match(r"field_(\w+?)_", rule))})
     return {"wall_s": round(wall, 1), "jobs": len(rules), "fields_with_jobs": fields,
             "survey_jobs": sum(rule.startswith("survey_") for rule in rules)}
 
 
-def sheet(folder: Path, names: list[str]) -> str:
-    (folder / "observations.tsv").write_text("name\tms\n" + "".join(f"{n}\t{folder}/{n}.ms\n" for n in names))
+def sheet(folder: Path, names: list[str], data: Path) -> str:
+    (folder / "observations.tsv").write_text("name\tms\n" + "".join(f"{n}\t{data}/{n}.ms\n" for n in names))
     return "observations.tsv"
 
 
@@ -86,11 +88,11 @@ def main() -> None:
         runs = {}
         one = root / "one"
         one.mkdir()
-        runs["survey_1_field"] = snakemake(one, SETTINGS | {"observations": sheet(one, names[:1])})
+        runs["survey_1_field"] = snakemake(one, SETTINGS | {"observations": sheet(one, names[:1], data)})
         survey = root / "survey"
         survey.mkdir()
-        runs["survey_3_fields"] = snakemake(survey, SETTINGS | {"observations": sheet(survey, names[:3])})
-        runs["add_4th_field"] = snakemake(survey, SETTINGS | {"observations": sheet(survey, names)})
+        runs["survey_3_fields"] = snakemake(survey, SETTINGS | {"observations": sheet(survey, names[:3], data)})
+        runs["add_4th_field"] = snakemake(survey, SETTINGS | {"observations": sheet(survey, names, data)})
         runs["nothing_changed_4_fields"] = snakemake(survey, SETTINGS | {"observations": "observations.tsv"})
         singles = []
         for name in names[:3]:
