@@ -116,7 +116,7 @@ def rerun_figures(nchan: int, cores: int, nant: int, ntimes: int, keep: Path | N
         rerun_rules = rule_seconds(tmp, started)
         nothing, _, _ = timed(command, tmp)
         jobs: dict[str, int] = {}
-        for match in re.finditer(r"^(?:local)?(?:rule|checkpoint) (\w+):$", text, flags=re.MULTILINE):
+        for match in re.finditer(r"^[ \t]*(?:local)?(?:rule|checkpoint) (\w+):$", text, flags=re.MULTILINE):
             jobs[match[1]] = jobs.get(match[1], 0) + 1
     return {"nchan": nchan, "nant": nant, "ntimes": ntimes, "full_rules_s": full_rules, "rerun_rules_s": rerun_rules,
             "full_s": round(full, 1), "rerun_s": round(rerun, 1), "nothing_changed_s": round(nothing, 1),

@@ -20,6 +20,10 @@ rule image_channel:
     benchmark:
         f"{LOGS}/benchmark/image_channel/{{block}}.tsv"
     threads: PLAN.imaging_threads
+    # on a cluster, blocks' split and image jobs travel together, several blocks per submission
+    # (profiles/slurm: group-components), so that thousands of channels make few sbatch calls
+    group:
+        "channel_block"
     resources:
         mem_mb=lambda wc, input: PLAN.image_mem_mb(wc.block, input.size_mb),
         runtime=lambda wc, input: PLAN.image_runtime(wc.block, input.size_mb),

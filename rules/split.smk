@@ -22,6 +22,10 @@ rule split_channel:
     benchmark:
         f"{LOGS}/benchmark/split_channel/{{block}}.tsv"
     threads: 1
+    # on a cluster, blocks' split and image jobs travel together, several blocks per submission
+    # (profiles/slurm: group-components), so that thousands of channels make few sbatch calls
+    group:
+        "channel_block"
     resources:
         runtime=lambda wc: PLAN.split_runtime(wc.block),
         mem_mb=1000,

@@ -36,7 +36,7 @@ def job_counts(result) -> dict[str, int]:
     if "Nothing to be done" in text:
         return {}
     counts = {}
-    for match in re.finditer(r"^(?:local)?(?:rule|checkpoint) (\w+):$", text, flags=re.MULTILINE):
+    for match in re.finditer(r"^[ \t]*(?:local)?(?:rule|checkpoint) (\w+):$", text, flags=re.MULTILINE):
         counts[match[1]] = counts.get(match[1], 0) + 1
     return counts
 

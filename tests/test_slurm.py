@@ -55,10 +55,16 @@ def test_workflow_through_slurm_equals_the_local_run(slurm_cluster, tiny_run, tm
 
     offset = os.path.getsize(SLURMCTLD_LOG)
     cancelled, stop = [], threading.Event()
+    # a group job is named after its group and rules (..._image_channel_split_channel)
     watcher = threading.Thread(target=cancel_one_running, args=("image_channel", cancelled, stop), daemon=True)
     watcher.start()
+    # 8 blocks of 2 channels, each block's split and image one component of the channel_block group,
+    # 3 components a submission: 16 jobs in 3 sbatch calls
+    (tmp_path / "blocks.yaml").write_text("channels:\n  block: 2\n")
+    blocks, per_submission = 8, 3
     result = run_snakemake(
         tmp_path, "--profile", str(REPO / "profiles/slurm"), "--configfile", str(REPO / "tests/configs/tiny.yaml"),
+        str(tmp_path / "blocks.yaml"), "--group-components", f"channel_block={per_submission}",
         "--latency-wait", "5", "--seconds-between-status-checks", "2", "--slurm-init-seconds-before-status-checks", "1",
     )
     stop.set()
@@ -68,8 +74,12 @@ def test_workflow_through_slurm_equals_the_local_run(slurm_cluster, tiny_run, tm
     local = 1  # rule all runs in the Snakemake process
     new_jobs = submissions_since(offset)
     assert cancelled, "no image_channel job was seen running to cancel"
-    # every non-local job went through sbatch, and the cancelled one twice
-    assert len(new_jobs) == steps - local + len(cancelled)
+    assert len(list((tmp_path / "results/channels").iterdir())) == blocks
+    grouped = 2 * blocks
+    group_submissions = -(-blocks // per_submission)
+    # every other non-local job went through sbatch alone, the grouped ones 3 to a submission, and
+    # the cancelled one twice
+    assert len(new_jobs) == steps - local - grouped + group_submissions + len(cancelled)
 
     ours = xr.open_zarr(tmp_path / "results/cube/cube.zarr")["restored"].values
     local_cube = xr.open_zarr(tiny_run / "results/cube/cube.zarr")["restored"].values

@@ -175,10 +175,11 @@ def test_a_field_alone_and_a_code_change(survey, tmp_path):
         dry = subprocess.run([SNAKEMAKE, "-s", str(snakefile), "--directory", str(folder), "--configfile", str(config),
                               "--profile", str(REPO / "profiles/slurm"), "-n", "--forceall"],
                              capture_output=True, text=True, check=True, cwd=folder)
-        jobs = re.findall(r"^(?:local)?(?:rule|checkpoint) (\w+):\n(?:    .*\n)*?    resources: (.*)$", dry.stdout,
-                          flags=re.MULTILINE)
+        # a job's block, indented when it is one of a group job's (split and image, on SLURM)
+        jobs = re.findall(r"^( *)(?:local)?(?:rule|checkpoint) (\w+):\n(?:\1    .*\n)*?\1    resources: (.*)$",
+                          dry.stdout, flags=re.MULTILINE)
         return sorted((rule.removeprefix(prefix), sorted(item.strip() for item in resources.split(",")))
-                      for rule, resources in jobs
+                      for _indent, rule, resources in jobs
                       if rule.startswith(prefix) and not rule.startswith("survey_") and rule != "all")
 
     in_survey = slurm_resources(survey, survey / "survey.yaml", REPO / "Snakefile", "field_B_")
