@@ -24,18 +24,44 @@ from common import REPO, SNAKEMAKE, machine, write_results
 from spectropol.io.stores import store_bytes
 
 
-def product_groups(results: Path) -> dict[str, int]:
-    """Bytes per product of a results/ folder: channel images, cube, moments, each Faraday store
-    and the Faraday FITS files, catalogue, report, QA."""
-    groups = {}
+def file_count(path: Path) -> int:
+    return 1 if path.is_file() else sum(1 for f in path.rglob("*") if f.is_file())
+
+
+def product_groups(results: Path) -> tuple[dict[str, int], dict[str, int]]:
+    """Bytes and files per product of a results/ folder: channel images, cube, moments, each
+    Faraday store and the Faraday FITS files, catalogue, report, QA."""
+    groups, files = {}, {}
     for child in sorted(results.iterdir()):
-        if child.name == "faraday":
-            for item in sorted(child.iterdir()):
-                key = "faraday/*.fits" if item.suffix == ".fits" else f"faraday/{item.name}"
-                groups[key] = groups.get(key, 0) + store_bytes(item)
+        items = sorted(child.iterdir()) if child.name == "faraday" else [child]
+        for item in items:
+            key = "faraday/*.fits" if item.suffix == ".fits" else str(item.relative_to(results))
+            groups[key] = groups.get(key, 0) + store_bytes(item)
+            files[key] = files.get(key, 0) + file_count(item)
+    return groups, files
+
+
+def cube_files_at_scale(folder: Path, nchan: int = 4096, npix: int = 512, chunk: int = 256) -> dict:
+    """Files of an nchan x 4 x npix^2 cube in the cube stage's layout (a shard per channel plane)
+    and in the layout before sharding (a file per chunk), every plane written as gather_cube
+    writes it (constant planes, so that 17 GB of noise need not be written to count files)."""
+    import zarr
+
+    from spectropol.stages.cube import create_cube_array
+
+    counts = {}
+    for layout in ("chunk per file", "shard per plane"):
+        path = folder / layout.replace(" ", "_")
+        if layout == "shard per plane":
+            array = create_cube_array(path, "restored", nchan, npix, chunk)
         else:
-            groups[child.name] = store_bytes(child)
-    return groups
+            array = zarr.create_array(path / "restored", shape=(nchan, 4, npix, npix), chunks=(1, 1, chunk, chunk),
+                                      dtype=np.float32, zarr_format=3)
+        start = time.perf_counter()
+        for c in range(nchan):
+            array[c] = np.full((4, npix, npix), c + 1, dtype=np.float32)
+        counts[layout] = {"files": file_count(path), "write_s": round(time.perf_counter() - start, 1)}
+    return {"nchan": nchan, "npix": npix, "chunk": chunk, "layouts": counts}
 
 
 def demo_run(repo: Path, folder: Path) -> tuple[dict[str, int], float]:
@@ -99,11 +125,14 @@ def main() -> None:
         runs = {"after": REPO} | ({"before": args.before.resolve()} if args.before else {})
         for label, repo in runs.items():
             (tmp / label).mkdir()
-            groups, seconds = demo_run(repo, tmp / label)
+            (groups, files), seconds = demo_run(repo, tmp / label)
             sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                  cwd=repo).stdout.strip()
             results[f"demo_{label}"] = {"commit": sha, "bytes": groups, "total": sum(groups.values()),
+                                        "files": files, "total_files": sum(files.values()),
                                         "seconds": round(seconds, 1)}
+        (tmp / "scale").mkdir()
+        results["cube_files_at_scale"] = cube_files_at_scale(tmp / "scale")
         if not args.skip_large:
             (tmp / "large").mkdir()
             results["large"] = large_case(tmp / "large")
@@ -113,11 +142,18 @@ def main() -> None:
              "Bytes on disk of results/ for the demo (the default config, `make run`), by product:", ""]
     labels = [k for k in ("demo_before", "demo_after") if k in results]
     names = sorted({name for k in labels for name in results[k]["bytes"]})
-    lines += ["| product | " + " | ".join(f"{k[5:]} ({results[k]['commit']}), MB" for k in labels) + " |",
-              "|---|" + "---|" * len(labels)]
+    lines += ["| product | " + " | ".join(f"{k[5:]} ({results[k]['commit']}), MB | files" for k in labels) + " |",
+              "|---|" + "---|---|" * len(labels)]
     for name in names:
-        lines.append(f"| {name} | " + " | ".join(f"{results[k]['bytes'].get(name, 0) / 1e6:.2f}" for k in labels) + " |")
-    lines.append("| **all** | " + " | ".join(f"**{results[k]['total'] / 1e6:.1f}**" for k in labels) + " |")
+        lines.append(f"| {name} | " + " | ".join(f"{results[k]['bytes'].get(name, 0) / 1e6:.2f} | "
+                                                 f"{results[k].get('files', {}).get(name, '')}" for k in labels) + " |")
+    lines.append("| **all** | " + " | ".join(f"**{results[k]['total'] / 1e6:.1f}** | **{results[k].get('total_files', '')}**"
+                                            for k in labels) + " |")
+    scale = results["cube_files_at_scale"]
+    lines += ["", f"The cube's files at {scale['nchan']} channels of {scale['npix']}^2 in {scale['chunk']}^2 chunks, "
+              "every plane written as gather_cube writes it:", "", "| layout | files | time to write the planes (s) |",
+              "|---|---|---|"]
+    lines += [f"| {name} | {value['files']} | {value['write_s']} |" for name, value in scale["layouts"].items()]
     if "large" in results:
         large = results["large"]
         before = sum(large["before_computed"].values())

@@ -28,6 +28,20 @@ def require_linear_polarisation(cube, cube_store) -> None:
                                "Faraday stages need Q and U")
 
 
+def cube_shard(nstokes: int, npix_y: int, npix_x: int, chunk: int) -> tuple[int, int, int, int]:
+    """The cube's shard: one channel, every Stokes, the whole image, in chunks of (1, 1, chunk, chunk).
+
+    One file per channel plane, so that the file count is the channel count, not channels x Stokes x
+    spatial tiles (4,096 channels of 512^2 in 256^2 chunks: 4,096 files, not 65,536; SKA's 65,536
+    channels of 20,000^2: 65,536, not 1.6e9), while the Faraday stage still reads single chunks
+    (zarr reads a shard's index, then the chunk's bytes). A plane is what gather_cube writes at once
+    and what it holds in memory anyway, so nothing is read back to write a shard."""
+    def whole(n):
+        return -(-n // chunk) * chunk
+
+    return 1, nstokes, whole(npix_y), whole(npix_x)
+
+
 def write_cube(cube_store: str | os.PathLike, data: np.ndarray, freqs: np.ndarray, wcs: dict, *,
                rms: np.ndarray | None = None,
                beams: np.ndarray | None = None, chunk: int = 256, image: str = "dirty") -> None:
@@ -49,9 +63,11 @@ def write_cube(cube_store: str | os.PathLike, data: np.ndarray, freqs: np.ndarra
                 "channel": ("freq", np.arange(nfreq, dtype=np.int32))},
         attrs={"image": image, "wcs": wcs, "flagged_channels": [], "provenance": provenance({"source": "arrays"})},
     )
-    chunks = {"freq": 1, "stokes": 1, "y": min(chunk, data.shape[2]), "x": min(chunk, data.shape[3])}
+    chunk = min(chunk, data.shape[2], data.shape[3])
+    shard = cube_shard(data.shape[1], data.shape[2], data.shape[3], chunk)
     with atomic_path(cube_store) as partial, quiet_zarr_v3():
-        dataset.chunk(chunks).to_zarr(partial, mode="w", zarr_format=3, consolidated=True)
+        dataset.chunk({"freq": 1}).to_zarr(partial, mode="w", zarr_format=3, consolidated=True,
+                                           encoding={image: {"chunks": (1, 1, chunk, chunk), "shards": shard}})
 
 
 def open_cube(cube_store: str | os.PathLike, *, dask: bool = True):

@@ -208,24 +208,27 @@ def batch_codecs(chunk_bytes: int, concurrency: int = READ_CONCURRENCY) -> int:
 
 
 def write_store(path: str | os.PathLike, variables: dict, attrs: dict, chunks: dict | None = None,
-                raw: tuple[str, ...] = ()) -> None:
+                raw: tuple[str, ...] = (), shards: dict | None = None) -> None:
     """Write a small labelled Zarr v3 store with zarr alone (no xarray, pandas or dask to import,
     which is most of a short per-channel job's start-up time). ``variables`` maps a name to
     (dimension names, array, attributes); a variable named like its dimension is that dimension's
     coordinate, as xarray.open_zarr reads it. Variables named in ``raw`` are stored uncompressed:
     visibilities, UVW and images are noise-like floats that compress by a few per cent, for the
-    CPU time of a second gridding pass."""
+    CPU time of a second gridding pass. A variable with ``shards`` keeps its chunks in one file per
+    shard (Zarr v3 sharding)."""
     import zarr
 
-    chunks = chunks or {}
+    chunks, shards = chunks or {}, shards or {}
     with atomic_path(path) as partial, quiet_zarr_v3():
         group = zarr.open_group(partial, mode="w", zarr_format=3, attributes=_jsonable(attrs))
         for name, (dims, data, var_attrs) in variables.items():
             data = np.asarray(data)
             extra = {"compressors": None} if name in raw else {}
+            if name in shards:
+                extra["shards"] = shards[name]
             array = group.create_array(name, shape=data.shape, dtype=data.dtype,
-                                       chunks=chunks.get(name, data.shape or None), dimension_names=tuple(dims),
-                                       attributes=_jsonable(var_attrs or {}), **extra)
+                                       chunks=chunks.get(name, data.shape or None),
+                                       dimension_names=tuple(dims), attributes=_jsonable(var_attrs or {}), **extra)
             if data.size:
                 array[...] = data
         zarr.consolidate_metadata(partial, zarr_format=3)

@@ -21,7 +21,7 @@ import numpy as np
 from ..constants import STOKES
 from ..errors import fail
 from ..io.channels import read_channel_attrs, read_channel_image
-from ..io.cube import open_cube, stored_chunk
+from ..io.cube import cube_shard, open_cube, stored_chunk
 from ..io.fits import write_planes
 from ..io.stores import atomic_path, batch_codecs, provenance, quiet_zarr_v3, updating
 from ..io.wcs import beam_keywords, spectral_axis, stokes_axis
@@ -166,7 +166,8 @@ def gather_cube(image_stores: Sequence[str | os.PathLike], cube_store: str | os.
     inputs = _input_paths(attrs, planes_of, sources)
     if sources.shape != (nchan, 3):
         raise fail(cube_store, f"{len(sources)} channel sources given for {nchan} channels")
-    layout = {"nchan": nchan, "npix": npix, "image": image, "chunk": chunk, "wcs": first_attrs["wcs"],
+    layout = {"nchan": nchan, "npix": npix, "image": image, "chunk": chunk, "shard": "plane",
+              "wcs": first_attrs["wcs"],
               "common_beam": target, "excluded": excluded,
               "sources": hashlib.blake2b(sources.tobytes(), digest_size=16).hexdigest()}
     plane_ids = [None] * nchan
@@ -182,7 +183,7 @@ def gather_cube(image_stores: Sequence[str | os.PathLike], cube_store: str | os.
             rms=np.full((nchan, len(STOKES)), np.nan, dtype=np.float32), diverged=np.zeros(nchan, dtype=bool))
         to_write = list(zip(planes_of, image_stores))
         with atomic_path(cube_store) as partial:
-            array = _create_cube_array(partial, image, nchan, npix, chunk)
+            array = create_cube_array(partial, image, nchan, npix, chunk)
             for p in excluded:
                 array[p] = np.nan
             _fill_planes(array, tables, to_write, image, npix, target, cell_rad)
@@ -214,7 +215,7 @@ def gather_cube(image_stores: Sequence[str | os.PathLike], cube_store: str | os.
     return result
 
 
-def _create_cube_array(path: Path, image: str, nchan: int, npix: int, chunk: int, npix_x: int | None = None):
+def create_cube_array(path: Path, image: str, nchan: int, npix: int, chunk: int, npix_x: int | None = None):
     """An empty cube store at ``path`` with the image variable laid out (1, 1, chunk, chunk);
     ``npix`` by ``npix_x`` pixels (square unless npix_x is given)."""
     import dask.array as da
@@ -224,13 +225,14 @@ def _create_cube_array(path: Path, image: str, nchan: int, npix: int, chunk: int
     npix_x = npix if npix_x is None else npix_x
     template = xr.Dataset(
         {image: (("freq", "stokes", "y", "x"), da.zeros((nchan, len(STOKES), npix, npix_x), dtype=np.float32,
-                                                          chunks=(1, 1, chunk, chunk)),
+                                                          chunks=(1, len(STOKES), npix, npix_x)),
                  {"units": "Jy/beam", "description": f"{image} image cube"})},
         coords={"stokes": list(STOKES)},
     )
     with quiet_zarr_v3():
         template.to_zarr(path, mode="w", zarr_format=3, compute=False, consolidated=False,
-                         encoding={image: {"chunks": (1, 1, chunk, chunk)}})
+                         encoding={image: {"chunks": (1, 1, chunk, chunk),
+                                           "shards": cube_shard(len(STOKES), npix, npix_x, chunk)}})
     return zarr.open_array(path / image, mode="r+")
 
 
@@ -335,16 +337,18 @@ def cube_from_fits(stokes_paths: dict[str, Sequence[str | os.PathLike]], cube_st
     files = [str(f) for f in reference.files]
     sources = np.array([(files.index(p.path), 0, p.plane_in_file) for p in reference.planes], dtype=np.int32)
     with atomic_path(cube_store) as partial:
-        array = _create_cube_array(partial, image, nchan, ny, chunk, npix_x=nx)
-        for k, s in enumerate(STOKES):
-            for c in range(nchan):
-                plane = read_plane(collected[s].planes[c]) if s in collected else np.full((ny, nx), np.nan,
-                                                                                        dtype=np.float32)
-                array[c, k] = plane
-                rms[c, k] = mad_rms(plane)
+        array = create_cube_array(partial, image, nchan, ny, chunk, npix_x=nx)
+        for c in range(nchan):  # a channel's four Stokes planes at once: one shard, written whole
+            planes = np.full((len(STOKES), ny, nx), np.nan, dtype=np.float32)
+            for k, s in enumerate(STOKES):
+                if s in collected:
+                    planes[k] = read_plane(collected[s].planes[c])
+                rms[c, k] = mad_rms(planes[k])
+            array[c] = planes
         tables = _ChannelTables(freqs=freqs, channels=np.arange(nchan, dtype=np.int32), beams=beams, rms=rms,
                                 diverged=np.zeros(nchan, dtype=bool))
-        layout = {"nchan": nchan, "npix": [ny, nx], "image": image, "chunk": chunk, "wcs": reference.wcs,
+        layout = {"nchan": nchan, "npix": [ny, nx], "image": image, "chunk": chunk, "shard": "plane",
+                  "wcs": reference.wcs,
                   "common_beam": None, "excluded": []}
         first = {"wcs": reference.wcs, "stokes_present": present}
         result = _finish_cube(partial, image, tables, [None] * nchan, layout, first, files, new=True,

@@ -175,7 +175,9 @@ def image_channel(vis_store: str | os.PathLike, out_store: str | os.PathLike, qa
         "source": vis_attrs.get("source"), "clean_diverged": bool(report and report["diverged"]),
         "provenance": provenance({"vis": str(vis_store)}, config_hash(params)),
         "recipe": image_recipe(vis_attrs, geometry, settings),
-    }, chunks={name: (1, npix, npix) for name in images}, raw=tuple(images) + ("psf",))
+    }, chunks={name: (1, npix, npix) for name in images}, raw=tuple(images) + ("psf",),
+        # a plane per Stokes, the four in one file: a channel's store is a file per image kind
+        shards={name: (len(STOKES), npix, npix) for name in images})
 
     result = ImageResult(
         channel=channel, freq_hz=freq, beam=beam, visibilities_used=used,
