@@ -16,6 +16,7 @@ if PLAN.cubes:
             code=code("cube_from_fits.py"),
             stokes={s: PLAN.cubes[s] for s in "IQUV" if s in PLAN.cubes},
             chunk_px=PLAN.cube.chunk_px,
+            shard=PLAN.cube.shard,
         log:
             f"{LOGS}/cube_from_fits.log",
         benchmark:

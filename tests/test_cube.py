@@ -56,6 +56,16 @@ def test_flagged_channel_is_a_nan_plane_and_the_rest_goes_on(small_ms, tmp_path)
     maps = open_moments(tmp_path / "m.zarr")["moments"].values
     assert np.isfinite(maps[:, :2]).all()  # means and standard deviations everywhere despite the NaN plane
 
+    # cube.shard: the same cube in a file per channel plane (not per channel, Stokes and 64^2 chunk)
+    gather_cube(stores, tmp_path / "sharded.zarr", tmp_path / "sharded.json",
+                CubeOptions(chunk_px=64, image="dirty", shard=True))
+    sharded = open_cube(tmp_path / "sharded.zarr")
+    np.testing.assert_array_equal(sharded["dirty"].values, data)
+    assert sharded["dirty"].data.chunksize == (1, 1, 64, 64)  # read as before, a chunk at a time
+    stored = len(selection.freqs) - 1  # the flagged plane is all NaN, the fill value: zarr stores nothing
+    assert len([p for p in (tmp_path / "sharded.zarr/dirty/c").rglob("*") if p.is_file()]) == stored
+    assert len([p for p in (tmp_path / "cube.zarr/dirty/c").rglob("*") if p.is_file()]) == stored * 4 * 4
+
 
 def test_no_partial_store_is_left_when_writing_fails(tmp_path, monkeypatch):
     # A write interrupted by an exception leaves neither the final store nor its temporary.

@@ -167,7 +167,7 @@ def _cube_from_fits(args) -> None:
     from .stages.cube import cube_from_fits
 
     result = cube_from_fits(_fits_inputs(args), args.cube, args.qa, freqs_file=args.freqs, chunk_px=args.chunk_px,
-                            rule=RULE)
+                            shard=args.shard, rule=RULE)
     print(json.dumps(dataclasses.asdict(result)))
 
 
@@ -428,6 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "cube", "qa")
     fits_arguments(p)
     p.add_argument("--chunk-px", type=int, default=opts.CubeOptions.chunk_px)
+    p.add_argument("--shard", action="store_true", help="a file per channel plane instead of per chunk (cube.shard)")
     p = command("faraday", _faraday, "moments, RM synthesis, RM-CLEAN, peaks and the catalogue of a cube store or "
                 "of FITS images, into one folder", "out_dir")
     p.add_argument("--cube", help="a cube store (results/cube/cube.zarr or one from cube-from-fits)")

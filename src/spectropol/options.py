@@ -130,6 +130,7 @@ class CubeOptions:
     chunk_px: int = 256          # spatial chunk of the cube store
     image: str = "restored"      # restored (when CLEAN runs) or dirty
     common_beam: bool = False    # convolve every channel to one beam that contains them all
+    shard: bool = False          # a file per channel plane (Zarr v3 shard) instead of per chunk
 
     @classmethod
     def from_config(cls, section: dict) -> CubeOptions:

@@ -166,7 +166,7 @@ def gather_cube(image_stores: Sequence[str | os.PathLike], cube_store: str | os.
     inputs = _input_paths(attrs, planes_of, sources)
     if sources.shape != (nchan, 3):
         raise fail(cube_store, f"{len(sources)} channel sources given for {nchan} channels")
-    layout = {"nchan": nchan, "npix": npix, "image": image, "chunk": chunk, "shard": "plane",
+    layout = {"nchan": nchan, "npix": npix, "image": image, "chunk": chunk, "shard": options.shard,
               "wcs": first_attrs["wcs"],
               "common_beam": target, "excluded": excluded,
               "sources": hashlib.blake2b(sources.tobytes(), digest_size=16).hexdigest()}
@@ -183,7 +183,7 @@ def gather_cube(image_stores: Sequence[str | os.PathLike], cube_store: str | os.
             rms=np.full((nchan, len(STOKES)), np.nan, dtype=np.float32), diverged=np.zeros(nchan, dtype=bool))
         to_write = list(zip(planes_of, image_stores))
         with atomic_path(cube_store) as partial:
-            array = create_cube_array(partial, image, nchan, npix, chunk)
+            array = create_cube_array(partial, image, nchan, npix, chunk, shard=options.shard)
             for p in excluded:
                 array[p] = np.nan
             _fill_planes(array, tables, to_write, image, npix, target, cell_rad)
@@ -215,7 +215,8 @@ def gather_cube(image_stores: Sequence[str | os.PathLike], cube_store: str | os.
     return result
 
 
-def create_cube_array(path: Path, image: str, nchan: int, npix: int, chunk: int, npix_x: int | None = None):
+def create_cube_array(path: Path, image: str, nchan: int, npix: int, chunk: int, npix_x: int | None = None,
+                      shard: bool = False):
     """An empty cube store at ``path`` with the image variable laid out (1, 1, chunk, chunk);
     ``npix`` by ``npix_x`` pixels (square unless npix_x is given)."""
     import dask.array as da
@@ -225,14 +226,15 @@ def create_cube_array(path: Path, image: str, nchan: int, npix: int, chunk: int,
     npix_x = npix if npix_x is None else npix_x
     template = xr.Dataset(
         {image: (("freq", "stokes", "y", "x"), da.zeros((nchan, len(STOKES), npix, npix_x), dtype=np.float32,
-                                                          chunks=(1, len(STOKES), npix, npix_x)),
+                                                          chunks=(1, len(STOKES), npix, npix_x) if shard
+                                                          else (1, 1, chunk, chunk)),
                  {"units": "Jy/beam", "description": f"{image} image cube"})},
         coords={"stokes": list(STOKES)},
     )
     with quiet_zarr_v3():
         template.to_zarr(path, mode="w", zarr_format=3, compute=False, consolidated=False,
-                         encoding={image: {"chunks": (1, 1, chunk, chunk),
-                                           "shards": cube_shard(len(STOKES), npix, npix_x, chunk)}})
+                         encoding={image: {"chunks": (1, 1, chunk, chunk)}
+                                   | ({"shards": cube_shard(len(STOKES), npix, npix_x, chunk)} if shard else {})})
     return zarr.open_array(path / image, mode="r+")
 
 
@@ -301,6 +303,7 @@ def _finish_cube(path: Path, image: str, tables: _ChannelTables, plane_ids, layo
 
 def cube_from_fits(stokes_paths: dict[str, Sequence[str | os.PathLike]], cube_store: str | os.PathLike,
                    qa_path: str | os.PathLike, *, freqs_file: str | os.PathLike | None = None, chunk_px: int = 256,
+                   shard: bool = False,
                    rule: str = "spectropol") -> CubeResult:
     """A cube store from FITS images made elsewhere, so that the Faraday and catalogue stages run
     on them: ``stokes_paths`` maps each of Q, U (required), I and V (optional) to one cube with a
@@ -337,7 +340,7 @@ def cube_from_fits(stokes_paths: dict[str, Sequence[str | os.PathLike]], cube_st
     files = [str(f) for f in reference.files]
     sources = np.array([(files.index(p.path), 0, p.plane_in_file) for p in reference.planes], dtype=np.int32)
     with atomic_path(cube_store) as partial:
-        array = create_cube_array(partial, image, nchan, ny, chunk, npix_x=nx)
+        array = create_cube_array(partial, image, nchan, ny, chunk, npix_x=nx, shard=shard)
         for c in range(nchan):  # a channel's four Stokes planes at once: one shard, written whole
             planes = np.full((len(STOKES), ny, nx), np.nan, dtype=np.float32)
             for k, s in enumerate(STOKES):
@@ -347,7 +350,7 @@ def cube_from_fits(stokes_paths: dict[str, Sequence[str | os.PathLike]], cube_st
             array[c] = planes
         tables = _ChannelTables(freqs=freqs, channels=np.arange(nchan, dtype=np.int32), beams=beams, rms=rms,
                                 diverged=np.zeros(nchan, dtype=bool))
-        layout = {"nchan": nchan, "npix": [ny, nx], "image": image, "chunk": chunk, "shard": "plane",
+        layout = {"nchan": nchan, "npix": [ny, nx], "image": image, "chunk": chunk, "shard": shard,
                   "wcs": reference.wcs,
                   "common_beam": None, "excluded": []}
         first = {"wcs": reference.wcs, "stokes_present": present}
