@@ -113,6 +113,34 @@ def large_case(folder: Path) -> dict:
             "candidates": result.candidates, "after": result.bytes, "before_computed": before}
 
 
+def faraday_pass_by_layout(folder: Path, nchan: int = 256, npix: int = 512, repeats: int = 2) -> dict:
+    """The Faraday pass (RM synthesis, RM-CLEAN, peaks, defaults) over the same noise cube stored a
+    file per chunk and a shard per channel plane (cube.shard), in turn: what sharding costs in reading."""
+    from spectropol.io.cube import write_cube
+    from spectropol.io.wcs import celestial_header
+    from spectropol.options import DaskOptions, RMCleanOptions, RMSynthesisOptions
+    from spectropol.stages.faraday import faraday_depth
+
+    data = (1e-3 * np.random.default_rng(1).standard_normal((nchan, 4, npix, npix))).astype(np.float32)
+    freqs = np.linspace(120e6, 180e6, nchan)
+    wcs = celestial_header(0.5, 0.9, npix, npix, np.deg2rad(15 / 3600))
+    for shard in (False, True):
+        write_cube(folder / f"shard-{shard}.zarr", data, freqs, wcs, rms=np.full((nchan, 4), 1e-3, np.float32),
+                   chunk=256, shard=shard)
+    del data
+    seconds = {False: [], True: []}
+    for repeat in range(repeats):
+        for shard in (False, True):
+            out = folder / f"out-{shard}-{repeat}"
+            out.mkdir()
+            start = time.perf_counter()
+            faraday_depth(folder / f"shard-{shard}.zarr", {"peaks": out / "peaks.zarr", "candidates": out / "c.zarr"},
+                          out / "qa.json", RMSynthesisOptions(), RMCleanOptions(), dask=DaskOptions(threads=2))
+            seconds[shard].append(time.perf_counter() - start)
+    return {"nchan": nchan, "npix": npix, "chunk_per_file_s": round(float(np.median(seconds[False])), 2),
+            "shard_per_plane_s": round(float(np.median(seconds[True])), 2)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", type=Path, help="a checkout of an earlier commit, run on the same demo")
@@ -133,6 +161,8 @@ def main() -> None:
                                         "seconds": round(seconds, 1)}
         (tmp / "scale").mkdir()
         results["cube_files_at_scale"] = cube_files_at_scale(tmp / "scale")
+        (tmp / "read").mkdir()
+        results["faraday_pass_by_layout"] = faraday_pass_by_layout(tmp / "read")
         if not args.skip_large:
             (tmp / "large").mkdir()
             results["large"] = large_case(tmp / "large")
@@ -156,6 +186,11 @@ def main() -> None:
               "every plane written as gather_cube writes it:", "", "| layout | files | time to write the planes (s) |",
               "|---|---|---|"]
     lines += [f"| {name} | {value['files']} | {value['write_s']} |" for name, value in scale["layouts"].items()]
+    read = results["faraday_pass_by_layout"]
+    lines += ["", f"What the shards cost in reading (cube.shard is off by default for it): the Faraday pass (RM "
+              f"synthesis, RM-CLEAN, peaks) over a {read['nchan']}-channel {read['npix']}^2 noise cube took "
+              f"{read['chunk_per_file_s']} s stored a file per chunk and {read['shard_per_plane_s']} s a shard per "
+              f"plane ({read['shard_per_plane_s'] / read['chunk_per_file_s']:.2f}x; median of 2 each, in turn)."]
     if "large" in results:
         large = results["large"]
         before = sum(large["before_computed"].values())
