@@ -303,3 +303,19 @@ def test_a_sheet_value_the_schema_refuses_stops_the_run_before_any_job(tmp_path)
     expected = "spectropol: error: fields.tsv: field A: ['imaging']['robust'] 'soft' is not of type 'number'"
     assert expected in result.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_rows_of_different_fields_within_a_beam_are_one_source():
+    from spectropol.stages.survey import match_groups
+
+    beam = 30 / 3600
+    # 0,1: fields 0 and 1, 0.8 beam apart -> one; 2,3: field 0 twice, 0.5 beam apart -> two sources;
+    # 4,5: fields 1 and 2, 1.2 beams apart with beams 1 and 1.5 -> one (the larger beam decides);
+    # 6,7: fields 0 and 2, 2 beams apart -> two
+    ra = np.array([10.0, 10.0 + 0.8 * beam, 20.0, 20.0 + 0.5 * beam, 30.0, 30.0 + 1.2 * beam, 40.0, 40.0 + 2 * beam])
+    dec = np.zeros(8)
+    field = np.array([0, 1, 0, 0, 1, 2, 0, 2])
+    radius = np.array([beam] * 5 + [1.5 * beam] + [beam] * 2)
+    group = match_groups(ra, dec, field, radius)
+    assert group[0] == group[1] and group[4] == group[5]
+    assert len({group[2], group[3], group[6], group[7], group[0], group[4]}) == 6

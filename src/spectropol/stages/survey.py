@@ -55,9 +55,21 @@ def field_centre_deg(cube_store) -> tuple[float, float]:
 def match_groups(ra, dec, field_index, radius_deg) -> np.ndarray:
     """A group number per row: rows of different fields within ``radius_deg`` (per row; a pair
     matches within the larger of its two) are one group, transitively (friends of friends). Rows of
-    the same field are never merged: the field's catalogue already separated them."""
+    the same field are never merged: the field's catalogue already separated them. Pairs come from
+    astropy's k-d tree search (search_around_sky), so a survey of 10^5 sources is not 10^10 pairs."""
+    from astropy import units as u
+    from astropy.coordinates import SkyCoord, search_around_sky
+
     n = len(ra)
     parent = np.arange(n)
+    if n < 2:
+        return parent
+    radius_deg = np.broadcast_to(np.asarray(radius_deg, dtype=np.float64), (n,))
+    field_index = np.asarray(field_index)
+    coords = SkyCoord(np.asarray(ra) * u.deg, np.asarray(dec) * u.deg)
+    first, second, separation, _ = search_around_sky(coords, coords, seplimit=float(np.nanmax(radius_deg)) * u.deg)
+    near = ((first < second) & (field_index[first] != field_index[second])
+            & (separation.deg <= np.maximum(radius_deg[first], radius_deg[second])))
 
     def root(k):
         while parent[k] != k:
@@ -65,17 +77,8 @@ def match_groups(ra, dec, field_index, radius_deg) -> np.ndarray:
             k = parent[k]
         return k
 
-    radius_deg = np.broadcast_to(np.asarray(radius_deg, dtype=np.float64), (n,))
-    for k in range(n):
-        # a box in declination first: the survey's rows are few per square degree
-        box = np.abs(dec - dec[k]) <= np.maximum(radius_deg, radius_deg[k])
-        near = np.flatnonzero(box & (field_index != field_index[k]))
-        near = near[near > k]
-        if not len(near):
-            continue
-        separation = angular_separation_deg(ra[k], dec[k], ra[near], dec[near])
-        for j in near[separation <= np.maximum(radius_deg[near], radius_deg[k])]:
-            parent[root(j)] = root(k)
+    for k, j in zip(first[near], second[near]):
+        parent[root(j)] = root(k)
     return np.array([root(k) for k in range(n)])
 
 
@@ -108,9 +111,11 @@ def merge_catalogues(fields: list[FieldProducts], out_paths: dict[str, str | os.
                              np.asarray(merged["beam_maj"], dtype=np.float64))
         order = np.lexsort((-np.asarray(merged["snr_pol"]), np.asarray(merged["centre_dist"]), group))
         first = order[np.r_[True, group[order][1:] != group[order][:-1]]]
-        seen_by = {g: len(set(np.asarray(merged["_field_index"])[group == g])) for g in np.unique(group)}
+        # fields per group: the distinct (group, field) pairs, counted by group
+        pairs = np.unique(np.column_stack([group, np.asarray(merged["_field_index"])]), axis=0)
+        groups, seen_by = np.unique(pairs[:, 0], return_counts=True)
         kept = merged[np.sort(first)]
-        kept["Nfields"] = np.array([seen_by[g] for g in group[np.sort(first)]], dtype=np.int32)
+        kept["Nfields"] = seen_by[np.searchsorted(groups, group[np.sort(first)])].astype(np.int32)
     else:
         kept = merged
     if "_field_index" in kept.colnames:
