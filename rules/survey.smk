@@ -1,65 +1,7 @@
-# A survey: the observation sheet's fields, each the whole single-field workflow (field.smk) as a
-# Snakemake module with its own config (its MSs, overrides and folders under fields/<name>), and the
-# survey-wide stages: the merged catalogue and the QA by field. Rules are named field_<name>_<rule>;
-# adding a row to the sheet adds that field's jobs and reruns only the survey-wide ones.
-import dataclasses
-from pathlib import Path
+# Survey: the fields' catalogues merged into one RMTable, and the quality by field (stages/survey.py).
+# The fields and these rules' inputs: survey_common.smk.
 
-from snakemake.exceptions import WorkflowError
-
-from spectropol.errors import SpectropolError
-from spectropol.planning.code import code_digest
-from spectropol.planning.survey import field_config, read_observation_sheet, survey_folder
-from spectropol.stages.survey import FieldProducts, SURVEY_FILES
-
-LOGS = config.get("logs_dir") or "logs"
-SURVEY = survey_folder(config)
-try:
-    SHEET = read_observation_sheet(config["observations"], config)
-except SpectropolError as err:
-    print(f"spectropol: error: {err}", file=sys.stderr)
-    raise WorkflowError(str(err))
-
-# the report's front page (resources/report/workflow.rst) names the sheet and the fields
-config["run"] = {"sheet": SHEET.sheet, "fields": [f.name for f in SHEET.fields]}
-TARGETS = []
-FIELDS = {}  # field name -> the field module's namespace (its PLAN, RESULTS, rules)
-for _field in SHEET.fields:
-    _config = field_config(config, _field)
-    try:
-        validate(_config, "../config/config.schema.yaml")
-    except WorkflowError as err:
-        # the schema's message, its second line ("ValidationError: 'x' is not of type 'number'"),
-        # and where: the last line of the report ("On instance['imaging']['robust']:")
-        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-        what = next((line.split(": ", 1)[1] for line in lines if line.startswith("ValidationError")), lines[0])
-        where = next((line[len("On instance"):].rstrip(":") for line in lines if line.startswith("On instance")), "")
-        message = f"{SHEET.sheet}: field {_field.name}: {where} {what}".replace("  ", " ")
-        print(f"spectropol: error: {message}", file=sys.stderr)
-        raise WorkflowError(message)
-    _config["run"] = {"field": _field.name, "sheet": SHEET.sheet, "sheet_sha256": SHEET.sheet_sha256}
-    _module = f"field_{_field.ident}"
-    workflow.module(_module, snakefile="field.smk", config=_config)
-    workflow.userule(rules=("*",), from_module=_module, name_modifier=f"{_module}_*")(lambda: None)
-    FIELDS[_field.name] = globals()[_module]
-    TARGETS += FIELDS[_field.name].TARGETS
-
-
-def survey_fields():
-    """The fields with a catalogue (those with Stokes Q and U), in sheet order, as the survey stages read them."""
-    return [FieldProducts(name=name, catalogue=str(f.rules.catalogue.output.ecsv), cube=str(Path(f.CUBE_METADATA).parent),
-                          summary=str(f.rules.qa_summary.output.summary), faraday_qa=str(f.rules.faraday_depth.output.qa))
-            for name, f in FIELDS.items() if f.PLAN.polarisation]
-
-
-def survey_inputs(*kinds):
-    return {kind: [getattr(f, kind) if kind != "cube" else f"{f.cube}/zarr.json" for f in survey_fields()]
-            for kind in kinds}
-
-
-def code(script):
-    return code_digest(Path(workflow.basedir) / "scripts" / script, Path(workflow.basedir) / "src" / "spectropol")
-
+include: "survey_common.smk"
 
 rule survey_catalogue:
     """The fields' catalogues as one RMTable, each source once (stages/survey.py)."""
@@ -70,7 +12,8 @@ rule survey_catalogue:
     params:
         code=code("survey_catalogue.py"),
         fields=[dataclasses.asdict(f) for f in survey_fields()],
-        results_dir=config["results_dir"],
+        # where datarefs are relative to: the folder above survey/
+        results_dir=lambda wildcards, output: str(Path(output.ecsv).parent.parent),
     log:
         f"{LOGS}/survey_catalogue.log",
     threads: 1

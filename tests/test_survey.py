@@ -97,6 +97,8 @@ def test_survey_of_three_fields_then_a_fourth(survey):
     per_field = {name: sum(n for rule, n in counts.items() if rule.startswith(f"field_{name}_")) for name in "ABC"}
     assert len(set(per_field.values())) == 1 and per_field["A"] > 10, counts
     assert counts["survey_catalogue"] == 1 and counts["survey_qa"] == 1
+    lint = run_snakemake(survey, "--configfile", str(survey / "survey.yaml"), "--lint")
+    assert "Congratulations, your workflow is in a good condition!" in lint.stdout + lint.stderr
 
     merged = read_table(survey / "results/survey/catalogue.ecsv")
     truth_ra = np.array([sky_position(e, n)[0] for _, e, n, _, _ in TRUTH[:6]])
