@@ -10,6 +10,7 @@ from snakemake.exceptions import WorkflowError
 
 from spectropol.errors import SpectropolError
 from spectropol.planning.code import code_digest
+from spectropol.planning.provenance import run_identity
 from spectropol.planning.survey import field_config, read_observation_sheet, survey_folder
 from spectropol.stages.survey import FieldProducts, SURVEY_FILES
 
@@ -21,8 +22,10 @@ except SpectropolError as err:
     print(f"spectropol: error: {err}", file=sys.stderr)
     raise WorkflowError(str(err))
 
-# the report's front page (resources/report/workflow.rst) names the sheet and the fields
-config["run"] = {"sheet": SHEET.sheet, "fields": [f.name for f in SHEET.fields]}
+# What the survey-wide products record (the commit, the survey's config and sheet digests), and the
+# fields, which the report's front page names (resources/report/workflow.rst).
+config["run"] = run_identity(config, workflow.basedir, {"sheet": SHEET.sheet, "sheet_sha256": SHEET.sheet_sha256}) | {
+    "fields": [f.name for f in SHEET.fields]}
 TARGETS = []
 FIELDS = {}  # field name -> the field module's namespace (its PLAN, RESULTS, rules)
 for _field in SHEET.fields:

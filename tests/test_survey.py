@@ -219,6 +219,9 @@ def test_provenance_of_a_cube_and_a_catalogue_row(survey):
     assert record["row"]["field"] == "D" and record["row"]["cat_id"] == "D/SP00001"
     assert record["made_by"]["field"] == "D"  # the field's catalogue that measured the row
     assert record["made_by"]["sheet_sha256"] == sheet_sha
+    # the survey catalogue's own: the survey's config and sheet
+    assert record["catalogue"]["sheet_sha256"] == sheet_sha and record["catalogue"]["workflow_commit"]
+    assert record["catalogue"]["config_sha256"] != record["made_by"]["config_sha256"]  # the field's has its folders
 
 
 # -- the sheet and the code digests, without running the workflow ----------------------------------
