@@ -37,8 +37,8 @@ def cube_shard(nstokes: int, npix_y: int, npix_x: int, chunk: int) -> tuple[int,
     channels of 20,000^2: 65,536, not 1.6e9), while the Faraday stage still reads single chunks
     (zarr reads a shard's index, then the chunk's bytes). A plane is what gather_cube writes at once
     and what it holds in memory anyway, so nothing is read back to write a shard. Not the default:
-    zarr 3.1.6 reads chunks through shards 1.7-2.2x slower, the Faraday pass over a 256-channel
-    512^2 cube took 11.7 s against 8.2 s (docs/scaling.md)."""
+    zarr 3.1.6 reads chunks through shards more slowly: the Faraday pass over a 256-channel 512^2
+    cube took 11.7 s against 8.0 s (benchmarks/storage.py, docs/scaling.md)."""
     def whole(n):
         return -(-n // chunk) * chunk
 
