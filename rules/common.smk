@@ -9,7 +9,7 @@ from spectropol.io.fingerprint import read_fingerprints, storage_signature
 from spectropol.io.stores import software_versions
 from spectropol.options import as_dict
 from spectropol.planning import check_output_folder, observe, plan
-from spectropol.planning.code import code_digest
+from spectropol.planning.code import rule_code_digest
 from spectropol.planning.provenance import run_identity
 
 
@@ -60,7 +60,7 @@ wildcard_constraints:
 def code(script):
     """The digest of the code ``script`` runs (planning.code): a rule's param, so that a change to
     its stage's code reruns its jobs, and nothing else does."""
-    return code_digest(Path(workflow.basedir) / "scripts" / script, Path(workflow.basedir) / "src" / "spectropol")
+    return rule_code_digest(workflow.basedir, script)
 
 
 def resource_path(path):

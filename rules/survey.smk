@@ -10,7 +10,7 @@ rule survey_catalogue:
     output:
         **{kind: f"{SURVEY}/{name}" for kind, name in SURVEY_FILES.items()},
     params:
-        code=code("survey_catalogue.py"),
+        code=rule_code_digest(workflow.basedir, "survey_catalogue.py"),
         fields=[dataclasses.asdict(f) for f in survey_fields()],
         # where datarefs are relative to: the folder above survey/
         results_dir=lambda wildcards, output: str(Path(output.ecsv).parent.parent),
@@ -29,13 +29,13 @@ rule survey_catalogue:
 rule survey_qa:
     """Noise, beam, sensitivity, sources and failures by field: where the survey needs attention."""
     input:
-        **survey_inputs("catalogue", "cube", "summary", "faraday_qa"),
+        **survey_inputs("catalogue", "cube", "summary"),
         merged=rules.survey_catalogue.output.ecsv,
     output:
         qa=f"{SURVEY}/fields.json",
         plot=report(f"{SURVEY}/fields.png", caption="../resources/report/survey_qa.rst", category="Survey"),
     params:
-        code=code("survey_qa.py"),
+        code=rule_code_digest(workflow.basedir, "survey_qa.py"),
         fields=[dataclasses.asdict(f) for f in survey_fields()],
         min_snr=config["catalogue"]["min_snr"],
     log:

@@ -9,7 +9,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from spectropol.errors import SpectropolError
-from spectropol.planning.code import code_digest
+from spectropol.planning.code import rule_code_digest
 from spectropol.planning.provenance import run_identity
 from spectropol.planning.survey import field_config, read_observation_sheet, survey_folder
 from spectropol.stages.survey import FieldProducts, SURVEY_FILES
@@ -52,7 +52,7 @@ for _field in SHEET.fields:
 def survey_fields():
     """The fields with a catalogue (those with Stokes Q and U), in sheet order, as the survey stages read them."""
     return [FieldProducts(name=name, catalogue=str(f.rules.catalogue.output.ecsv), cube=str(Path(f.CUBE_METADATA).parent),
-                          summary=str(f.rules.qa_summary.output.summary), faraday_qa=str(f.rules.faraday_depth.output.qa))
+                          summary=str(f.rules.qa_summary.output.summary))
             for name, f in FIELDS.items() if f.PLAN.polarisation]
 
 
@@ -60,6 +60,3 @@ def survey_inputs(*kinds):
     return {kind: [getattr(f, kind) if kind != "cube" else f"{f.cube}/zarr.json" for f in survey_fields()]
             for kind in kinds}
 
-
-def code(script):
-    return code_digest(Path(workflow.basedir) / "scripts" / script, Path(workflow.basedir) / "src" / "spectropol")

@@ -74,3 +74,12 @@ def to_fits_header(keywords: dict):
         else:
             header[key] = value
     return header
+
+
+def sin_offset(ra_deg: float, dec_deg: float, centre_deg: tuple[float, float]) -> tuple[float, float]:
+    """Direction cosines (l east, m north) of (RA, Dec) in the SIN projection about ``centre_deg``."""
+    ra, dec = np.deg2rad(ra_deg), np.deg2rad(dec_deg)
+    ra0, dec0 = np.deg2rad(centre_deg[0]), np.deg2rad(centre_deg[1])
+    l = np.cos(dec) * np.sin(ra - ra0)
+    m = np.sin(dec) * np.cos(dec0) - np.cos(dec) * np.sin(dec0) * np.cos(ra - ra0)
+    return float(l), float(m)

@@ -99,3 +99,9 @@ def code_digest(script: str | Path, package: str | Path = PACKAGE) -> str:
         name = str(path.relative_to(root)) if path.is_relative_to(root) else path.name
         digest.update(f"{name}\n{_parsed(path, package)[0]}\n".encode())
     return digest.hexdigest()[:16]
+
+
+def rule_code_digest(workflow_dir: str | Path, script: str) -> str:
+    """The digest of a workflow script (scripts/<script>) and of the workflow's own src/spectropol
+    it imports: a rule's ``code`` param."""
+    return code_digest(Path(workflow_dir) / "scripts" / script, Path(workflow_dir) / "src" / "spectropol")

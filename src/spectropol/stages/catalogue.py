@@ -19,6 +19,7 @@ import numpy as np
 from ..constants import SPEED_OF_LIGHT
 from ..io.cube import pixel_cutouts
 from ..io.stores import atomic_path, open_store, provenance, select
+from ..io.wcs import sin_offset
 from ..kernels.beam import FWHM_PER_SIGMA
 from ..kernels.faraday import (
     FaradayGrid,
@@ -645,12 +646,9 @@ def with_provenance(table, made: dict, kind: str):
 
 def sky_model(rows: list[dict], wcs: dict, reference_hz: float) -> dict:
     """The detections in the sky-model format spectropol simulate reads (resources/skymodels)."""
-    ra0, dec0 = np.deg2rad(wcs["CRVAL1"]), np.deg2rad(wcs["CRVAL2"])
     sources = []
     for row in rows:
-        ra, dec = np.deg2rad(row["ra"]), np.deg2rad(row["dec"])
-        l = np.cos(dec) * np.sin(ra - ra0)
-        m = np.sin(dec) * np.cos(dec0) - np.cos(dec) * np.sin(dec0) * np.cos(ra - ra0)
+        l, m = sin_offset(row["ra"], row["dec"], (wcs["CRVAL1"], wcs["CRVAL2"]))
         sources.append({"name": row["cat_id"], "offset_arcsec": [float(np.rad2deg(l) * 3600),
                                                                  float(np.rad2deg(m) * 3600)],
                         "stokes_i_jy": row["stokesI"], "spectral_index": row["spectral_index"],

@@ -26,7 +26,7 @@ from ..constants import ARCSEC, SPEED_OF_LIGHT
 from ..errors import fail
 from ..io.cube import write_cube
 from ..io.ms_writer import write_ms
-from ..io.wcs import celestial_header
+from ..io.wcs import celestial_header, sin_offset
 from ..kernels.faraday import lambda_squared
 from ..kernels.parallactic import parallactic_angle
 from ..kernels.photometry import beam_covariance_px, gaussian_shape
@@ -72,15 +72,6 @@ def _read_yaml(path: str | os.PathLike) -> dict:
     if not isinstance(document, dict):
         raise fail(path, "expected a mapping at the top level")
     return document
-
-
-def sin_offset(ra_deg: float, dec_deg: float, centre_deg: tuple[float, float]) -> tuple[float, float]:
-    """Direction cosines (l east, m north) of (RA, Dec) in the SIN projection about ``centre_deg``."""
-    ra, dec = np.deg2rad(ra_deg), np.deg2rad(dec_deg)
-    ra0, dec0 = np.deg2rad(centre_deg[0]), np.deg2rad(centre_deg[1])
-    l = np.cos(dec) * np.sin(ra - ra0)
-    m = np.sin(dec) * np.cos(dec0) - np.cos(dec) * np.sin(dec0) * np.cos(ra - ra0)
-    return float(l), float(m)
 
 
 def load_sky_model(path: str | os.PathLike,

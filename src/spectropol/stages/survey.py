@@ -35,15 +35,15 @@ class FieldProducts:
     name: str
     catalogue: str  # the RMTable as ECSV
     cube: str  # the cube store (its centre and beams)
-    summary: str = ""  # the QA summary (qa/summary.json)
-    faraday_qa: str = ""  # the Faraday stage's QA document (its FDF noise)
+    summary: str = ""  # the QA summary (qa/summary.json: every stage's QA, the Faraday and catalogue ones too)
 
 
 def angular_separation_deg(ra1, dec1, ra2, dec2) -> np.ndarray:
-    """Great-circle distance (deg) between positions in degrees (the haversine form, exact at small angles)."""
-    ra1, dec1, ra2, dec2 = (np.deg2rad(np.asarray(v, dtype=np.float64)) for v in (ra1, dec1, ra2, dec2))
-    h = np.sin((dec2 - dec1) / 2) ** 2 + np.cos(dec1) * np.cos(dec2) * np.sin((ra2 - ra1) / 2) ** 2
-    return np.rad2deg(2 * np.arcsin(np.sqrt(np.clip(h, 0, 1))))
+    """Great-circle distance (deg) between positions in degrees (astropy's Vincenty formula)."""
+    from astropy.coordinates import angular_separation
+
+    return np.rad2deg(angular_separation(*(np.deg2rad(np.asarray(v, dtype=np.float64))
+                                           for v in (ra1, dec1, ra2, dec2))))
 
 
 def field_centre_deg(cube_store) -> tuple[float, float]:
@@ -135,16 +135,15 @@ def merge_catalogues(fields: list[FieldProducts], out_paths: dict[str, str | os.
 
 
 def field_quality(field: FieldProducts, min_snr: float) -> dict:
-    """One field's line of the survey QA: noise, beam, sensitivity, sources, failed and divergent channels."""
-    from astropy.table import Table
-
+    """One field's line of the survey QA: noise, beam, sensitivity, sources, failed and divergent
+    channels, all from the field's QA summary."""
     summary = json.loads(Path(field.summary).read_text()) if field.summary else {}
-    cube = summary.get("products", {}).get("cube", {})
-    faraday = json.loads(Path(field.faraday_qa).read_text()) if field.faraday_qa else {}
+    products = summary.get("products", {})
+    cube = products.get("cube", {})
     rms = summary.get("median_rms", {})
     beam = cube.get("beam_bmaj_deg_range") or [np.nan, np.nan]
-    fdf_noise = faraday.get("fdf_noise_median", np.nan)
-    sources = len(Table.read(field.catalogue, format="ascii.ecsv")) if field.catalogue else 0
+    fdf_noise = products.get("faraday_depth", {}).get("fdf_noise_median", np.nan)
+    sources = products.get("catalogue", {}).get("sources", 0)
     ra0, dec0 = field_centre_deg(field.cube)
     return {
         "field": field.name, "ra_deg": ra0, "dec_deg": dec0, "channels": summary.get("channels"),
