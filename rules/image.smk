@@ -15,6 +15,8 @@ rule image_channel:
         channels=block_channels,
         settings=block_settings,
         width=PLAN.width,
+        # the image kinds each channel's store keeps: the cube's, and imaging.keep_images
+        images=list(PLAN.channel_images),
     log:
         f"{LOGS}/image_channel/{{block}}.log",
     benchmark:

@@ -7,4 +7,4 @@ with to_file(snakemake.log[0], snakemake.config.get("run")):
     image_block(snakemake.input.selection, snakemake.input.vis, p.channels,
                 [ChannelSettings.from_dict(s) for s in p.settings],
                 snakemake.output.image, snakemake.output.qa, width=p.width, nthreads=snakemake.threads,
-                rule=snakemake.rule)
+                keep=p.images, rule=snakemake.rule)

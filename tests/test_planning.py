@@ -58,6 +58,14 @@ def test_stage_options_follow_the_config(base_config):
     assert plan(base_config, FULL).cube.image == "restored"
 
 
+def test_channel_stores_keep_the_cubes_image_and_what_is_asked(base_config):
+    # nothing reads the other kinds, so by default only the cube's image is kept (a fifth of the bytes)
+    assert plan(base_config, FULL).channel_images == ("restored",)
+    assert plan(config_with(base_config, clean={"niter": 0}), FULL).channel_images == ("dirty",)
+    kept = plan(config_with(base_config, imaging={"keep_images": ["psf", "restored", "residual"]}), FULL)
+    assert kept.channel_images == ("restored", "psf", "residual")
+
+
 def test_data_without_cross_hands_skip_the_faraday_stages_with_a_warning(base_config):
     p = plan(base_config, observation(4, ("I", "Q"), inputs=("/data/xxyy.ms",)))
     assert not p.polarisation

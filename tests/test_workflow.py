@@ -35,6 +35,18 @@ def test_cube_is_a_labelled_dataset(cube, tiny_config):
     assert np.all(cube["bmaj"].values > cube["bmin"].values * 0.99)
 
 
+def test_channel_stores_hold_what_the_cube_reads_and_what_was_asked(tiny_run, tiny_config):
+    # restored (the cube's image) and dirty (imaging.keep_images); the model, residual and PSF are
+    # made and described in QA, not stored
+    import zarr
+
+    for channel in range(tiny_config["simulate"]["nchan"]):
+        group = zarr.open_group(channel_path(tiny_run, "results/channels", channel), mode="r")
+        assert set(group.array_keys()) == {"restored", "dirty", "stokes"}
+        document = json.loads(channel_path(tiny_run, "results/qa/image", channel).read_text())
+        assert document["clean"]["iterations"] > 0 and document["restored"]["I"]["peak"] > 0
+
+
 @pytest.fixture(scope="module")
 def dirty_cube(tiny_run, tiny_config):
     """(freq, stokes, y, x) dirty images, from the channel stores."""

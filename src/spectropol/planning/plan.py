@@ -84,6 +84,7 @@ class Plan:
     dask: DaskOptions
     simulate: SimulateOptions
     imaging_threads: int
+    channel_images: tuple[str, ...] = ("restored",)  # the image kinds each channel's store keeps: the cube's first
     input_bytes: tuple[int, ...] = ()  # each input MS's size (runtime of its fingerprint job)
 
     # -- inputs and channels ---------------------------------------------------------------------
@@ -371,5 +372,6 @@ def plan(config: dict, observation: Observation) -> Plan:
         faraday_products=products, catalogue=CatalogueOptions.from_config(config["catalogue"]),
         qa=QAOptions.from_config(config["qa"]), dask=DaskOptions.from_config(config["dask"]),
         simulate=SimulateOptions.from_config(config["simulate"]), imaging_threads=config["imaging"]["threads"],
+        channel_images=tuple(dict.fromkeys([cube.image, *config["imaging"].get("keep_images", [])])),
         input_bytes=observation.input_bytes,
     )

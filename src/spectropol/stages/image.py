@@ -122,12 +122,14 @@ def beyond_horizon(npix: int, cell_rad: float) -> np.ndarray | None:
 
 def image_channel(vis_store: str | os.PathLike, out_store: str | os.PathLike, qa_path: str | os.PathLike,
                   geometry: ImageGeometry, settings: ChannelSettings, *, nthreads: int = 1,
-                  rule: str = "spectropol") -> ImageResult:
+                  keep: Sequence[str] | None = None, rule: str = "spectropol") -> ImageResult:
     """Image one channel's Stokes visibilities; write the image store and its QA document.
 
     ``geometry`` is the image size, cell and celestial header shared by all channels (from the
-    inspect stage). With ``settings.clean.niter`` > 0 the channel is deconvolved: the store then
-    also holds model, residual and restored planes, and QA the CLEAN's report."""
+    inspect stage). With ``settings.clean.niter`` > 0 the channel is deconvolved: model, residual
+    and restored planes are made too, and QA has the CLEAN's report. The store holds the image
+    kinds in ``keep`` (of dirty, model, residual, restored, psf; None: all that were made); the
+    QA document describes the images whether kept or not."""
     arrays, vis_attrs = read_channel_vis(vis_store)
     channel, freq = int(vis_attrs["channel"]), float(vis_attrs["freq_hz"])
     uvw, vis = arrays["uvw"], arrays["vis"]
@@ -162,22 +164,25 @@ def image_channel(vis_store: str | os.PathLike, out_store: str | os.PathLike, qa
         images |= {name: np.full_like(planes, np.nan) for name in ("model", "residual", "restored")}
 
     params = {"npix": npix, "cell_rad": cell_rad, **dataclasses.asdict(imaging), "clean": dataclasses.asdict(clean)}
+    kept = set(images) | {"psf"} if keep is None else set(keep)
+    stored = {name: values for name, values in images.items() if name in kept}
     variables = {name: (("stokes", "y", "x"), values, {"units": IMAGE_KINDS[name][0],
                                                        "description": IMAGE_KINDS[name][1]})
-                 for name, values in images.items()}
+                 for name, values in stored.items()}
+    if "psf" in kept:
+        variables["psf"] = (("y", "x"), np.ascontiguousarray(psf),
+                            {"units": "", "description": "point spread function (Stokes I weights)"})
     write_store(out_store, variables | {
-        "psf": (("y", "x"), np.ascontiguousarray(psf), {"units": "",
-                                                        "description": "point spread function (Stokes I weights)"}),
         "stokes": (("stokes",), np.array(STOKES), {}),
     }, {
         "channel": channel, "freq_hz": freq, "wcs": geometry.wcs, "beam": beam, "imaging": params,
         "stokes_present": vis_attrs["stokes_present"], "ms": vis_attrs["selection"]["ms"],
         "source": vis_attrs.get("source"), "clean_diverged": bool(report and report["diverged"]),
         "provenance": provenance({"vis": str(vis_store)}, config_hash(params)),
-        "recipe": image_recipe(vis_attrs, geometry, settings),
-    }, chunks={name: (1, npix, npix) for name in images}, raw=tuple(images) + ("psf",),
+        "recipe": image_recipe(vis_attrs, geometry, settings, keep),
+    }, chunks={name: (1, npix, npix) for name in stored}, raw=tuple(stored) + ("psf",),
         # a plane per Stokes, the four in one file: a channel's store is a file per image kind
-        shards={name: (len(STOKES), npix, npix) for name in images})
+        shards={name: (len(STOKES), npix, npix) for name in stored})
 
     result = ImageResult(
         channel=channel, freq_hz=freq, beam=beam, visibilities_used=used,
@@ -200,13 +205,16 @@ def _without_empty(result: ImageResult) -> dict:
     return {k: v for k, v in dataclasses.asdict(result).items() if not (k in ("clean", "restored") and v is None)}
 
 
-def image_recipe(vis_attrs: dict, geometry: ImageGeometry, settings: ChannelSettings) -> str | None:
-    """What a channel's images are made from: its visibilities' content, the image geometry, its
-    settings and the software version. None for a split store that does not say its content."""
+def image_recipe(vis_attrs: dict, geometry: ImageGeometry, settings: ChannelSettings,
+                 keep: Sequence[str] | None = None) -> str | None:
+    """What a channel's store is made from: its visibilities' content, the image geometry, its
+    settings, the image kinds it keeps and the software version. None for a split store that does
+    not say its content."""
     if "content_digest" not in vis_attrs:
         return None
     return config_hash({"vis": vis_attrs["content_digest"], "geometry": geometry.to_dict(),
-                        "settings": settings.to_dict(), "software_version": __version__})
+                        "settings": settings.to_dict(), "software_version": __version__}
+                       | ({} if keep is None else {"keep": sorted(keep)}))
 
 
 def _kept_image(image_store: Path, qa_path: Path, recipe: str | None, source: dict | None) -> bool:
@@ -232,14 +240,15 @@ def _kept_image(image_store: Path, qa_path: Path, recipe: str | None, source: di
 
 def image_block(inspection: str | os.PathLike, vis_dir: str | os.PathLike, channels: Sequence[int],
                 settings: Sequence[ChannelSettings], image_dir: str | os.PathLike, qa_dir: str | os.PathLike, *,
-                width: int, nthreads: int = 1, rule: str = "spectropol") -> list[ImageResult | None]:
+                width: int, nthreads: int = 1, keep: Sequence[str] | None = None,
+                rule: str = "spectropol") -> list[ImageResult | None]:
     """Image each of ``channels`` (with its own settings) from ``vis_dir/NNNNN.zarr`` into
     ``image_dir/NNNNN.zarr`` with its QA document in ``qa_dir/NNNNN.json``, one after another.
 
     A channel whose image store was already made from the same visibilities, geometry, settings
     and software version is kept (its result is None): when one channel of a block changes, only
     that channel is imaged again (the rule declares its outputs ``update()``). Stores of channels
-    no longer in the block are removed."""
+    no longer in the block are removed. ``keep``: the image kinds each store keeps (image_channel)."""
     geometry = read_inspection(inspection).geometry
     image_dir, qa_dir = Path(image_dir), Path(qa_dir)
     image_dir.mkdir(parents=True, exist_ok=True)
@@ -253,13 +262,13 @@ def image_block(inspection: str | os.PathLike, vis_dir: str | os.PathLike, chann
         vis_store, image_store, qa_path = Path(vis_dir) / f"{name}.zarr", image_dir / f"{name}.zarr", \
             qa_dir / f"{name}.json"
         vis_attrs = read_channel_attrs(vis_store)
-        recipe = image_recipe(vis_attrs, geometry, channel_settings)
+        recipe = image_recipe(vis_attrs, geometry, channel_settings, keep)
         if _kept_image(image_store, qa_path, recipe, vis_attrs.get("source")):
             log.info("channel %s: images kept (same visibilities, geometry and settings)", name)
             results.append(None)
             continue
         results.append(image_channel(vis_store, image_store, qa_path, geometry, channel_settings, nthreads=nthreads,
-                                     rule=rule))
+                                     keep=keep, rule=rule))
     log.info("%d of %d channels imaged, %d kept", sum(r is not None for r in results), len(results),
              sum(r is None for r in results))
     return results
