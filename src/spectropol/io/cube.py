@@ -81,11 +81,32 @@ def open_cube(cube_store: str | os.PathLike, *, dask: bool = True):
     return open_dataset(cube_store, "cube", dask=dask)
 
 
+# Memory for the cube read by cut-outs at a time: a stored chunk is decoded whole, so reading the
+# cut-outs of a chunk's sources over all channels held (channels x Stokes x chunk) twice, 0.9 GB for
+# 256 channels of 256^2 chunks and 15 GB at 4,096 channels; channel slabs keep it to this.
+CUTOUT_MB = 96
+
+
+def cutout_slabs(cube_store: str | os.PathLike, nstokes: int, ncutouts: int, half: int,
+                 budget_mb: float | None = None) -> list[slice]:
+    """Channel ranges for pixel_cutouts so that a slab's cut-outs and the chunk region read for them
+    (float32: the region of up to every Stokes as zarr returns it, and the Stokes picked from it)
+    fit ``budget_mb`` (default CUTOUT_MB)."""
+    budget_mb = CUTOUT_MB if budget_mb is None else budget_mb
+    cube = open_store(cube_store, "cube")
+    array = cube[cube.attrs["image"]]
+    nfreq, chunk = array.shape[0], array.chunks[-1]
+    side = 2 * half + 1
+    per_channel = 4 * (ncutouts * nstokes * side**2 + (len(STOKES) + nstokes) * min(chunk, array.shape[-1])**2)
+    step = int(max(1, min(nfreq, budget_mb * 1e6 // per_channel)))
+    return [slice(first, min(nfreq, first + step)) for first in range(0, nfreq, step)]
+
+
 def pixel_cutouts(cube_store: str | os.PathLike, stokes: tuple[str, ...], centres: list[tuple[float, float]],
-                  half: int) -> list[tuple[np.ndarray, int, int]]:
+                  half: int, channels: slice = slice(None)) -> list[tuple[np.ndarray, int, int]]:
     """Cut-outs (nfreq, len(stokes), <= 2 half + 1, <= 2 half + 1) float32 about pixel centres (y, x),
-    each with the map pixel (y, x) of its first pixel; the whole spectral axis, clipped at the map's
-    edge. Each stored spatial chunk that any cut-out reaches is read once, every Stokes together, as
+    each with the map pixel (y, x) of its first pixel; the ``channels`` of the spectral axis (all by
+    default; cutout_slabs gives ranges of bounded memory), clipped at the map's edge. Each stored spatial chunk that any cut-out reaches is read once, every Stokes together, as
     the box that holds what the cut-outs need of it: a chunk is decoded whole, per channel and Stokes,
     so chunks, not pixels, are what a source costs (16 sources of a 256-channel cube in 128^2 chunks
     reach 9 chunks where the boxes about each chunk's sources reached 13)."""
@@ -100,7 +121,7 @@ def pixel_cutouts(cube_store: str | os.PathLike, stokes: tuple[str, ...], centre
     # a cut-out is a column of small chunks, one per channel and Stokes: decoded 32 at a time and
     # 10 batches at once, 4 sources' I, Q, U of 256 channels in 128^2 chunks took 1.3 s, not 2.2 s
     batch_codecs(4 * chunk**2, concurrency=10)
-    nfreq = array.shape[0]
+    nfreq = len(range(*channels.indices(array.shape[0])))
     ny, nx = array.shape[-2:]
     boxes = []
     for y, x in centres:
@@ -117,7 +138,7 @@ def pixel_cutouts(cube_store: str | os.PathLike, stokes: tuple[str, ...], centre
         y1 = min((cy + 1) * chunk, max(boxes[n][1] for n in members))
         x0 = max(cx * chunk, min(boxes[n][2] for n in members))
         x1 = min((cx + 1) * chunk, max(boxes[n][3] for n in members))
-        block = np.asarray(array[:, first:max(planes) + 1, y0:y1, x0:x1])[:, picked]
+        block = np.asarray(array[channels, first:max(planes) + 1, y0:y1, x0:x1])[:, picked]
         for n in members:
             ya, yb, xa, xb = boxes[n]
             top, bottom, left, right = max(ya, y0), min(yb, y1), max(xa, x0), min(xb, x1)

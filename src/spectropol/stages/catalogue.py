@@ -17,7 +17,7 @@ import os
 import numpy as np
 
 from ..constants import SPEED_OF_LIGHT
-from ..io.cube import pixel_cutouts
+from ..io.cube import cutout_slabs, pixel_cutouts
 from ..io.stores import atomic_path, open_store, provenance, select
 from ..io.wcs import sin_offset
 from ..kernels.beam import FWHM_PER_SIGMA
@@ -222,22 +222,27 @@ def source_spectra(cube_store, shapes: list[SourceShape], channel_beams: np.ndar
     fwhm = lambda shape: float(np.sqrt(np.linalg.eigvalsh(widest + shape).max())) * FWHM_PER_SIGMA
     biggest = max(fwhm(s.intrinsic) for s in shapes)
     half = int(np.ceil(biggest)) + 1
-    cutouts = pixel_cutouts(cube_store, stokes, [(s.y, s.x) for s in shapes], half)
     everything = [(s.x, s.y, s.intrinsic) for s in shapes] + list(others)
     nfreq = channel_beams.shape[0]
     out = {k: np.full((nfreq, len(shapes)), np.nan) for k in (*stokes, "noise")}
-    for n, (shape, (planes, y_first, x_first)) in enumerate(zip(shapes, cutouts)):
-        seen = channel_beams + shape.intrinsic
-        radius = fwhm(shape.intrinsic)
-        neighbours = [(x, y, channel_beams + intrinsic) for m, (x, y, intrinsic) in enumerate(everything)
-                      if m != n and 0.5 * fwhm(np.zeros((2, 2))) < np.hypot(x - shape.x, y - shape.y)
-                      <= radius + 1.5 * fwhm(intrinsic)]
-        area = np.sqrt(np.linalg.det(seen) / np.linalg.det(channel_beams))
-        flux, noise = forced_fluxes(planes, shape.x, shape.y, seen, x_first, y_first, channel_beams, radius,
-                                    neighbours)
-        for k, name in enumerate(stokes):
-            out[name][:, n] = area * flux[:, k]
-        out["noise"][:, n] = area * noise[:, 0]  # Stokes I's, for its spectral fit
+    radii = [fwhm(shape.intrinsic) for shape in shapes]
+    near = [[(x, y, intrinsic) for m, (x, y, intrinsic) in enumerate(everything)
+             if m != n and 0.5 * fwhm(np.zeros((2, 2))) < np.hypot(x - shape.x, y - shape.y)
+             <= radii[n] + 1.5 * fwhm(intrinsic)] for n, shape in enumerate(shapes)]
+    # each channel's flux is fitted on its own, so the cube is read a slab of channels at a time:
+    # memory bounded whatever the channel count
+    for slab in cutout_slabs(cube_store, len(stokes), len(shapes), half):
+        beams = channel_beams[slab]
+        cutouts = pixel_cutouts(cube_store, stokes, [(s.y, s.x) for s in shapes], half, channels=slab)
+        for n, (shape, (planes, y_first, x_first)) in enumerate(zip(shapes, cutouts)):
+            seen = beams + shape.intrinsic
+            neighbours = [(x, y, beams + intrinsic) for x, y, intrinsic in near[n]]
+            area = np.sqrt(np.linalg.det(seen) / np.linalg.det(beams))
+            flux, noise = forced_fluxes(planes, shape.x, shape.y, seen, x_first, y_first, beams, radii[n],
+                                        neighbours)
+            for k, name in enumerate(stokes):
+                out[name][slab, n] = area * flux[:, k]
+            out["noise"][slab, n] = area * noise[:, 0]  # Stokes I's, for its spectral fit
     return out
 
 
