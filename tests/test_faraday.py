@@ -199,3 +199,15 @@ def test_refined_peak_of_a_cleaned_spectrum_ignores_other_depths():
     assert abs(unpeeled["peak_phi"][0] - rm_bright) > 10 * error
     assert abs(gridded["peak_phi"][0] - rm_bright) > 10 * error
     assert peeled["peak_pi"][0] == pytest.approx(1.0, abs=0.01)
+
+
+def test_candidate_shards_and_the_memory_request_follow_the_depths():
+    """Spectra gathered for a shard of the candidate store stay within CANDIDATE_SHARD_MB per array
+    however many depths (4,096 rows of 20,119 depths would be 660 MB each), and the request of a
+    faraday_depth job holds its synthesis matrix (659 MB at 4,096 channels x 20,119 depths)."""
+    from spectropol.stages.faraday import candidate_shard_rows, faraday_depth_mem_mb
+
+    assert [candidate_shard_rows(n) for n in (401, 1259, 5031, 20119)] == [4096, 3072, 768, 256]
+    # the depths add 154 MB to two 8^2 tiles (and a quarter), 247 MB of gathered spectra, 659 + 34 MB of matrix
+    without_depths = faraday_depth_mem_mb(4096, 1, 8, True, 2, 32, 512)
+    assert faraday_depth_mem_mb(4096, 20119, 8, True, 2, 32, 512) - without_depths > 154 + 247 + 659

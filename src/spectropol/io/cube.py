@@ -106,9 +106,10 @@ def pixel_cutouts(cube_store: str | os.PathLike, stokes: tuple[str, ...], centre
                   half: int, channels: slice = slice(None)) -> list[tuple[np.ndarray, int, int]]:
     """Cut-outs (nfreq, len(stokes), <= 2 half + 1, <= 2 half + 1) float32 about pixel centres (y, x),
     each with the map pixel (y, x) of its first pixel; the ``channels`` of the spectral axis (all by
-    default; cutout_slabs gives ranges of bounded memory), clipped at the map's edge. Each stored spatial chunk that any cut-out reaches is read once, every Stokes together, as
-    the box that holds what the cut-outs need of it: a chunk is decoded whole, per channel and Stokes,
-    so chunks, not pixels, are what a source costs (16 sources of a 256-channel cube in 128^2 chunks
+    default; cutout_slabs gives ranges of bounded memory), clipped at the map's edge. Each stored
+    spatial chunk that any cut-out reaches is read once, every Stokes together, as the box that
+    holds what the cut-outs need of it: a chunk is decoded whole, per channel and Stokes, so
+    chunks, not pixels, are what a source costs (16 sources of a 256-channel cube in 128^2 chunks
     reach 9 chunks where the boxes about each chunk's sources reached 13)."""
     cube = open_store(cube_store, "cube")
     image = cube.attrs["image"]

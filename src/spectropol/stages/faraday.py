@@ -35,6 +35,7 @@ from ..io.stores import (
 )
 from ..io.wcs import fardepth_axis
 from ..kernels.faraday import (
+    MATRIX_ROWS_ELEMENTS,
     REFINE_BATCH,
     doubled_phi,
     faraday_depth_block,
@@ -86,14 +87,26 @@ FARADAY_STORES = {"peaks": "peaks.zarr", "candidates": "fdf_candidates.zarr",
 # rewritten by the next), until the last, which stores only the chunks it holds. The spectra are
 # noise-like complex floats, stored raw; the components, mostly zeros, compressed.
 CANDIDATE_CHUNK = 256
-CANDIDATE_FLUSH = 16 * CANDIDATE_CHUNK  # rows per shard
+CANDIDATE_FLUSH = 16 * CANDIDATE_CHUNK  # rows per shard at most
+# ... and at most this much of one spectra array per shard, so that the rows gathered for it stay
+# small where the depths are many (20,000 at 4,096 channels: 256 rows, where 4,096 of the three
+# arrays would hold 2 GB).
+CANDIDATE_SHARD_MB = 32
+
+
+def candidate_shard_rows(nphi: int) -> int:
+    """Rows of candidate spectra per shard: CANDIDATE_FLUSH, fewer (whole chunks, one at least)
+    where that many spectra of ``nphi`` depths exceed CANDIDATE_SHARD_MB."""
+    fit = int(CANDIDATE_SHARD_MB * 1e6 // (8 * max(1, nphi))) // CANDIDATE_CHUNK * CANDIDATE_CHUNK
+    return max(CANDIDATE_CHUNK, min(CANDIDATE_FLUSH, fit))
 
 
 class _RowAppender:
-    """Rows for growing Zarr arrays, gathered and appended in whole shards."""
+    """Rows for growing Zarr arrays, gathered and appended in whole shards of ``shard_rows``."""
 
-    def __init__(self, arrays: dict):
+    def __init__(self, arrays: dict, shard_rows: int = CANDIDATE_FLUSH):
         self.arrays = arrays
+        self.shard_rows = shard_rows
         self.pending = {name: [] for name in arrays}
         self.rows = 0
 
@@ -101,11 +114,11 @@ class _RowAppender:
         for name, values in rows.items():
             self.pending[name].append(values)
         self.rows += len(next(iter(rows.values())))
-        if self.rows >= CANDIDATE_FLUSH:
+        if self.rows >= self.shard_rows:
             self.flush(whole_shards=True)
 
     def flush(self, whole_shards: bool = False) -> None:
-        count = self.rows - self.rows % CANDIDATE_FLUSH if whole_shards else self.rows
+        count = self.rows - self.rows % self.shard_rows if whole_shards else self.rows
         if not count:
             return
         for name, parts in self.pending.items():
@@ -249,13 +262,19 @@ def faraday_depth_mem_mb(nchan: int, nphi: int, tile_px: int, clean: bool, threa
     what a finished tile hands back and the stored chunks read for the next, the regions of Q, U
     and I held for the tiles (one per thread, one more, and the next one read ahead), the maps gathered before they are
     written (25 float32 maps of ``maps_region_px``, see map_region_px), what zarr holds while it
-    decodes the cube (io.stores.DECODE_MB), and 250 MB for the
-    interpreter with numpy, numba, dask, zarr and xarray and the maps read back for their QA figures.
-    Measured on a 1024^2 cube (tests/test_faraday_cube.py)."""
+    decodes the cube (io.stores.DECODE_MB), the synthesis matrix (nphi x nchan complex64, and a block
+    of its making), the candidates' spectra gathered for a shard (and their concatenation), and 250 MB
+    for the interpreter with numpy, numba, dask, zarr and xarray and the maps read back for their QA
+    figures. Measured on a 1024^2 cube (tests/test_faraday_cube.py) and at 256 and 1,024 channels
+    (benchmarks/scale.py: the matrix, 41 MB and a 134 MB block in the making at 1,024 channels x
+    5,031 depths, had been left out, and that job peaked at 976 MB against 809)."""
     tile_mb = (tile_px * tile_px * tile_bytes_per_pixel(nchan, nphi, clean) + 80 * nchan * REFINE_BATCH) / 1e6
     region_mb = 12 * nchan * (region_px or tile_px) ** 2 / 1e6
     maps_mb = (len(PEAK_MAPS) + 16) * 4 * maps_region_px**2 / 1e6
-    return int(250 + 1.25 * tile_mb * threads + region_mb * (threads + 2) + maps_mb + DECODE_MB)
+    matrix_mb = (8 * nphi * nchan + 32 * min(MATRIX_ROWS_ELEMENTS, nphi * nchan)) / 1e6
+    candidates_mb = 2 * (3 if clean else 1) * 8 * nphi * candidate_shard_rows(nphi) / 1e6
+    return int(250 + 1.25 * tile_mb * threads + region_mb * (threads + 2) + maps_mb + DECODE_MB + matrix_mb
+               + candidates_mb)
 
 
 MAP_REGION_PX = 1024  # side of the regions in which the maps are gathered and written (and their stored chunks)
@@ -545,18 +564,19 @@ def faraday_depth(source: str | os.PathLike | StokesSource, out: dict[str, str |
             moments_writer = _RegionMaps(write_moments, len(QUANTITIES) * len(MOMENTS), ny, nx, maps_region)
         candidates = stack.enter_context(build_store(out["candidates"], attrs | {"kind": "candidates"}))
         write_axes(candidates, with_rmsf=False)
+        shard_rows = candidate_shard_rows(nphi)
         spectra_out = {
             name: candidates.array(name, ("pixel", "phi"), (0, nphi), np.complex64, chunks=(CANDIDATE_CHUNK, nphi),
-                                   shards=(CANDIDATE_FLUSH, nphi),
+                                   shards=(shard_rows, nphi),
                                    attrs={"units": "Jy/beam", "description": text}, raw=name != "clean_components")
             for name, text in (("fdf_dirty", "dirty FDF"), ("fdf_clean", "RM-CLEAN restored FDF"),
                                ("clean_components", "clean components"))
             if clean is not None or name == "fdf_dirty"}
-        index_out = {name: candidates.array(name, ("pixel",), (0,), dtype, chunks=(CANDIDATE_FLUSH,),
+        index_out = {name: candidates.array(name, ("pixel",), (0,), dtype, chunks=(shard_rows,),
                                             attrs={"description": text})
                      for name, dtype, text in (("y", np.int32, "pixel row"), ("x", np.int32, "pixel column"),
                                                ("snr", np.float32, "FDF peak SNR"))}
-        appender = _RowAppender(spectra_out | index_out)
+        appender = _RowAppender(spectra_out | index_out, shard_rows)
         cubes_out = {}
         if save:
             for store_name, variables in (("fdf_dirty", {"fdf": "dirty Faraday dispersion function"}),
