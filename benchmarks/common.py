@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -16,6 +17,27 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+# The header Snakemake prints for each job it runs (indented inside a group job): group 1 the rule.
+JOB_HEADER = re.compile(r"^[ \t]*(?:local)?(?:rule|checkpoint) (\w+):$", flags=re.MULTILINE)
+
+
+def git_commit(repo: Path = REPO) -> str:
+    """The short commit of ``repo``'s checkout: what a benchmark's figures were measured at."""
+    return subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True,
+                          text=True).stdout.strip()
+
+
+def benchmark_row(path: Path) -> dict:
+    """A Snakemake benchmark file's row (s, max_rss in MB, ...), numbers as floats, missing as None."""
+    with open(path) as handle:
+        row = next(csv.DictReader(handle, delimiter="\t"))
+    return {k: (float(v) if v not in ("-", "NA", "") else None) for k, v in row.items() if k != "h:m:s"}
+
+
+def logged_peak_mb(log: Path) -> float | None:
+    """Peak RSS a job logged at exit (getrusage, spectropol.logs): None where it logged none."""
+    found = re.findall(r"peak memory (\d+) MB", log.read_text()) if log.exists() else []
+    return float(found[-1]) if found else None
 
 
 def random_layout(path: Path, nant: int, radius_m: float, seed: int = 1) -> Path:
@@ -53,25 +75,14 @@ def run_workflow(workdir: Path, config: dict, targets: list[str], cores: int) ->
 
 def job_benchmarks(workdir: Path, rule: str) -> list[dict]:
     """Snakemake's benchmark rows (s, max_rss in MB, ...) for every job of ``rule``."""
-    rows = []
-    for path in sorted((workdir / "logs/benchmark" / rule).glob("*.tsv")):
-        with open(path) as handle:
-            row = next(csv.DictReader(handle, delimiter="\t"))
-        rows.append({k: (float(v) if v not in ("-", "NA", "") else None) for k, v in row.items() if k != "h:m:s"})
-    return rows
+    return [benchmark_row(path) for path in sorted((workdir / "logs/benchmark" / rule).glob("*.tsv"))]
 
 
 def job_peak_memory_mb(workdir: Path, rule: str) -> list[float]:
     """Peak RSS of each job of ``rule`` as the job itself logged it (getrusage at exit). Snakemake's
     benchmark sampling misses jobs shorter than its polling interval, so it is not used here."""
-    import re
-
-    values = []
-    for path in sorted((workdir / "logs" / rule).glob("*.log")):
-        found = re.findall(r"peak memory (\d+) MB", path.read_text())
-        if found:
-            values.append(float(found[-1]))
-    return values
+    peaks = (logged_peak_mb(path) for path in sorted((workdir / "logs" / rule).glob("*.log")))
+    return [peak for peak in peaks if peak is not None]
 
 
 def machine() -> dict:

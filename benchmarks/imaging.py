@@ -21,7 +21,16 @@ from pathlib import Path
 
 import numpy as np
 
-from common import job_benchmarks, job_peak_memory_mb, machine, random_layout, run_workflow, simulate, write_results
+from common import (
+    git_commit,
+    job_benchmarks,
+    job_peak_memory_mb,
+    machine,
+    random_layout,
+    run_workflow,
+    simulate,
+    write_results,
+)
 
 
 def bare_ducc0_loop(ms: Path, npix: int, cell_rad: float, nthreads: int) -> float:
@@ -155,8 +164,7 @@ def main() -> None:
     nant, ntimes, nchan, npix = (20, 20, 16, 512) if args.quick else (60, 100, 64, 1024)
     memory_channels = (16, 64) if args.quick else (64, 256)
     cell_arcsec = 15.0
-    commit = subprocess.run(["git", "-C", str(Path(__file__).resolve().parent), "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True).stdout.strip()
+    commit = git_commit()
     previous = Path(__file__).resolve().parent / "results/imaging.json"
     if args.memory_only:
         results = json.loads(previous.read_text())

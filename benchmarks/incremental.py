@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -23,7 +22,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, SNAKEMAKE, machine, random_layout, simulate, write_results  # noqa: E402
+from common import JOB_HEADER, REPO, SNAKEMAKE, git_commit, machine, random_layout, simulate, write_results  # noqa: E402
 
 
 def timed(command: list[str], cwd: Path, limit_s: float | None = None) -> tuple[float, float | None, str]:
@@ -116,7 +115,7 @@ def rerun_figures(nchan: int, cores: int, nant: int, ntimes: int, keep: Path | N
         rerun_rules = rule_seconds(tmp, started)
         nothing, _, _ = timed(command, tmp)
         jobs: dict[str, int] = {}
-        for match in re.finditer(r"^[ \t]*(?:local)?(?:rule|checkpoint) (\w+):$", text, flags=re.MULTILINE):
+        for match in JOB_HEADER.finditer(text):
             jobs[match[1]] = jobs.get(match[1], 0) + 1
     return {"nchan": nchan, "nant": nant, "ntimes": ntimes, "full_rules_s": full_rules, "rerun_rules_s": rerun_rules,
             "full_s": round(full, 1), "rerun_s": round(rerun, 1), "nothing_changed_s": round(nothing, 1),
@@ -162,7 +161,7 @@ def main() -> None:
     parser.add_argument("--dag-limit-s", type=float, default=900.0)
     parser.add_argument("--keep", type=Path, help="run the rerun benchmark in this new directory and keep it")
     args = parser.parse_args()
-    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = git_commit()
     results = {"machine": machine()}
     previous = REPO / "benchmarks/results/incremental.json"
     if previous.exists():

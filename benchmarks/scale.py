@@ -25,16 +25,20 @@ from pathlib import Path
 
 import yaml
 
-from common import REPO, SNAKEMAKE, machine, random_layout, simulate, write_results
+from common import (
+    JOB_HEADER,
+    REPO,
+    SNAKEMAKE,
+    benchmark_row,
+    git_commit,
+    logged_peak_mb,
+    machine,
+    random_layout,
+    simulate,
+    write_results,
+)
 
-JOB_HEADER = re.compile(r"^[ \t]*(?:local)?(?:rule|checkpoint) (\w+):$", flags=re.MULTILINE)
-PEAK = re.compile(r"peak memory (\d+) MB")
 LIMIT_MB = 3000.0  # the ceiling for any job at 4,096 channels
-
-
-def git_commit() -> str:
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                          text=True).stdout.strip()
 
 
 def job_records(output: str, workdir: Path) -> list[dict]:
@@ -49,14 +53,9 @@ def job_records(output: str, workdir: Path) -> list[dict]:
         request = re.search(r"\bmem_mb=(\d+)", text)
         if log is None:  # the target rule
             continue
-        log_path = workdir / log[1].rstrip(",")
-        peak = PEAK.findall(log_path.read_text()) if log_path.exists() else []
-        seconds = None
-        if bench and (workdir / bench[1]).exists():
-            row = (workdir / bench[1]).read_text().splitlines()
-            seconds = float(row[1].split("\t")[0])
+        seconds = benchmark_row(workdir / bench[1])["s"] if bench and (workdir / bench[1]).exists() else None
         jobs.append({"rule": header[1], "log": log[1].rstrip(","), "request_mb": int(request[1]) if request else None,
-                     "peak_mb": float(peak[-1]) if peak else None, "seconds": seconds})
+                     "peak_mb": logged_peak_mb(workdir / log[1].rstrip(",")), "seconds": seconds})
     return jobs
 
 

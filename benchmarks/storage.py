@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import REPO, SNAKEMAKE, machine, write_results
+from common import REPO, SNAKEMAKE, git_commit, machine, write_results
 from spectropol.io.stores import store_bytes
 
 
@@ -147,15 +147,14 @@ def main() -> None:
     parser.add_argument("--skip-large", action="store_true")
     args = parser.parse_args()
     results = {"machine": machine()}
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO).stdout
+    commit = git_commit()
     with tempfile.TemporaryDirectory(prefix="spectropol-storage-") as tmp:
         tmp = Path(tmp)
         runs = {"after": REPO} | ({"before": args.before.resolve()} if args.before else {})
         for label, repo in runs.items():
             (tmp / label).mkdir()
             (groups, files), seconds = demo_run(repo, tmp / label)
-            sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                 cwd=repo).stdout.strip()
+            sha = git_commit(repo)
             results[f"demo_{label}"] = {"commit": sha, "bytes": groups, "total": sum(groups.values()),
                                         "files": files, "total_files": sum(files.values()),
                                         "seconds": round(seconds, 1)}
@@ -166,7 +165,7 @@ def main() -> None:
         if not args.skip_large:
             (tmp / "large").mkdir()
             results["large"] = large_case(tmp / "large")
-    results["commit"] = commit.strip()
+    results["commit"] = commit
 
     lines = ["## Storage (benchmarks/storage.py)", "",
              "Bytes on disk of results/ for the demo (the default config, `make run`), by product:", ""]

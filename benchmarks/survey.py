@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from common import REPO, SNAKEMAKE, machine, write_results
+from common import JOB_HEADER, REPO, SNAKEMAKE, git_commit, machine, write_results
 
 FIELD_PX, CELL_ARCSEC, DEC = 128, 30.0, -30.0
 SPACING_DEG = FIELD_PX * CELL_ARCSEC * 2 / 3 / 3600
@@ -67,7 +67,7 @@ def snakemake(workdir: Path, config: dict, *extra: str) -> dict:
     wall = time.perf_counter() - start
     if result.returncode:
         raise SystemExit(f"snakemake failed in {workdir}:\n{result.stderr[-3000:]}")
-    rules = re.findall(r"^[ \t]*(?:local)?(?:rule|checkpoint) (\w+):$", result.stdout + result.stderr, flags=re.MULTILINE)
+    rules = JOB_HEADER.findall(result.stdout + result.stderr)
     fields = sorted({m[1] for rule in rules if (m := re.match(r"field_(\w+?)_", rule))})
     return {"wall_s": round(wall, 1), "jobs": len(rules), "fields_with_jobs": fields,
             "survey_jobs": sum(rule.startswith("survey_") for rule in rules)}
@@ -101,8 +101,7 @@ def main() -> None:
             singles.append(snakemake(alone, SETTINGS | {"input": {"ms": str(data / f"{name}.ms")}}))
         runs["3_single_field_runs"] = {"wall_s": round(sum(r["wall_s"] for r in singles), 1),
                                        "jobs": sum(r["jobs"] for r in singles), "each": singles}
-    result = {"benchmark": "survey", "commit": subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                                                             capture_output=True, text=True).stdout.strip(),
+    result = {"benchmark": "survey", "commit": git_commit(),
               "machine": machine(), "field": {"pixels": FIELD_PX, "cell_arcsec": CELL_ARCSEC, "channels": 8},
               "runs": runs,
               "survey_3_over_singles_wall": round(runs["survey_3_fields"]["wall_s"] / runs["3_single_field_runs"]["wall_s"],

@@ -104,7 +104,7 @@ def candidate_shard_rows(nphi: int) -> int:
 class _RowAppender:
     """Rows for growing Zarr arrays, gathered and appended in whole shards of ``shard_rows``."""
 
-    def __init__(self, arrays: dict, shard_rows: int = CANDIDATE_FLUSH):
+    def __init__(self, arrays: dict, shard_rows: int):
         self.arrays = arrays
         self.shard_rows = shard_rows
         self.pending = {name: [] for name in arrays}
