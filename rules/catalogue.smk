@@ -25,7 +25,7 @@ rule catalogue:
     priority: 10
     resources:
         runtime=PLAN.catalogue_runtime(),
-        mem_mb=PLAN.catalogue_mem_mb(),
+        mem_mb=lambda wc: PLAN.catalogue_mem_mb(),  # a function: one channel has no Faraday grid
     conda:
         "../envs/spectropol.yaml"
     script:

@@ -256,6 +256,12 @@ def faraday_region_px(tile_px: int, align: int | None, nchan: int, chunk_mb: flo
     return region
 
 
+def synthesis_matrix_mb(nchan: int, nphi: int) -> float:
+    """Memory of the RM-synthesis matrix (nphi x nchan complex64) and of the double-precision block
+    it is made in (MB): what any job that synthesises on the whole grid holds besides its data."""
+    return (8 * nphi * nchan + 32 * min(MATRIX_ROWS_ELEMENTS, nphi * nchan)) / 1e6
+
+
 def faraday_depth_mem_mb(nchan: int, nphi: int, tile_px: int, clean: bool, threads: int,
                          region_px: int | None = None, maps_region_px: int = 1024) -> int:
     """Memory to request for a faraday_depth job (MB): one tile per thread, with a quarter more for
@@ -271,7 +277,7 @@ def faraday_depth_mem_mb(nchan: int, nphi: int, tile_px: int, clean: bool, threa
     tile_mb = (tile_px * tile_px * tile_bytes_per_pixel(nchan, nphi, clean) + 80 * nchan * REFINE_BATCH) / 1e6
     region_mb = 12 * nchan * (region_px or tile_px) ** 2 / 1e6
     maps_mb = (len(PEAK_MAPS) + 16) * 4 * maps_region_px**2 / 1e6
-    matrix_mb = (8 * nphi * nchan + 32 * min(MATRIX_ROWS_ELEMENTS, nphi * nchan)) / 1e6
+    matrix_mb = synthesis_matrix_mb(nchan, nphi)
     candidates_mb = 2 * (3 if clean else 1) * 8 * nphi * candidate_shard_rows(nphi) / 1e6
     return int(250 + 1.25 * tile_mb * threads + region_mb * (threads + 2) + maps_mb + DECODE_MB + matrix_mb
                + candidates_mb)
