@@ -132,6 +132,43 @@ def test_catalogue_complexity_flags_meet_the_targets(band):
                 assert rate >= 0.9, (snr, rate)
 
 
+def test_measuring_sources_holds_what_the_catalogue_asks_for(monkeypatch):
+    """benchmarks/scale.py at 4,096 channels: the catalogue went over its memory request, having
+    made the whole synthesis matrix (nphi x nchan) for a few sources' spectra, and refine_peak an
+    exponential of every depth their noise components held. What source_faraday allocates
+    (tracemalloc, which numpy reports to) on 4,096 channels is within source_faraday_mb, what the
+    request counts, and well below the matrix; measured in passes of sources, every source gets
+    what it gets measured with all the others at once."""
+    import tracemalloc
+
+    from spectropol.options import CatalogueOptions
+    from spectropol.stages import catalogue
+    from spectropol.stages.faraday import synthesis_matrix_mb
+
+    rng = np.random.default_rng(21)
+    freqs = np.linspace(120e6, 168e6, 4096)
+    grid = faraday_grid(freqs, dphi=0.25, phi_max=500.0)  # 4,001 depths
+    n = catalogue.SOURCES_PER_PASS + 20
+    noise = fdf_noise_theoretical(grid, np.ones(len(freqs)))
+    rm = rng.uniform(-50, 50, n)
+    p = 30 * noise * np.exp(2j * (rng.uniform(0, np.pi, n)[None] + rm[None] * lambda_squared(freqs)[:, None]))
+    q, u = ((part + rng.standard_normal(p.shape)).astype(np.float32) for part in (p.real, p.imag))
+    catalogue.source_faraday(q[:200, :2], u[:200, :2], faraday_grid(freqs[:200]), None, CatalogueOptions())  # compiled
+    tracemalloc.start()
+    try:
+        passes = catalogue.source_faraday(q, u, grid, None, CatalogueOptions())
+        peak_mb = tracemalloc.get_traced_memory()[1] / 1e6
+    finally:
+        tracemalloc.stop()
+    assert peak_mb <= catalogue.source_faraday_mb(len(freqs), len(grid.phi)), peak_mb
+    assert peak_mb < 0.8 * synthesis_matrix_mb(len(freqs), len(grid.phi)), peak_mb
+    monkeypatch.setattr(catalogue, "SOURCES_PER_PASS", n)
+    at_once = catalogue.source_faraday(q, u, grid, None, CatalogueOptions())
+    for name in ("peak_phi", "peak_pi", "fdf_noise", "snr", "m2_cc", "ncomp", "complex"):
+        np.testing.assert_allclose(passes[name], at_once[name], rtol=1e-5, err_msg=name)
+    assert np.std((passes["peak_phi"] - rm) / passes["peak_phi_err"]) < 1.5
+
+
 def test_leakage_estimate_finds_a_flat_fraction_of_stokes_i():
     """A source far from phi = 0 plus 0.4% of its Stokes I leaked into Q (flat in frequency): the
     estimate finds the leaked fraction from what the source's thin component leaves."""

@@ -30,6 +30,7 @@ BIAS_FACTOR = 2.3  # polarisation bias correction sqrt(P^2 - 2.3 sigma^2) (Georg
 # refine_peak keeps RM-CLEAN's components within this many RMSF FWHM of a peak as the peak's own:
 # on a grid of FWHM/2, CLEAN spreads a thin source's components over about +-1.5 FWHM.
 PEEL_FWHM = 2.0
+PEEL_DEPTHS = 256  # component depths refine_peak peels at a time: 16 bytes x channels x this
 RAYLEIGH_MEDIAN = float(np.sqrt(2.0 * np.log(2.0)))  # median of |F| over sigma per part, for Gaussian noise
 REFINE_BATCH = 256  # spectra refined together (_refine_rows): memory about 80 bytes x channels x this
 
@@ -135,8 +136,11 @@ def rm_synthesis_rows(q: np.ndarray, u: np.ndarray, grid: FaradayGrid, matrix: n
     The per-pixel normalisation 1 / sum(w) is applied to the (small) input rather than the
     (large) output, so the matrix product is the only pass over the FDF. ``out`` (at least (npix,
     nphi) complex64) receives it: a buffer used again tile after tile is not page-faulted anew.
+
+    Without a ``matrix`` (made once for many tiles by the caller) the spectra are synthesised a
+    block of depths at a time (_synthesis_rows): for the few spectra of a catalogue's sources the
+    whole matrix would be far larger than they are (659 MB at 4,096 channels x 20,119 depths).
     """
-    matrix = synthesis_matrix(grid) if matrix is None else matrix
     p = np.empty(q.shape, dtype=np.complex64)
     p.real = q
     p.imag = u
@@ -148,9 +152,14 @@ def rm_synthesis_rows(q: np.ndarray, u: np.ndarray, grid: FaradayGrid, matrix: n
         norm = grid.weights.astype(np.float32) @ finite.astype(np.float32)  # sum of weights per pixel
         with np.errstate(divide="ignore"):
             p *= np.where(norm > 0, 1.0 / norm, np.nan).astype(np.float32)
-    if out is not None:
-        return np.matmul(p.T, matrix.T, out=out[:p.shape[1]])
-    return p.T @ matrix.T
+    if matrix is not None:
+        if out is not None:
+            return np.matmul(p.T, matrix.T, out=out[:p.shape[1]])
+        return p.T @ matrix.T
+    fdf = np.empty((p.shape[1], len(grid.phi)), np.complex64) if out is None else out[:p.shape[1]]
+    for rows, block in _synthesis_rows(grid, grid.phi, np.complex64):
+        fdf[:, rows] = p.T @ block.T
+    return fdf
 
 
 def rm_synthesis_block(q: np.ndarray, u: np.ndarray, grid: FaradayGrid, matrix: np.ndarray | None = None) -> np.ndarray:
@@ -306,11 +315,16 @@ def refine_peak(channel_p: np.ndarray, grid: FaradayGrid, phi_start: np.ndarray,
         if peeled.size:
             # A component c at phi_k is the channel data c exp(2i phi_k (lambda^2 - lambda0^2)); only
             # the depths that hold components enter (a few dozen of 1,259: the full (nchan, nphi)
-            # exponential for every tile was a fifth of a 256-channel pass)
+            # exponential for every tile was a fifth of a 256-channel pass), PEEL_DEPTHS at a time:
+            # noise components of a batch of spectra can hold thousands of depths, and their
+            # exponential at 4,096 channels was 0.2 GB
             depths = np.nonzero(others[:, peeled].any(axis=1))[0]
-            unit = np.exp(2j * lam * grid.phi[None, depths])  # (nchan, ndepths)
-            data[:, peeled] -= np.where(finite[:, peeled],
-                                        unit @ others[depths][:, peeled].astype(np.complex128), 0)
+            model = np.zeros((lam.shape[0], peeled.size), np.complex128)
+            for first in range(0, depths.size, PEEL_DEPTHS):
+                some = depths[first:first + PEEL_DEPTHS]
+                unit = np.exp(2j * lam * grid.phi[None, some])  # (nchan, len(some))
+                model += unit @ others[some][:, peeled].astype(np.complex128)
+            data[:, peeled] -= np.where(finite[:, peeled], model, 0)
     weighted = data * grid.weights[:, None]
     norm = grid.weights @ finite
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -481,8 +495,23 @@ def faraday_complexity(components: np.ndarray, grid: FaradayGrid, sigma: np.ndar
     components 1 FWHM apart make two); complex where Ncomp > 1 or m2_CC > ``m2_fwhm`` x FWHM.
     A single component between grid depths is cleaned into the two around it: m2 up to dphi / 2."""
     components = np.atleast_2d(np.asarray(components))
-    n, nphi = components.shape
+    sigma = np.broadcast_to(np.asarray(sigma, dtype=np.float64), components.shape[:1])
     kernel = restoring_function(grid).astype(np.float64)
+    # COMPLEXITY_ROWS spectra at a time: the model is made in complex128 at twice their length (a
+    # 64-row pass is 0.12 GB on 20,000 depths, where all of a catalogue's sources at once grew with them)
+    parts = [_complexity_rows(components[first:first + COMPLEXITY_ROWS], grid, kernel,
+                              sigma[first:first + COMPLEXITY_ROWS], snr, m2_fwhm)
+             for first in range(0, max(1, components.shape[0]), COMPLEXITY_ROWS)]
+    return FaradayComplexity(*(np.concatenate([getattr(part, name) for part in parts])
+                               for name in ("m2_cc", "ncomp", "complex")))
+
+
+COMPLEXITY_ROWS = 64
+
+
+def _complexity_rows(components: np.ndarray, grid: FaradayGrid, kernel: np.ndarray, sigma: np.ndarray,
+                     snr: float, m2_fwhm: float) -> FaradayComplexity:
+    n, nphi = components.shape
     # the restored model: components convolved with the restoring Gaussian (numpy's FFT: scipy.signal
     # would cost the catalogue job 0.4 s of import for this one product)
     size = nphi + kernel.size - 1
@@ -490,7 +519,7 @@ def faraday_complexity(components: np.ndarray, grid: FaradayGrid, sigma: np.ndar
                                * np.fft.fft(kernel, size)[None, :], axis=1)[:, nphi - 1:2 * nphi - 1])
     # at low SNR the model of the source itself is below snr x sigma after cleaning to 3 sigma: half
     # its peak still counts, so that a detected source has its component
-    level = np.minimum(snr * np.broadcast_to(np.asarray(sigma, dtype=np.float64), (n,)), 0.5 * model.max(axis=1))
+    level = np.minimum(snr * sigma, 0.5 * model.max(axis=1))
     level = level[:, None]
     significant = model >= level
     kept = np.where(significant, components, 0)
@@ -595,7 +624,7 @@ def faraday_depth_block(q: np.ndarray, u: np.ndarray, grid: FaradayGrid, sigma_t
                         clean_mask: float | None = None, candidate_snr: float = 5.0, matrix: np.ndarray | None = None,
                         rmsf_doubled: np.ndarray | None = None, restore: np.ndarray | None = None,
                         shape: tuple[int, int] | None = None, candidate_box: int = 3,
-                        out: np.ndarray | None = None) -> FaradayBlock:
+                        out: np.ndarray | None = None, dirty: np.ndarray | None = None) -> FaradayBlock:
     """RM synthesis, RM-CLEAN (when ``clean_cutoff`` is given, |F| in Jy/beam; of the pixels whose
     dirty peak reaches ``clean_mask``, if given) and the FDF peaks of Q, U blocks (nchan, npix), in
     memory: the FDF of a block never has to be stored to be searched.
@@ -608,8 +637,10 @@ def faraday_depth_block(q: np.ndarray, u: np.ndarray, grid: FaradayGrid, sigma_t
     pixel of bright diffuse emission would otherwise be kept. Their peaks are refined exactly from
     Q and U (refine_peak, RM-CLEAN's other components peeled); the other pixels keep the
     parabola through the grid. ``out``: a buffer for the dirty FDF (rm_synthesis_rows); the block's
-    ``dirty`` is then a view of it."""
-    dirty = rm_synthesis_rows(q, u, grid, matrix, out)
+    ``dirty`` is then a view of it; ``dirty``: the FDF rows of Q, U where the caller has them already
+    (synthesised once to set the RM-CLEAN cutoff from each spectrum's noise)."""
+    if dirty is None:
+        dirty = rm_synthesis_rows(q, u, grid, matrix, out)
     npix = dirty.shape[0]
     stride = noise_stride(grid)
     phi_peak, peak, real, imag, valid, at_edge, index = _grid_peaks(dirty, grid, with_index=True)

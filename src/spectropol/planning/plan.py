@@ -234,13 +234,15 @@ class Plan:
         return int(600 + 2 * self.rm_synthesis.chunk_mb)
 
     def catalogue_mem_mb(self) -> int:
-        """Image planes of a chunk of sources, and the synthesis matrix of the sources' spectra on the
-        whole Faraday grid: left out until benchmarks/scale.py found the catalogue at 1,047 MB against
-        833 asked at 4,096 channels x 20,119 depths, where the matrix alone is 659 MB."""
-        from ..stages.faraday import synthesis_matrix_mb
+        """Image planes of a chunk of sources, and what measuring the sources' Faraday spectra
+        holds (stages.catalogue.source_faraday_mb: a block of the synthesis matrix and a pass of
+        sources, growing with the depths but not with the sources). benchmarks/scale.py found the
+        catalogue at 1,047 MB against 833 asked at 4,096 channels x 20,119 depths, when it made the
+        whole 659 MB synthesis matrix for its sources; it makes it a block at a time now."""
+        from ..stages.catalogue import source_faraday_mb
 
         nchan, nphi = self.faraday_grid_size()
-        return int(800 + 8 * self.geometry.size_px ** 2 * 4 / 1e6 * 4 + synthesis_matrix_mb(nchan, nphi))
+        return int(800 + 8 * self.geometry.size_px ** 2 * 4 / 1e6 * 4 + source_faraday_mb(nchan, nphi))
 
     def report_mem_mb(self) -> int:
         return int(1000 + 16 * self.geometry.size_px ** 2 * 4 / 1e6)

@@ -22,15 +22,21 @@ from ..io.stores import atomic_path, open_store, provenance, select
 from ..io.wcs import sin_offset
 from ..kernels.beam import FWHM_PER_SIGMA
 from ..kernels.faraday import (
+    COMPLEXITY_ROWS,
+    MATRIX_ROWS_ELEMENTS,
+    PEEL_DEPTHS,
     FaradayGrid,
     SigmaAdd,
+    doubled_phi,
     faraday_complexity,
     faraday_depth_block,
     fdf_noise_theoretical,
     lambda_squared,
     noise_stride,
     peak_quantities,
+    restoring_function,
     rm_synthesis_rows,
+    rmsf,
     robust_fdf_noise,
     sigma_add,
     thin_component_residual,
@@ -581,25 +587,50 @@ def source_complexity(freqs: np.ndarray, q: np.ndarray, u: np.ndarray, sigma: np
     return SourceComplexity(added, leakage, np.asarray(faraday["complex"], dtype=bool), sigma_add_flag)
 
 
+# Sources whose FDFs source_faraday holds at once: one synthesis matrix made (a block of depths at a
+# time: 4 s at 4,096 channels x 20,119 depths) for this many, where their FDF, RM-CLEAN's residual,
+# clean spectrum and components grow as sources x depths (0.1 GB for 128 on those depths).
+SOURCES_PER_PASS = 128
+
+
+def source_faraday_mb(nchan: int, nphi: int) -> float:
+    """Memory (MB) source_faraday holds beyond its inputs for ``nchan`` channels and ``nphi`` depths:
+    a block of the synthesis matrix as it is made (kernels.faraday.MATRIX_ROWS_ELEMENTS; its phase,
+    exponential and cast, 64 bytes an element at the most), the RMSF on twice the range, five
+    complex64 spectra per source of a pass, faraday_complexity's three complex128 FFTs of twice the
+    length per row of its pass, and refine_peak's channel data (80 bytes a channel per source) with
+    a block of the components it peels."""
+    return (64 * MATRIX_ROWS_ELEMENTS + 2 * nphi * 16 + SOURCES_PER_PASS * nphi * 5 * 8
+            + COMPLEXITY_ROWS * 2 * nphi * 16 * 3 + nchan * (SOURCES_PER_PASS * 80 + PEEL_DEPTHS * 16)) / 1e6
+
+
 def source_faraday(q: np.ndarray, u: np.ndarray, grid: FaradayGrid, clean: dict | None,
                    options: CatalogueOptions) -> dict[str, np.ndarray]:
     """RM synthesis, RM-CLEAN and the exact FDF peak of the sources' spectra (nfreq, nsources), with
     the one pass's RM-CLEAN settings (3 sigma, gain 0.1 where it ran without): each source's noise
     is the robust rms of its own FDF (its residual's once cleaned), the cutoff that many times it;
-    and the complexity of its significant clean components."""
-    q32, u32 = (np.ascontiguousarray(a, dtype=np.float32) for a in (q, u))
-    dirty_noise = robust_fdf_noise(rm_synthesis_rows(q32, u32, grid), noise_stride(grid), axis=1)
+    and the complexity of its significant clean components. SOURCES_PER_PASS sources at a time, each
+    measured on its own: memory grows with the depths, not with the sources x depths."""
     cutoff_sigma, gain, max_iter = 3.0, 0.1, 1000
     if clean:
         cutoff_sigma, gain, max_iter = clean["cutoff_sigma"], clean["gain"], clean["max_iter"]
-    block = faraday_depth_block(q32, u32, grid, float(np.nanmedian(dirty_noise)),
-                                clean_cutoff=(cutoff_sigma * dirty_noise).astype(np.float32), clean_gain=gain,
-                                clean_max_iter=max_iter, candidate_snr=0.0)
-    components = block.spectra(np.arange(q.shape[1]))["clean_components"]
-    complexity = faraday_complexity(components, grid, block.peaks["fdf_noise"], options.complexity_snr,
-                                    options.complexity_m2_fwhm)
-    return block.peaks | {"m2_cc": complexity.m2_cc, "ncomp": complexity.ncomp.astype(np.float64),
-                          "complex": complexity.complex.astype(np.float64)}
+    rmsf_doubled, restore = rmsf(grid, doubled_phi(grid)), restoring_function(grid)
+    passes = []
+    for first in range(0, q.shape[1], SOURCES_PER_PASS):
+        q32, u32 = (np.ascontiguousarray(a[:, first:first + SOURCES_PER_PASS], dtype=np.float32) for a in (q, u))
+        dirty = rm_synthesis_rows(q32, u32, grid)
+        dirty_noise = robust_fdf_noise(dirty, noise_stride(grid), axis=1)
+        # sigma_theory is not used where RM-CLEAN runs: each spectrum's residual gives its noise
+        block = faraday_depth_block(q32, u32, grid, float(np.nanmedian(dirty_noise)), dirty=dirty,
+                                    clean_cutoff=(cutoff_sigma * dirty_noise).astype(np.float32), clean_gain=gain,
+                                    clean_max_iter=max_iter, candidate_snr=0.0, rmsf_doubled=rmsf_doubled,
+                                    restore=restore)
+        components = block.spectra(np.arange(q32.shape[1]))["clean_components"]
+        complexity = faraday_complexity(components, grid, block.peaks["fdf_noise"], options.complexity_snr,
+                                        options.complexity_m2_fwhm)
+        passes.append(block.peaks | {"m2_cc": complexity.m2_cc, "ncomp": complexity.ncomp.astype(np.float64),
+                                     "complex": complexity.complex.astype(np.float64)})
+    return {name: np.concatenate([measured[name] for measured in passes]) for name in passes[0]}
 
 
 STRING_COLUMNS = ("complex_flag", "complex_test", "rm_method", "ionosphere", "pol_bias", "flux_type", "telescope",
