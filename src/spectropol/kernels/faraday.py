@@ -30,6 +30,7 @@ BIAS_FACTOR = 2.3  # polarisation bias correction sqrt(P^2 - 2.3 sigma^2) (Georg
 # refine_peak keeps RM-CLEAN's components within this many RMSF FWHM of a peak as the peak's own:
 # on a grid of FWHM/2, CLEAN spreads a thin source's components over about +-1.5 FWHM.
 PEEL_FWHM = 2.0
+COMPLEXITY_ROWS = 64  # spectra faraday_complexity restores together: 96 bytes x twice the depths x this
 PEEL_DEPTHS = 256  # component depths refine_peak peels at a time: 16 bytes x channels x this
 RAYLEIGH_MEDIAN = float(np.sqrt(2.0 * np.log(2.0)))  # median of |F| over sigma per part, for Gaussian noise
 REFINE_BATCH = 256  # spectra refined together (_refine_rows): memory about 80 bytes x channels x this
@@ -505,8 +506,6 @@ def faraday_complexity(components: np.ndarray, grid: FaradayGrid, sigma: np.ndar
     return FaradayComplexity(*(np.concatenate([getattr(part, name) for part in parts])
                                for name in ("m2_cc", "ncomp", "complex")))
 
-
-COMPLEXITY_ROWS = 64
 
 
 def _complexity_rows(components: np.ndarray, grid: FaradayGrid, kernel: np.ndarray, sigma: np.ndarray,
