@@ -97,15 +97,17 @@ MATRIX_ROWS_ELEMENTS = 2**20
 def _synthesis_rows(grid: FaradayGrid, phi: np.ndarray, dtype):
     """(rows, block) of the synthesis matrix on ``phi``, a bounded number of elements at a time."""
     step = max(1, MATRIX_ROWS_ELEMENTS // max(1, len(grid.lambda2)))
+    normalised = grid.weights / grid.weights.sum()
     for first in range(0, len(phi), step):
         rows = slice(first, min(len(phi), first + step))
         # The phase is computed in double precision: phi * lambda^2 reaches thousands of radians.
         phase = -2.0 * np.outer(phi[rows], grid.lambda2 - grid.lambda0_sq)
-        yield rows, (grid.weights[None, :] * np.exp(1j * phase)).astype(dtype, copy=False)
+        yield rows, (normalised[None, :] * np.exp(1j * phase)).astype(dtype, copy=False)
 
 
 def synthesis_matrix(grid: FaradayGrid, phi: np.ndarray | None = None, dtype=np.complex64) -> np.ndarray:
-    """A (nphi, nchan) = w_i exp(-2i phi (lambda_i^2 - lambda0^2)), unnormalised."""
+    """A (nphi, nchan) = w_i exp(-2i phi (lambda_i^2 - lambda0^2)) / sum(w): normalised here, in the
+    small matrix, so that neither the input nor the FDF needs a pass of its own for it."""
     phi = grid.phi if phi is None else phi
     matrix = np.empty((len(phi), len(grid.lambda2)), dtype)
     for rows, block in _synthesis_rows(grid, phi, dtype):
@@ -119,7 +121,7 @@ def rmsf(grid: FaradayGrid, phi: np.ndarray | None = None) -> np.ndarray:
     out = np.empty(len(phi), np.complex128)
     for rows, block in _synthesis_rows(grid, phi, np.complex128):
         out[rows] = block.sum(axis=1)
-    return out / grid.weights.sum()
+    return out
 
 
 def doubled_phi(grid: FaradayGrid) -> np.ndarray:
@@ -134,9 +136,11 @@ def rm_synthesis_rows(q: np.ndarray, u: np.ndarray, grid: FaradayGrid, matrix: n
     layout the per-spectrum loops (RM-CLEAN, the peak search) read contiguously. NaN channels are
     skipped per pixel.
 
-    The per-pixel normalisation 1 / sum(w) is applied to the (small) input rather than the
-    (large) output, so the matrix product is the only pass over the FDF. ``out`` (at least (npix,
-    nphi) complex64) receives it: a buffer used again tile after tile is not page-faulted anew.
+    The normalisation 1 / sum(w) is in the matrix (synthesis_matrix), so the matrix product is the
+    only pass over the FDF, and a block without blanks is read once to interleave Q and U and once
+    to check it (two sums: NaN or inf anywhere makes them so). Only where channels are blanked is a
+    pixel's spectrum scaled by sum(w) / its own sum of weights. ``out`` (at least (npix, nphi)
+    complex64) receives it: a buffer used again tile after tile is not page-faulted anew.
 
     Without a ``matrix`` (made once for many tiles by the caller) the spectra are synthesised a
     block of depths at a time (_synthesis_rows): for the few spectra of a catalogue's sources the
@@ -145,14 +149,14 @@ def rm_synthesis_rows(q: np.ndarray, u: np.ndarray, grid: FaradayGrid, matrix: n
     p = np.empty(q.shape, dtype=np.complex64)
     p.real = q
     p.imag = u
-    finite = np.isfinite(p)
-    if finite.all():
-        p *= np.float32(1.0 / grid.weights.sum())
-    else:
+    with np.errstate(over="ignore", invalid="ignore"):
+        blanked = not (np.isfinite(q.sum()) and np.isfinite(u.sum()))  # (or so large a sum overflows)
+    if blanked:
+        finite = np.isfinite(p)
         p[~finite] = 0
         norm = grid.weights.astype(np.float32) @ finite.astype(np.float32)  # sum of weights per pixel
         with np.errstate(divide="ignore"):
-            p *= np.where(norm > 0, 1.0 / norm, np.nan).astype(np.float32)
+            p *= np.where(norm > 0, np.float32(grid.weights.sum()) / norm, np.nan).astype(np.float32)
     if matrix is not None:
         if out is not None:
             return np.matmul(p.T, matrix.T, out=out[:p.shape[1]])
