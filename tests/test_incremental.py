@@ -187,6 +187,37 @@ def test_fingerprints_follow_content_not_file_times(small_ms, tmp_path):
     assert ms_fingerprints(str(copy), column="DATA", spws=[0], field=None, cache_path=cache) == flagged
 
 
+def test_fingerprints_do_not_depend_on_how_a_column_is_read(small_ms, tmp_path, monkeypatch):
+    # A tiled column is read a tile's channels at a time, a row-wise one in groups of channels: the
+    # digests are those of each channel's bytes either way. After DATA alone changed, the row
+    # columns (and the lock file every writer touches) do not make the rows be read again.
+    from casacore.tables import table
+
+    from spectropol.io import fingerprint
+
+    ms = small_ms(nchan=6)
+    whole = ms_fingerprints(str(ms), column="DATA", spws=[0], field=None, cache_path=tmp_path / "whole.json")
+    for group in (1, 4):
+        monkeypatch.setattr(fingerprint, "channels_per_read", lambda *args, group=group: group)
+        read = ms_fingerprints(str(ms), column="DATA", spws=[0], field=None, cache_path=tmp_path / f"{group}.json")
+        assert read == whole
+    monkeypatch.undo()
+
+    kept_rows = []
+    spw_fingerprints = fingerprint._spw_fingerprints
+    monkeypatch.setattr(fingerprint, "_spw_fingerprints",
+                        lambda *args: kept_rows.append(args[-1]) or spw_fingerprints(*args))
+    scale_channels(ms, [4], 1.1)
+    edited = ms_fingerprints(str(ms), column="DATA", spws=[0], field=None, cache_path=tmp_path / "whole.json")
+    assert [a != b for a, b in zip(whole.channels[0], edited.channels[0])] == [False] * 4 + [True, False]
+    assert kept_rows == [json.loads((tmp_path / "1.json").read_text())["rows"]["0"]]
+    with table(str(ms), readonly=False, ack=False) as main:  # UVW changed: every channel with it
+        main.putcol("UVW", main.getcol("UVW") * 1.01)
+    moved = ms_fingerprints(str(ms), column="DATA", spws=[0], field=None, cache_path=tmp_path / "whole.json")
+    assert kept_rows[-1] is None and moved.layout != whole.layout
+    assert all(a != b for a, b in zip(edited.channels[0], moved.channels[0]))
+
+
 def test_channel_plan_blocks_exclusions_and_overrides():
     assert parse_channel_ranges([0, "4-6", 5], 10) == [0, 4, 5, 6]
     with pytest.raises(ValueError, match="not within channels 0..9"):
