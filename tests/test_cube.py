@@ -127,3 +127,36 @@ def test_fits_cubes_are_updated_in_place_plane_by_plane(tmp_path):
     write_test_cube(tmp_path / "cube.zarr", q[:5], u[:5], chunk=8)  # one channel fewer: another header
     assert export_cube_fits(tmp_path / "cube.zarr", paths) == dict.fromkeys("IQUV", 5)
     assert fits_equal_cube()
+
+
+def test_cube_regions_read_from_chunk_files_equal_zarr_s(tmp_path):
+    # The Faraday stage and the catalogue read cube regions chunk file by chunk file (io.chunks):
+    # every region, at edges and across chunks, with a never-written (NaN) plane, equals what zarr
+    # reads; a sharded cube, whose layout that reader does not know, is read by zarr.
+    import zarr
+
+    from spectropol.io.chunks import ChunkFiles
+    from spectropol.io.cube import write_cube
+    from spectropol.io.wcs import celestial_header
+
+    rng = np.random.default_rng(3)
+    data = rng.standard_normal((5, 4, 70, 90)).astype(np.float32)
+    data[2] = np.nan  # a flagged channel: zarr writes none of its chunks
+    wcs = celestial_header(0.5, -0.4, 90, 70, 1e-4)
+    for shard in (False, True):
+        store = tmp_path / f"cube{shard}.zarr"
+        write_cube(store, data, np.linspace(1e9, 1.1e9, 5), wcs, chunk=32, shard=shard)
+        path = store / "dirty"
+        reader, array = ChunkFiles.open(path), zarr.open_array(str(path), mode="r")
+        assert isinstance(reader, ChunkFiles) != shard
+        if not shard:
+            assert not (path / "c/2/1/0/0").exists()
+        for selection in [(slice(None), 1, slice(None), slice(None)),
+                          (slice(1, 4), slice(1, 3), slice(20, 70), slice(31, 65)),
+                          (2, 0, slice(0, 5), slice(85, 100)),
+                          (slice(None), slice(0, 3), slice(64, 70), slice(0, 90)),
+                          (4, 3, 69, 89), (slice(3, 3), 0, slice(None), slice(None))]:
+            read, expected = reader[selection], array[selection]
+            assert read.shape == expected.shape and read.dtype == np.float32
+            np.testing.assert_array_equal(read, expected)
+            np.testing.assert_array_equal(read, data[selection])

@@ -5,12 +5,14 @@ made elsewhere (or in tests) can enter the Faraday stages."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 
 from ..constants import STOKES
 from ..errors import fail
 from ..kernels.statistics import mad_rms
+from .chunks import ChunkFiles
 from .stores import atomic_path, batch_codecs, open_dataset, open_store, provenance, quiet_zarr_v3
 
 
@@ -118,6 +120,7 @@ def pixel_cutouts(cube_store: str | os.PathLike, stokes: tuple[str, ...], centre
     first = min(planes)
     picked = [k - first for k in planes]
     array = cube[image]
+    reader = ChunkFiles.open(Path(cube_store) / image)  # zarr's reading costs 0.65 ms a chunk (io.chunks)
     chunk = array.chunks[-1]
     # a cut-out is a column of small chunks, one per channel and Stokes: decoded 32 at a time and
     # 10 batches at once, 4 sources' I, Q, U of 256 channels in 128^2 chunks took 1.3 s, not 2.2 s
@@ -139,7 +142,7 @@ def pixel_cutouts(cube_store: str | os.PathLike, stokes: tuple[str, ...], centre
         y1 = min((cy + 1) * chunk, max(boxes[n][1] for n in members))
         x0 = max(cx * chunk, min(boxes[n][2] for n in members))
         x1 = min((cx + 1) * chunk, max(boxes[n][3] for n in members))
-        block = np.asarray(array[channels, first:max(planes) + 1, y0:y1, x0:x1])[:, picked]
+        block = np.asarray(reader[channels, first:max(planes) + 1, y0:y1, x0:x1])[:, picked]
         for n in members:
             ya, yb, xa, xb = boxes[n]
             top, bottom, left, right = max(ya, y0), min(yb, y1), max(xa, x0), min(xb, x1)
