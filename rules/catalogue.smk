@@ -21,8 +21,9 @@ rule catalogue:
     benchmark:
         f"{LOGS}/benchmark/catalogue.tsv"
     threads: 1
-    # before the FITS exports that become ready with it: the report waits for the catalogue
-    priority: 10
+    # before the FITS exports that become ready with it: the rerun's longest chain goes on through
+    # it (faraday_depth, catalogue, report_sources)
+    priority: 20
     resources:
         runtime=PLAN.catalogue_runtime(),
         mem_mb=lambda wc: PLAN.catalogue_mem_mb(),  # a function: one channel has no Faraday grid

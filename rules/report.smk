@@ -49,7 +49,8 @@ rule report_sources:
     benchmark:
         f"{LOGS}/benchmark/report_sources.tsv"
     threads: 1
-    priority: 10
+    # The end of the rerun's longest chain (faraday_depth, catalogue, this): first of what is ready.
+    priority: 20
     resources:
         runtime=30,
         mem_mb=PLAN.report_mem_mb(),

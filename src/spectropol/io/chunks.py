@@ -78,6 +78,7 @@ class ChunkFiles:
         import numcodecs
 
         zstd = numcodecs.Zstd() if self.zstd else None
+        prefix = os.path.join(self.path, "c", "")
         spans = [range(a // c, (b - 1) // c + 1) for (a, b), c in zip(ranges, self.chunks)]
         for key in itertools.product(*spans):
             # the part of this chunk the region takes, in the chunk's and in the output's indices
@@ -87,7 +88,8 @@ class ChunkFiles:
                 inner.append(slice(lo - k * c, hi - k * c))
                 outer.append(slice(lo - a, hi - a))
             try:
-                raw = (self.path / "c" / "/".join(map(str, key))).read_bytes()
+                with open(prefix + "/".join(map(str, key)), "rb") as chunk_file:  # (pathlib: 0.1 ms a chunk)
+                    raw = chunk_file.read()
             except FileNotFoundError:  # never written, or written as the fill value
                 out[tuple(outer)] = self.fill
                 continue

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..io.cube import open_cube, require_linear_polarisation, stored_chunk
 from ..io.fits import write_map
-from ..io.stores import open_dataset, provenance, quiet_zarr_v3
+from ..io.stores import open_dataset, open_store, provenance, quiet_zarr_v3, select
 from ..kernels.moments import MOMENTS, QUANTITIES, moments_block
 from ..kernels.statistics import image_statistics
 from ..options import DaskOptions, MomentsOptions
@@ -116,8 +116,8 @@ def export_moment_fits(moments_store: str | os.PathLike, fits_paths: dict[tuple[
     missing = [f"{q}_{m}" for q, m in MOMENT_MAPS if (q, m) not in fits_paths]
     if missing:
         raise ValueError(f"no FITS path for moment maps {missing}")
-    maps = open_moments(moments_store, dask=False)
+    maps = open_store(moments_store, "moments")  # zarr alone: xarray and dask.array cost a small job 0.7 s
     for (quantity, moment), path in fits_paths.items():
-        plane = maps["moments"].sel(quantity=quantity, moment=moment).values
+        plane = select(maps, "moments", quantity=quantity, moment=moment)
         write_map(path, plane, maps.attrs["wcs"], bunit="Jy/beam" if moment in ("mean", "std") else "",
                   btype=f"{quantity} {moment}", provenance=maps.attrs["provenance"])
