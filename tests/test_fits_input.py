@@ -274,3 +274,22 @@ def test_input_cubes_and_ms_together_are_refused_before_any_job(tmp_path):
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     result = run_snakemake(tmp_path, "--configfile", "config.yaml", "-n", check=False)
     assert result.returncode != 0 and "U.fits: no such FITS file (input.cubes.u)" in result.stderr
+
+
+def test_fits_regions_are_read_a_run_of_planes_at_a_time(tmp_path):
+    # A cube's region is one slice of its memory map (a run of its planes); channel images, one
+    # plane a file, are runs of one; either way the region is the files' own pixels, in frequency order.
+    from spectropol.io.polarisation import stokes_from_fits
+
+    rng = np.random.default_rng(4)
+    freqs = np.linspace(1.0e9, 1.2e9, 6)
+    q, u = (rng.standard_normal((6, 30, 40)).astype(np.float32) for _ in range(2))
+    write_fits(tmp_path / "Q.fits", q, freqs, stokes="Q")
+    for c in range(6):
+        write_fits(tmp_path / f"U-{c:04d}.fits", u[c:c + 1], freqs[c:c + 1], stokes="U")
+    source = stokes_from_fits([tmp_path / "Q.fits"], sorted(tmp_path.glob("U-*.fits"))[::-1])
+    read = source.regions(("Q", "U"))
+    assert [count for _, _, count in read.runs("Q")] == [6] and [count for _, _, count in read.runs("U")] == [1] * 6
+    region_q, region_u = read(slice(5, 29), slice(11, 40))
+    np.testing.assert_array_equal(region_q, q[:, 5:29, 11:40])
+    np.testing.assert_array_equal(region_u, u[:, 5:29, 11:40])
