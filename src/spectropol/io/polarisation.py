@@ -54,12 +54,13 @@ class _FitsRegions:
     def __init__(self, planes: dict[str, list]):
         self.planes = planes  # Stokes -> FitsPlane list in frequency order
         self._open: dict[str, object] = {}
+        self._runs: dict[str, list] = {}
 
     def __getstate__(self) -> dict:
         return {"planes": self.planes}
 
     def __setstate__(self, state: dict) -> None:
-        self.planes, self._open = state["planes"], {}
+        self.planes, self._open, self._runs = state["planes"], {}, {}
 
     def data(self, path: str):
         data = self._open.get(path)
@@ -96,7 +97,9 @@ class _FitsRegions:
             first = self.plane(stokes, 0)[ys, xs]
             region = np.empty((len(self.planes[stokes]),) + first.shape, np.float32)
             channel = 0
-            for path, index, count in self.runs(stokes):
+            if stokes not in self._runs:  # worked out once, not for every region
+                self._runs[stokes] = self.runs(stokes)
+            for path, index, count in self._runs[stokes]:
                 data = self.data(path)
                 if count == 1:
                     region[channel] = data[index][ys, xs]
