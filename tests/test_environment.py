@@ -43,3 +43,19 @@ def test_installed_versions_are_the_pinned_ones():
     pins = _constraints()
     for name in ("numpy", "ducc0", "python-casacore", "zarr", "xarray", "dask", "astropy", "snakemake"):
         assert version(name) == pins[name], name
+
+
+def test_numpy_huge_page_advice_is_off_unless_the_user_asks():
+    # spectropol turns NumPy's huge-page madvise off before NumPy is imported (see
+    # spectropol/__init__.py: synchronous compaction cost a Faraday pass 0.3-1 s of system time); a
+    # value the user set wins.
+    import os
+    import subprocess
+    import sys
+
+    probe = "import spectropol, numpy; print(numpy._core.multiarray._get_madvise_hugepage())"
+    env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
+    default = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    asked = subprocess.run([sys.executable, "-c", probe], env=env | {"NUMPY_MADVISE_HUGEPAGE": "1"},
+                           capture_output=True, text=True, check=True)
+    assert (default.stdout.strip(), asked.stdout.strip()) == ("False", "True")

@@ -201,6 +201,65 @@ def test_refined_peak_of_a_cleaned_spectrum_ignores_other_depths():
     assert peeled["peak_pi"][0] == pytest.approx(1.0, abs=0.01)
 
 
+def test_grid_peaks_are_rmtools_parabola_vertices():
+    # The peak search against RM-Tools' own parabola (RMutils.util_misc.calc_parabola_vertex, which
+    # measure_FDF_parms fits through |F| at the largest sample and its neighbours): noise spectra,
+    # sources at sub-step depths, peaks on the grid's ends (no parabola: the sample itself) and rows
+    # holding NaN or inf (no peak), in float32 as the Faraday pass gives them.
+    from RMutils.util_misc import calc_parabola_vertex
+
+    from spectropol.kernels.faraday import row_peaks
+
+    rng = np.random.default_rng(8)
+    n, nphi = 3000, 201
+    phi = np.arange(nphi) - 100.0
+    fdf = (rng.standard_normal((n, nphi)) + 1j * rng.standard_normal((n, nphi))).astype(np.complex64)
+    centre = rng.uniform(-90, 90, n)
+    fdf[:n // 2] += (30 * np.exp(-0.5 * ((phi[None, :] - centre[:n // 2, None]) / 4.0) ** 2)
+                     * np.exp(1j * rng.uniform(0, 2 * np.pi, (n // 2, 1)))).astype(np.complex64)
+    fdf[10, 0] = fdf[11, -1] = 500.0
+    fdf[12, 50] = np.nan
+    fdf[13, 60] = np.inf
+    index, offset, peak, real, imag = row_peaks(fdf)
+    amplitude = np.abs(fdf.astype(np.complex128))
+    finite = [r for r in range(n) if r not in (12, 13)]
+    assert np.array_equal(index[finite], np.argmax(amplitude[finite], axis=1))
+    ends = [r for r in finite if index[r] in (0, nphi - 1)]
+    assert {10, 11} <= set(ends) and len(ends) < 0.05 * n
+    assert np.all(offset[ends] == 0) and np.allclose(peak[ends], amplitude[ends, index[ends]], rtol=1e-6)
+    inner = [r for r in finite if r not in ends]
+    k = index[inner]
+    rows = np.array(inner)
+    vertex_phi, vertex_amp = calc_parabola_vertex(phi[k - 1], amplitude[rows, k - 1], phi[k], amplitude[rows, k],
+                                                  phi[k + 1], amplitude[rows, k + 1])
+    np.testing.assert_allclose(phi[k] + offset[inner], vertex_phi, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(peak[inner], vertex_amp, rtol=1e-6)
+    # at a source's peak the complex value interpolated there has the vertex's modulus to second order
+    sources = [r for r in inner if 20 <= r < n // 2]
+    assert np.all(np.abs(np.hypot(real[sources], imag[sources]) - peak[sources]) < 0.01 * peak[sources])
+    assert list(index[10:14]) == [0, nphi - 1, -1, -1]
+    assert np.isnan([offset[12:14], peak[12:14], real[12:14], imag[12:14]]).all()
+
+
+def test_a_synthesis_only_pass_loads_no_compiled_loops(tmp_path):
+    # Without RM-CLEAN or moments nothing compiled runs, so numba (0.3 s to import, 0.2 s to load
+    # its cache) is not imported.
+    import subprocess
+    import sys
+
+    script = """
+import sys, numpy as np
+from spectropol.kernels.faraday import faraday_grid, faraday_depth_block, synthesis_matrix
+freqs = np.linspace(1.0e9, 1.4e9, 16)
+grid = faraday_grid(freqs)
+q, u = (np.random.default_rng(1).standard_normal((16, 64)).astype(np.float32) for _ in range(2))
+faraday_depth_block(q, u, grid, 0.1, clean_cutoff=None, matrix=synthesis_matrix(grid), shape=(8, 8))
+print("numba" in sys.modules)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
+
+
 def test_candidate_shards_and_the_memory_request_follow_the_depths():
     """Spectra gathered for a shard of the candidate store stay within CANDIDATE_SHARD_MB per array
     however many depths (4,096 rows of 20,119 depths would be 660 MB each), and the request of a

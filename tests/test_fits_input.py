@@ -291,5 +291,6 @@ def test_fits_regions_are_read_a_run_of_planes_at_a_time(tmp_path):
     read = source.regions(("Q", "U"))
     assert [count for _, _, count in read.runs("Q")] == [6] and [count for _, _, count in read.runs("U")] == [1] * 6
     region_q, region_u = read(slice(5, 29), slice(11, 40))
+    assert not region_q.flags.owndata and region_u.flags.owndata  # the cube's region is its memory map
     np.testing.assert_array_equal(region_q, q[:, 5:29, 11:40])
     np.testing.assert_array_equal(region_u, u[:, 5:29, 11:40])

@@ -238,9 +238,10 @@ def _faraday_depth(args) -> None:
         raise SpectropolError("spectropol faraday-depth: give either --cube (a cube store) or --q and --u FITS images")
     if not args.cube and not (args.q and args.u):
         raise SpectropolError("spectropol faraday-depth: FITS input needs both --q and --u")
-    from .kernels.faraday_loops import warm_up
+    if args.clean:
+        from .kernels.faraday_loops import warm_up
 
-    warm_up()  # while the FITS headers are read and the planes' rms computed
+        warm_up("hogbom_rows")  # while the FITS headers are read and the planes' rms computed
     dask = options_from(args, opts.DaskOptions)
     source = args.cube or stokes_from_fits(args.q, args.u, freqs_file=args.freqs, threads=dask.threads)
     products = options_from(args, opts.FaradayProductsOptions)

@@ -28,7 +28,8 @@ class StokesSource:
     beam_px: float                  # median restoring beam major axis in pixels (NaN where not known)
     stokes: tuple[str, ...]         # the Stokes parameters present (Q and U always)
     regions: Callable[[tuple[str, ...]], Callable[[slice, slice], list[np.ndarray]]]
-    # regions(stokes) -> read(ys, xs) -> one (nchan, ny, nx) float32 array per Stokes asked for
+    # regions(stokes) -> read(ys, xs) -> one (nchan, ny, nx) float32 array per Stokes asked for (of
+    # either byte order: a FITS cube's is a view of its memory map, read when it is copied)
 
 
 class _CubeRegions:
@@ -92,14 +93,23 @@ class _FitsRegions:
                  + first[axis + 1:], count) for path, first, axis, count in runs]
 
     def __call__(self, ys: slice, xs: slice) -> list[np.ndarray]:
+        """Each Stokes' (nchan, ny, nx) region: where its planes are one run of one cube, a view of
+        the file's memory map (big-endian, as FITS stores it), which the Faraday pass copies a tile
+        at a time into buffers of its own, byte order converted in the same copy; else a float32
+        array of the planes read (a WSClean image per channel, planes in another order)."""
         out = []
         for stokes in self.planes:
+            if stokes not in self._runs:  # worked out once, not for every region
+                self._runs[stokes] = self.runs(stokes)
+            runs = self._runs[stokes]
+            if len(runs) == 1 and runs[0][2] > 1:
+                path, index, _ = runs[0]
+                out.append(self.data(path)[index[:-2] + (ys, xs)])
+                continue
             first = self.plane(stokes, 0)[ys, xs]
             region = np.empty((len(self.planes[stokes]),) + first.shape, np.float32)
             channel = 0
-            if stokes not in self._runs:  # worked out once, not for every region
-                self._runs[stokes] = self.runs(stokes)
-            for path, index, count in self._runs[stokes]:
+            for path, index, count in runs:
                 data = self.data(path)
                 if count == 1:
                     region[channel] = data[index][ys, xs]

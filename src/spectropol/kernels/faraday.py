@@ -11,8 +11,8 @@ Conventions follow RM-Tools (Purcell et al. 2020), so that numbers can be compar
 
 The block functions take Q and U shaped (nchan, npix), so that a whole spatial tile is one complex
 matrix product (F = P^T A^T), the fastest route on CPUs, and give the FDF as rows (npix, nphi): one
-pixel's spectrum contiguous, as the per-spectrum loops of RM-CLEAN and the peak search
-(faraday_loops, compiled) read it. NaN channels of a pixel are left out of that pixel's sum and
+pixel's spectrum contiguous, as RM-CLEAN's per-spectrum loop (faraday_loops, compiled) and the
+peak search read it. NaN channels of a pixel are left out of that pixel's sum and
 normalisation.
 """
 
@@ -34,6 +34,7 @@ COMPLEXITY_ROWS = 64  # spectra faraday_complexity restores together: 96 bytes x
 PEEL_DEPTHS = 256  # component depths refine_peak peels at a time: 16 bytes x channels x this
 RAYLEIGH_MEDIAN = float(np.sqrt(2.0 * np.log(2.0)))  # median of |F| over sigma per part, for Gaussian noise
 REFINE_BATCH = 256  # spectra refined together (_refine_rows): memory about 80 bytes x channels x this
+PEAK_ROWS = 512  # spectra row_peaks squares together: 4 bytes x depths x this, in cache
 
 
 def lambda_squared(freqs_hz: np.ndarray) -> np.ndarray:
@@ -131,7 +132,7 @@ def doubled_phi(grid: FaradayGrid) -> np.ndarray:
 
 
 def rm_synthesis_rows(q: np.ndarray, u: np.ndarray, grid: FaradayGrid, matrix: np.ndarray | None = None,
-                      out: np.ndarray | None = None) -> np.ndarray:
+                      out: np.ndarray | None = None, work: np.ndarray | None = None) -> np.ndarray:
     """FDF of Q, U blocks (nchan, npix) as rows: (npix, nphi) complex64, one spectrum per row, the
     layout the per-spectrum loops (RM-CLEAN, the peak search) read contiguously. NaN channels are
     skipped per pixel.
@@ -140,13 +141,14 @@ def rm_synthesis_rows(q: np.ndarray, u: np.ndarray, grid: FaradayGrid, matrix: n
     only pass over the FDF, and a block without blanks is read once to interleave Q and U and once
     to check it (two sums: NaN or inf anywhere makes them so). Only where channels are blanked is a
     pixel's spectrum scaled by sum(w) / its own sum of weights. ``out`` (at least (npix, nphi)
-    complex64) receives it: a buffer used again tile after tile is not page-faulted anew.
+    complex64) receives it, and ``work`` (flat complex64, at least q.size) holds Q + iU: buffers
+    used again tile after tile are not page-faulted anew.
 
     Without a ``matrix`` (made once for many tiles by the caller) the spectra are synthesised a
     block of depths at a time (_synthesis_rows): for the few spectra of a catalogue's sources the
     whole matrix would be far larger than they are (659 MB at 4,096 channels x 20,119 depths).
     """
-    p = np.empty(q.shape, dtype=np.complex64)
+    p = np.empty(q.shape, dtype=np.complex64) if work is None else work[:q.size].reshape(q.shape)
     p.real = q
     p.imag = u
     with np.errstate(over="ignore", invalid="ignore"):
@@ -350,19 +352,52 @@ def refine_peak(channel_p: np.ndarray, grid: FaradayGrid, phi_start: np.ndarray,
 
 
 def _grid_peaks(fdf_rows: np.ndarray, grid: FaradayGrid, with_index: bool = False) -> tuple[np.ndarray, ...]:
-    """Each row's peak on the grid, refined by a parabola (faraday_loops.row_peaks): (depth,
-    amplitude, real and imaginary part there, valid (the row is finite), at the grid's edge, and
-    with ``with_index`` the grid index of the largest |F|)."""
-    from .faraday_loops import row_peaks
-
+    """Each row's peak on the grid, refined by a parabola (row_peaks): (depth, amplitude, real and
+    imaginary part there, valid (the row is finite), at the grid's edge, and with ``with_index``
+    the grid index of the largest |F|)."""
     n, nphi = fdf_rows.shape
-    index = np.empty(n, np.int64)
-    offset, peak, real, imag = (np.empty(n) for _ in range(4))
-    row_peaks(np.ascontiguousarray(fdf_rows, dtype=np.complex64), index, offset, peak, real, imag)
+    index, offset, peak, real, imag = row_peaks(fdf_rows)
     valid = index >= 0
     phi_peak = np.where(valid, grid.phi[np.maximum(index, 0)] + offset * grid.dphi, np.nan)
     at_edge = valid & ((index == 0) | (index == nphi - 1))
     return (phi_peak, peak, real, imag, valid, at_edge) + ((index,) if with_index else ())
+
+
+def row_peaks(fdf: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Peak of |F| of each row of ``fdf`` (n, nphi): the grid index of the largest |F| (the first,
+    if equal), the fractional offset (-0.5..0.5) and height of the parabola through |F| at it and
+    its neighbours, and the real and imaginary parts of F interpolated by the parabolas through the
+    same three samples at that offset (offset 0 at the ends of the axis). A row holding NaN gives
+    index -1 and NaN values.
+
+    |F|^2 is formed PEAK_ROWS rows at a time, in cache: 1.4 times the compiled loop's time it
+    replaced (9.3 against 6.8 ms for 14,400 spectra of 401 depths), where loading that loop cost
+    a process 0.5 s (numba's import and its cache), half the kernel of a 64-channel 512^2 pass."""
+    n, nphi = fdf.shape
+    index = np.empty(n, np.int64)
+    finite = np.empty(n, bool)
+    power = np.empty((min(n, PEAK_ROWS), nphi), np.float32 if fdf.dtype == np.complex64 else np.float64)
+    for start in range(0, n, PEAK_ROWS):
+        block = fdf[start:start + PEAK_ROWS]
+        part = power[:block.shape[0]]
+        np.multiply(block.real, block.real, out=part)
+        part += block.imag * block.imag
+        index[start:start + block.shape[0]] = np.argmax(part, axis=1)
+        finite[start:start + block.shape[0]] = np.isfinite(part.sum(axis=1))
+    rows = np.arange(n)
+    inner = (index > 0) & (index < nphi - 1)
+    mid, left, right = (fdf[rows, np.clip(index + k, 0, nphi - 1)].astype(np.complex128) for k in (0, -1, 1))
+    a, m, c = np.abs(left), np.abs(mid), np.abs(right)
+    denominator = a - 2.0 * m + c
+    with np.errstate(divide="ignore", invalid="ignore"):  # the rows not finite are set below
+        offset = np.where(inner & (denominator != 0), 0.5 * (a - c) / denominator, 0.0)
+        peak = m - 0.25 * (a - c) * offset
+        value = np.where(inner, mid + 0.5 * offset * (right - left) + 0.5 * offset**2 * (left - 2.0 * mid + right),
+                         mid)
+    index[~finite] = -1
+    offset[~finite] = peak[~finite] = np.nan
+    value[~finite] = complex(np.nan, np.nan)
+    return index, offset, peak, value.real.copy(), value.imag.copy()
 
 
 def _refine_rows(chosen: np.ndarray, phi_peak: np.ndarray, peak: np.ndarray, real: np.ndarray, imag: np.ndarray,
@@ -627,7 +662,8 @@ def faraday_depth_block(q: np.ndarray, u: np.ndarray, grid: FaradayGrid, sigma_t
                         clean_mask: float | None = None, candidate_snr: float = 5.0, matrix: np.ndarray | None = None,
                         rmsf_doubled: np.ndarray | None = None, restore: np.ndarray | None = None,
                         shape: tuple[int, int] | None = None, candidate_box: int = 3,
-                        out: np.ndarray | None = None, dirty: np.ndarray | None = None) -> FaradayBlock:
+                        out: np.ndarray | None = None, work: np.ndarray | None = None,
+                        dirty: np.ndarray | None = None) -> FaradayBlock:
     """RM synthesis, RM-CLEAN (when ``clean_cutoff`` is given, |F| in Jy/beam; of the pixels whose
     dirty peak reaches ``clean_mask``, if given) and the FDF peaks of Q, U blocks (nchan, npix), in
     memory: the FDF of a block never has to be stored to be searched.
@@ -639,11 +675,12 @@ def faraday_depth_block(q: np.ndarray, u: np.ndarray, grid: FaradayGrid, sigma_t
     reaches ``candidate_snr``: a source, or a local top of diffuse emission, once, where every
     pixel of bright diffuse emission would otherwise be kept. Their peaks are refined exactly from
     Q and U (refine_peak, RM-CLEAN's other components peeled); the other pixels keep the
-    parabola through the grid. ``out``: a buffer for the dirty FDF (rm_synthesis_rows); the block's
-    ``dirty`` is then a view of it; ``dirty``: the FDF rows of Q, U where the caller has them already
-    (synthesised once to set the RM-CLEAN cutoff from each spectrum's noise)."""
+    parabola through the grid. ``out``, ``work``: buffers for the dirty FDF and Q + iU
+    (rm_synthesis_rows); the block's ``dirty`` is then a view of ``out``; ``dirty``: the FDF rows
+    of Q, U where the caller has them already (synthesised once to set the RM-CLEAN cutoff from
+    each spectrum's noise)."""
     if dirty is None:
-        dirty = rm_synthesis_rows(q, u, grid, matrix, out)
+        dirty = rm_synthesis_rows(q, u, grid, matrix, out, work)
     npix = dirty.shape[0]
     stride = noise_stride(grid)
     phi_peak, peak, real, imag, valid, at_edge, index = _grid_peaks(dirty, grid, with_index=True)

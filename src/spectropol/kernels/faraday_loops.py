@@ -1,8 +1,8 @@
-"""The per-spectrum loops of the Faraday-depth kernels, compiled with numba: RM-CLEAN's Hogbom loop
-with the restoring step, and the search for each spectrum's peak.
+"""The per-spectrum and per-pixel loops of the Faraday-depth kernels, compiled with numba: RM-CLEAN's
+Hogbom loop with the restoring step, and the weighted moments of each pixel's spectrum.
 
-Both walk one Faraday dispersion function (a row of an (npix, nphi) array: a few kB, in cache) at a
-time. Written with numpy instead, each RM-CLEAN iteration of a tile is half a dozen passes over
+RM-CLEAN walks one Faraday dispersion function (a row of an (npix, nphi) array: a few kB, in cache)
+at a time. Written with numpy instead, each RM-CLEAN iteration of a tile is half a dozen passes over
 arrays of the whole tile (|F|, argmax, the gather of shifted RMSFs, the subtraction), each larger
 than the cache: 8.6 times slower on a 128^2-pixel tile of 401 depths. Here the subtraction of a
 component and the search for the next peak are one pass over a spectrum held as separate real and
@@ -77,62 +77,6 @@ def hogbom_rows(res_re, res_im, components, clean, rmsf_re, rmsf_im, restore, cu
 
 
 @numba.njit(nogil=True, cache=True)
-def row_peaks(fdf, index, offset, peak, real, imag):
-    """Peak of |F| of each row of ``fdf`` (n, nphi): the grid index of the largest |F|, the
-    fractional offset (-0.5..0.5) and height of the parabola through |F| at it and its neighbours,
-    and the real and imaginary parts of F interpolated by the parabolas through the same three
-    samples at that offset (offset 0 at the ends of the axis). Rows holding NaN give index -1 and
-    NaN values. The outputs are filled in place."""
-    n, nphi = fdf.shape
-    for r in range(n):
-        row = fdf[r]
-        # two branch-free passes, which the compiler vectorises: the largest |F|^2 (NaN if any
-        # sample is), then where it is
-        best_power = np.float32(-1.0)
-        total = np.float32(0.0)
-        for j in range(nphi):
-            v = row[j]
-            power = v.real * v.real + v.imag * v.imag
-            total += power
-            best_power = max(best_power, power)
-        best = 0
-        for j in range(nphi):
-            v = row[j]
-            if v.real * v.real + v.imag * v.imag == best_power:
-                best = j
-                break
-        if not np.isfinite(total):
-            index[r] = -1
-            offset[r] = np.nan
-            peak[r] = np.nan
-            real[r] = np.nan
-            imag[r] = np.nan
-            continue
-        index[r] = best
-        best_power = np.float64(best_power)
-        mid = row[best]
-        if 0 < best < nphi - 1:
-            left = row[best - 1]
-            right = row[best + 1]
-            a = np.sqrt(left.real * left.real + left.imag * left.imag)
-            m = np.sqrt(best_power)
-            c = np.sqrt(right.real * right.real + right.imag * right.imag)
-            denominator = a - 2.0 * m + c
-            shift = 0.5 * (a - c) / denominator if denominator != 0 else 0.0
-            offset[r] = shift
-            peak[r] = m - 0.25 * (a - c) * shift
-            real[r] = mid.real + 0.5 * shift * (right.real - left.real) + 0.5 * shift * shift * (
-                left.real - 2.0 * mid.real + right.real)
-            imag[r] = mid.imag + 0.5 * shift * (right.imag - left.imag) + 0.5 * shift * shift * (
-                left.imag - 2.0 * mid.imag + right.imag)
-        else:
-            offset[r] = 0.0
-            peak[r] = np.sqrt(best_power)
-            real[r] = mid.real
-            imag[r] = mid.imag
-
-
-@numba.njit(nogil=True, cache=True)
 def moments_rows(values, weights, out):
     """Weighted mean, standard deviation, skewness and excess kurtosis along the first axis of
     ``values`` (nchan, npix), NaN values ignored pixel by pixel, into ``out`` (4, npix): population
@@ -185,33 +129,36 @@ def moments_rows(values, weights, out):
                 out[k, p] = np.nan
 
 
-_WARM_UP: list = []
+_WARM_UP: dict[str, object] = {}  # loop name -> the thread loading it
 
 
-def warm_up() -> None:
-    """Load the compiled loops for the arrays the Faraday stage passes (numba's first call in a
-    process costs about 0.45 s, mostly its own start), in a thread of its own, so that a stage can
-    do it while it reads its input. Idempotent; wait_warm() waits for it."""
+def warm_up(*loops: str) -> None:
+    """Load the compiled ``loops`` ("hogbom_rows", "moments_rows"; both if none are named) for the
+    arrays the Faraday stage passes (numba's first call in a process costs about 0.45 s, mostly its
+    own start), in a thread of its own, so that a stage can do it while it reads its input. A loop
+    already loading is not loaded again; wait_warm() waits for them."""
     import threading
 
-    if _WARM_UP:
+    examples = {
+        "hogbom_rows": lambda real, rows, small: hogbom_rows(real, real.copy(), rows.copy(), rows.copy(), small, small,
+                                                             small, np.zeros(1, np.float32), np.float32(0.1), 1),
+        "moments_rows": lambda real, rows, small: moments_rows(real, np.ones(1), np.empty((4, 3))),
+    }
+    wanted = [name for name in (loops or tuple(examples)) if name not in _WARM_UP]
+    if not wanted:
         return
 
     def run():
-        rows = np.zeros((1, 3), np.complex64)
         real = np.zeros((1, 3), np.float32)
-        small = np.zeros(5, np.float32)
-        row_peaks(rows, np.empty(1, np.int64), *(np.empty(1) for _ in range(4)))
-        hogbom_rows(real, real.copy(), rows.copy(), rows.copy(), small, small, small, np.zeros(1, np.float32),
-                    np.float32(0.1), 1)
-        moments_rows(real, np.ones(1), np.empty((4, 3)))
+        for name in wanted:
+            examples[name](real, np.zeros((1, 3), np.complex64), np.zeros(5, np.float32))
 
     thread = threading.Thread(target=run, name="numba-warm-up", daemon=True)
     thread.start()
-    _WARM_UP.append(thread)
+    _WARM_UP.update(dict.fromkeys(wanted, thread))
 
 
 def wait_warm() -> None:
     """Wait for warm_up, if it was started."""
-    for thread in _WARM_UP:
+    for thread in set(_WARM_UP.values()):
         thread.join()

@@ -46,7 +46,6 @@ from ..kernels.faraday import (
     rmsf,
     synthesis_matrix,
 )
-from ..kernels.faraday_loops import wait_warm, warm_up
 from ..kernels.moments import MOMENTS, QUANTITIES, moments_block
 from ..kernels.statistics import image_statistics
 from ..kernels.stokes_i import band_shape, fit_stokes_i_pixels, synthesis_band_mean
@@ -353,7 +352,9 @@ class _RegionReader:
                     self._reading.pop(key, None)
         return held
 
-    def tile(self, ys: slice, xs: slice) -> list[np.ndarray]:
+    def tile(self, ys: slice, xs: slice, out: list[np.ndarray] | None = None) -> list[np.ndarray]:
+        """The planes of a tile, (nchan, ny, nx) each; with ``out`` (one flat float32 buffer per
+        plane, large enough) copied into the buffers' first elements, which the arrays are views of."""
         key = (ys.start // self._region, xs.start // self._region)
         following = self._next.get(key)
         if following is not None:
@@ -363,7 +364,15 @@ class _RegionReader:
             if fetch:
                 threading.Thread(target=self._held, args=(following,), daemon=True).start()
         y0, x0, planes = self._held(key)
-        return [np.ascontiguousarray(p[:, ys.start - y0:ys.stop - y0, xs.start - x0:xs.stop - x0]) for p in planes]
+        views = [p[:, ys.start - y0:ys.stop - y0, xs.start - x0:xs.stop - x0] for p in planes]
+        if out is None:
+            return [np.ascontiguousarray(v, dtype=np.float32) for v in views]  # native byte order
+        tiles = []
+        for view, buffer in zip(views, out):
+            tile = buffer[:view.size].reshape(view.shape)
+            tile[...] = view
+            tiles.append(tile)
+        return tiles
 
 
 class _RegionMaps:
@@ -431,7 +440,13 @@ def faraday_depth(source: str | os.PathLike | StokesSource, out: dict[str, str |
         raise ValueError(f"faraday_depth writes {sorted(expected)}, was given {sorted(out)}")
     if moments is not None and (moments_out is None or moments_qa is None):
         raise ValueError("faraday_depth: moments need moments_out and moments_qa")
-    warm_up()  # the compiled loops load while the input is opened
+    # RM-CLEAN's and the moments' compiled loops load while the input is opened; numba is not
+    # imported at all where neither runs (0.3 s of a 2 s synthesis-only process)
+    compiled = (("hogbom_rows",) if clean is not None else ()) + (("moments_rows",) if moments is not None else ())
+    if compiled:
+        from ..kernels.faraday_loops import warm_up
+
+        warm_up(*compiled)
     stokes = source if isinstance(source, StokesSource) else stokes_from_cube(source)
     if stokes.chunk:
         batch_codecs(4 * stokes.chunk**2)
@@ -480,23 +495,30 @@ def faraday_depth(source: str | os.PathLike | StokesSource, out: dict[str, str |
     order = list(dict.fromkeys((ys.start // region, xs.start // region) for ys, xs in tiles))
     reader = _RegionReader(read, region, keep=dask.threads + 2, order=order)
 
-    # Each thread's dirty-FDF buffer, used tile after tile: an FDF of 10 MB page-faulted anew for each
-    # of 256 tiles cost 0.4 s of system time. A plain dict, freed with the stage, and one that pickles
-    # for a distributed worker (which then makes its own).
-    buffers: dict[int, np.ndarray] = {}
+    # Each thread's buffers, used tile after tile: the tile's planes, Q + iU and the dirty FDF. Memory
+    # new to a process is page-faulted on first touch, at 3-40 us a page on these machines (the most
+    # where the kernel compacts memory for huge pages): fresh arrays for each tile cost a 64-channel
+    # 512^2 pass 0.4-0.8 s of system time in 1.3 s. A plain dict, freed with the stage, and one that
+    # pickles for a distributed worker (which then makes its own).
+    buffers: dict[int, dict[str, np.ndarray]] = {}
+    read_stokes = 3 if with_i else 2
 
     def tile_pass(ys, xs):
-        dirty_buffer = buffers.get(threading.get_ident())
-        if dirty_buffer is None:
-            dirty_buffer = buffers[threading.get_ident()] = np.empty((side * side, nphi), np.complex64)
-        planes = reader.tile(ys, xs)
+        work = buffers.get(threading.get_ident())
+        if work is None:
+            work = buffers[threading.get_ident()] = {
+                "dirty": np.empty((side * side, nphi), np.complex64),
+                "planes": np.empty((read_stokes, nfreq * side * side), np.float32),
+                "p": np.empty(nfreq * side * side, np.complex64)}
+        planes = reader.tile(ys, xs, out=list(work["planes"]))
         q, u = (p.reshape(nfreq, -1) for p in planes[:2])
         shape = planes[0].shape[1:]
         block = faraday_depth_block(q, u, grid, noise, clean_cutoff=cutoff,
                                     clean_gain=clean.gain if clean else 0.1,
                                     clean_max_iter=clean.max_iter if clean else 0, clean_mask=clean_mask,
                                     candidate_snr=products.candidate_snr, matrix=matrix, rmsf_doubled=rmsf_doubled,
-                                    restore=restore, shape=shape, candidate_box=box, out=dirty_buffer)
+                                    restore=restore, shape=shape, candidate_box=box, out=work["dirty"],
+                                    work=work["p"])
         maps = [np.asarray(block.peaks[name], dtype=np.float32) for name in PEAK_MAPS]
         moment_maps = None
         if moments is not None:
@@ -612,7 +634,10 @@ def faraday_depth(source: str | os.PathLike | StokesSource, out: dict[str, str |
                 threadpool_limits(1, user_api="blas"):
             # A few tiles at a time (one per thread), the next batch computing while this one's maps
             # and spectra are written: memory stays that of (threads) tiles however large the field.
-            wait_warm()
+            if compiled:
+                from ..kernels.faraday_loops import wait_warm
+
+                wait_warm()
             pending = ahead.submit(compute, batches[0])
             for number, batch in enumerate(batches):
                 done = pending.result()
