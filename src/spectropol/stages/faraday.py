@@ -38,6 +38,7 @@ from ..io.wcs import fardepth_axis
 from ..kernels.faraday import (
     MATRIX_ROWS_ELEMENTS,
     REFINE_BATCH,
+    Scratch,
     doubled_phi,
     faraday_depth_block,
     faraday_grid,
@@ -495,30 +496,24 @@ def faraday_depth(source: str | os.PathLike | StokesSource, out: dict[str, str |
     order = list(dict.fromkeys((ys.start // region, xs.start // region) for ys, xs in tiles))
     reader = _RegionReader(read, region, keep=dask.threads + 2, order=order)
 
-    # Each thread's buffers, used tile after tile: the tile's planes, Q + iU and the dirty FDF. Memory
-    # new to a process is page-faulted on first touch, at 3-40 us a page on these machines (the most
-    # where the kernel compacts memory for huge pages): fresh arrays for each tile cost a 64-channel
-    # 512^2 pass 0.4-0.8 s of system time in 1.3 s. A plain dict, freed with the stage, and one that
-    # pickles for a distributed worker (which then makes its own).
-    buffers: dict[int, dict[str, np.ndarray]] = {}
+    # Each thread's working arrays (kernels.faraday.Scratch), used tile after tile: the tile's planes,
+    # Q + iU, the dirty FDF and RM-CLEAN's. A plain dict, freed with the stage, and one that pickles
+    # for a distributed worker (which then makes its own).
+    buffers: dict[int, Scratch] = {}
     read_stokes = 3 if with_i else 2
 
     def tile_pass(ys, xs):
-        work = buffers.get(threading.get_ident())
-        if work is None:
-            work = buffers[threading.get_ident()] = {
-                "dirty": np.empty((side * side, nphi), np.complex64),
-                "planes": np.empty((read_stokes, nfreq * side * side), np.float32),
-                "p": np.empty(nfreq * side * side, np.complex64)}
-        planes = reader.tile(ys, xs, out=list(work["planes"]))
+        scratch = buffers.get(threading.get_ident())
+        if scratch is None:
+            scratch = buffers[threading.get_ident()] = Scratch()
+        planes = reader.tile(ys, xs, out=list(scratch.empty("planes", (read_stokes, nfreq * side * side), np.float32)))
         q, u = (p.reshape(nfreq, -1) for p in planes[:2])
         shape = planes[0].shape[1:]
         block = faraday_depth_block(q, u, grid, noise, clean_cutoff=cutoff,
                                     clean_gain=clean.gain if clean else 0.1,
                                     clean_max_iter=clean.max_iter if clean else 0, clean_mask=clean_mask,
                                     candidate_snr=products.candidate_snr, matrix=matrix, rmsf_doubled=rmsf_doubled,
-                                    restore=restore, shape=shape, candidate_box=box, out=work["dirty"],
-                                    work=work["p"])
+                                    restore=restore, shape=shape, candidate_box=box, scratch=scratch)
         maps = [np.asarray(block.peaks[name], dtype=np.float32) for name in PEAK_MAPS]
         moment_maps = None
         if moments is not None:
