@@ -1,7 +1,17 @@
-from spectropol.io.stores import store_of
-from spectropol.logs import to_file
-from spectropol.options import DaskOptions, FaradayProductsOptions, MomentsOptions, RMCleanOptions, RMSynthesisOptions
-from spectropol.stages.faraday import faraday_depth, faraday_store_names
+from spectropol import without_huge_page_advice
+
+without_huge_page_advice()  # before NumPy is imported (spectropol/__init__.py says why)
+
+from spectropol.io.stores import store_of  # noqa: E402
+from spectropol.logs import to_file  # noqa: E402
+from spectropol.options import (  # noqa: E402
+    DaskOptions,
+    FaradayProductsOptions,
+    MomentsOptions,
+    RMCleanOptions,
+    RMSynthesisOptions,
+)
+from spectropol.stages.faraday import faraday_depth, faraday_store_names  # noqa: E402
 
 params = snakemake.params
 clean = RMCleanOptions(**params.clean) if params.clean else None

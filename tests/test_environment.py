@@ -45,17 +45,19 @@ def test_installed_versions_are_the_pinned_ones():
         assert version(name) == pins[name], name
 
 
-def test_numpy_huge_page_advice_is_off_unless_the_user_asks():
-    # spectropol turns NumPy's huge-page madvise off before NumPy is imported (see
-    # spectropol/__init__.py: synchronous compaction cost a Faraday pass 0.3-1 s of system time); a
-    # value the user set wins.
+def test_the_faraday_stage_turns_numpy_huge_page_advice_off_unless_the_user_asks():
+    # without_huge_page_advice (spectropol/__init__.py: synchronous compaction cost a Faraday pass
+    # 0.3-1 s of system time) before NumPy's import turns the advice off; a value the user set wins;
+    # importing spectropol alone changes nothing.
     import os
     import subprocess
     import sys
 
-    probe = "import spectropol, numpy; print(numpy._core.multiarray._get_madvise_hugepage())"
-    env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
-    default = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
-    asked = subprocess.run([sys.executable, "-c", probe], env=env | {"NUMPY_MADVISE_HUGEPAGE": "1"},
-                           capture_output=True, text=True, check=True)
-    assert (default.stdout.strip(), asked.stdout.strip()) == ("False", "True")
+    def advice(setup: str, **env: str) -> str:
+        probe = f"import spectropol; {setup}import numpy; print(numpy._core.multiarray._get_madvise_hugepage())"
+        clean = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
+        return subprocess.run([sys.executable, "-c", probe], env=clean | env, capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    off = "spectropol.without_huge_page_advice(); "
+    assert (advice(off), advice(off, NUMPY_MADVISE_HUGEPAGE="1"), advice("")) == ("False", "True", "True")

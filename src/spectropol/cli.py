@@ -231,6 +231,9 @@ def _moments_fits(args) -> None:
 
 
 def _faraday_depth(args) -> None:
+    from . import without_huge_page_advice
+
+    without_huge_page_advice()  # before NumPy is imported
     from .io.polarisation import stokes_from_fits
     from .stages.faraday import faraday_depth
 
