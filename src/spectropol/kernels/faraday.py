@@ -426,11 +426,11 @@ def row_peaks(fdf: np.ndarray) -> tuple[np.ndarray, ...]:
     rows = np.arange(n)
     inner = (index > 0) & (index < nphi - 1)
     mid, left, right = (fdf[rows, np.clip(index + k, 0, nphi - 1)].astype(np.complex128) for k in (0, -1, 1))
-    a, m, c = np.abs(left), np.abs(mid), np.abs(right)
-    denominator = a - 2.0 * m + c
+    amplitude = np.abs(np.stack([left, mid, right]))
     with np.errstate(divide="ignore", invalid="ignore"):  # the rows not finite are set below
-        offset = np.where(inner & (denominator != 0), 0.5 * (a - c) / denominator, 0.0)
-        peak = m - 0.25 * (a - c) * offset
+        offset, peak = parabolic_peak(amplitude, np.ones(n, np.int64))
+        offset = np.where(inner, offset, 0.0)
+        peak = np.where(inner, peak, amplitude[1])
         value = np.where(inner, mid + 0.5 * offset * (right - left) + 0.5 * offset**2 * (left - 2.0 * mid + right),
                          mid)
     index[~finite] = -1
