@@ -148,9 +148,15 @@ def test_a_dask_cluster_of_separate_processes_gives_the_same_products(tmp_path):
     np.testing.assert_array_equal(local["candidates"]["fdf_clean"].values, remote["candidates"]["fdf_clean"].values)
 
 
-def test_matches_rmtools_rmsynth3d(tmp_path):
+@pytest.mark.parametrize("nfreq,route", [(32, "ndarray"), (128, "FourierSynthesis")])
+def test_matches_rmtools_rmsynth3d(tmp_path, nfreq, route):
+    # both synthesis routes of the pass (the matrix product; on this band's FWHM/10 grid at 128
+    # channels the non-uniform FFT) against rmsynth3d on the same cube
+    from spectropol.kernels.faraday import faraday_grid, synthesis_operator
+
     rmtools = pytest.importorskip("RMtools_3D.do_RMsynth_3D", reason="rm-tools not installed")
-    freqs, q, u, rms, _ = two_source_cube(nfreq=32, size=20)
+    freqs, q, u, rms, _ = two_source_cube(nfreq=nfreq, size=20)
+    assert type(synthesis_operator(faraday_grid(freqs))).__name__ == route
     write_test_cube(tmp_path / "cube.zarr", q, u, freqs, rms)
     _, ours = run_faraday(tmp_path, "ours", clean=None, products=FaradayProductsOptions(save_fdf=True),
                           weighting="uniform")

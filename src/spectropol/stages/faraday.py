@@ -36,8 +36,11 @@ from ..io.stores import (
 )
 from ..io.wcs import fardepth_axis
 from ..kernels.faraday import (
+    FOURIER_OVERSAMPLING,
+    FOURIER_ROWS,
     MATRIX_ROWS_ELEMENTS,
     REFINE_BATCH,
+    FourierSynthesis,
     Scratch,
     doubled_phi,
     faraday_depth_block,
@@ -45,7 +48,7 @@ from ..kernels.faraday import (
     fdf_noise_theoretical,
     restoring_function,
     rmsf,
-    synthesis_matrix,
+    synthesis_operator,
 )
 from ..kernels.moments import MOMENTS, QUANTITIES, moments_block
 from ..kernels.statistics import image_statistics
@@ -275,7 +278,10 @@ def faraday_depth_mem_mb(nchan: int, nphi: int, tile_px: int, clean: bool, threa
     figures. Measured on a 1024^2 cube (tests/test_faraday_cube.py) and at 256 and 1,024 channels
     (benchmarks/scale.py: the matrix, 41 MB and a 134 MB block in the making at 1,024 channels x
     5,031 depths, had been left out, and that job peaked at 976 MB against 809)."""
-    tile_mb = (tile_px * tile_px * tile_bytes_per_pixel(nchan, nphi, clean) + 80 * nchan * REFINE_BATCH) / 1e6
+    # per thread: the tile, the exact peaks' batch and FourierSynthesis's two FFT buffers (the
+    # FFT length is a fast size at most 1.2 times FOURIER_OVERSAMPLING x nphi)
+    tile_mb = (tile_px * tile_px * tile_bytes_per_pixel(nchan, nphi, clean) + 80 * nchan * REFINE_BATCH
+               + 2 * 8 * FOURIER_ROWS * 1.2 * FOURIER_OVERSAMPLING * nphi) / 1e6
     region_mb = 12 * nchan * (region_px or tile_px) ** 2 / 1e6
     maps_mb = (len(PEAK_MAPS) + 16) * 4 * maps_region_px**2 / 1e6
     matrix_mb = synthesis_matrix_mb(nchan, nphi)
@@ -472,7 +478,10 @@ def faraday_depth(source: str | os.PathLike | StokesSource, out: dict[str, str |
     noise = fdf_noise_theoretical(grid, sigma)
     cutoff = None if clean is None else clean.cutoff_sigma * noise
     clean_mask = None if clean is None or not clean.mask_sigma else clean.mask_sigma * noise
-    matrix = synthesis_matrix(grid)
+    matrix = synthesis_operator(grid)
+    if isinstance(matrix, FourierSynthesis):
+        log.info("RM synthesis by a non-uniform FFT: %d channels spread onto %d of %d lambda^2 cells", nfreq,
+                 matrix.band, matrix.fft_length)
     phi_rmsf = doubled_phi(grid)
     rmsf_doubled = rmsf(grid, phi_rmsf).astype(np.complex64)
     restore = restoring_function(grid)
