@@ -150,7 +150,7 @@ def synthesis_matrix(grid: FaradayGrid, phi: np.ndarray | None = None, dtype=np.
 
 
 # Rows of a tile transformed together by FourierSynthesis: two buffers of 8 bytes x FFT length x
-# this (3.2 MB each for 1,259 depths), in cache while they are filled, transformed and read.
+# this (about 4 MB each for 1,259 depths), in cache while they are filled, transformed and read.
 FOURIER_ROWS = 256
 FOURIER_EPSILON = 1e-7  # the kernel's accuracy (with float32 sums and FFT: about 1e-6 of the FDF peak)
 # FFT length over the depths (1.25 is 10% faster, but 1/kernel then amplifies float32 rounding to 1e-5)
@@ -171,9 +171,9 @@ class FourierSynthesis:
     Q + iU is spread onto a uniform grid in lambda^2 with a compact kernel (one small matrix
     product for a block of pixels: each channel touches ``width`` of the ``band`` grid cells), a
     batch FFT along that axis, and each depth's output divided by the kernel's Fourier transform.
-    The same FDF as synthesis_matrix's product to about FOURIER_EPSILON of its peak (tested), in
+    The same FDF as the sum itself to about 1e-6 of its peak (float32 sums and FFT; tested), in
     nchan x band + O(M log M) operations a pixel instead of nchan x nphi: on RM-Tools' default grid
-    (FWHM/10) the band is about a seventh of the depths. Made by synthesis_operator where cheaper.
+    (FWHM/10) the band is about a fifth of the depths. Made by synthesis_operator where cheaper.
 
     With u_i = 2 dphi (lambda_i^2 - lambda0^2) and phi_k = phi_c + m dphi (m = k - kc, an integer),
     exp(-2i phi_k (lambda_i^2 - lambda0^2)) = exp(-2i phi_c (...)) exp(-i m u_i): a Fourier
