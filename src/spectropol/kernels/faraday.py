@@ -208,17 +208,27 @@ class FourierSynthesis:
         return out
 
 
+def fourier_fft_length(nphi: int, oversampling: float = FOURIER_OVERSAMPLING) -> int:
+    """FourierSynthesis's FFT length for ``nphi`` depths: a fast size at least oversampling x nphi."""
+    from ducc0.fft import good_size
+
+    return int(good_size(int(np.ceil(oversampling * nphi))))
+
+
+def fourier_scratch_bytes(nphi: int) -> int:
+    """Memory of FourierSynthesis.rows's two buffers (per thread, in its Scratch)."""
+    return 2 * 8 * FOURIER_ROWS * fourier_fft_length(nphi)
+
+
 def fourier_synthesis(grid: FaradayGrid, epsilon: float = FOURIER_EPSILON,
                       oversampling: float = FOURIER_OVERSAMPLING) -> FourierSynthesis | None:
     """The FourierSynthesis of ``grid``, or None where its band would not fit in one period (a
     grid too coarse for the band, where the matrix product is as cheap). Kernel width and shape
     as in FINUFFT for this oversampling (Barnett et al. 2019)."""
-    from ducc0.fft import good_size
-
     nphi = len(grid.phi)
     if nphi < 3 or grid.dphi <= 0:
         return None
-    length = int(good_size(int(np.ceil(oversampling * nphi))))
+    length = fourier_fft_length(nphi, oversampling)
     sigma = length / nphi
     width = int(np.ceil(-np.log(epsilon) / (np.pi * np.sqrt(1.0 - 1.0 / sigma)))) + 1
     beta = 0.97 * np.pi * width * (1.0 - 1.0 / (2.0 * sigma))
@@ -314,14 +324,11 @@ def rm_synthesis_rows(q: np.ndarray, u: np.ndarray, grid: FaradayGrid,
         norm = grid.weights.astype(np.float32) @ finite.astype(np.float32)  # sum of weights per pixel
         with np.errstate(divide="ignore"):
             p *= np.where(norm > 0, np.float32(grid.weights.sum()) / norm, np.nan).astype(np.float32)
+    fdf = np.empty((p.shape[1], len(grid.phi)), np.complex64) if out is None else out[:p.shape[1]]
     if isinstance(matrix, FourierSynthesis):
-        fdf = np.empty((p.shape[1], len(grid.phi)), np.complex64) if out is None else out[:p.shape[1]]
         return matrix.rows(p, fdf, scratch)
     if matrix is not None:
-        if out is not None:
-            return np.matmul(p.T, matrix.T, out=out[:p.shape[1]])
-        return p.T @ matrix.T
-    fdf = np.empty((p.shape[1], len(grid.phi)), np.complex64) if out is None else out[:p.shape[1]]
+        return np.matmul(p.T, matrix.T, out=fdf)
     for rows, block in _synthesis_rows(grid, grid.phi, np.complex64):
         fdf[:, rows] = p.T @ block.T
     return fdf

@@ -36,8 +36,6 @@ from ..io.stores import (
 )
 from ..io.wcs import fardepth_axis
 from ..kernels.faraday import (
-    FOURIER_OVERSAMPLING,
-    FOURIER_ROWS,
     MATRIX_ROWS_ELEMENTS,
     REFINE_BATCH,
     FourierSynthesis,
@@ -46,6 +44,7 @@ from ..kernels.faraday import (
     faraday_depth_block,
     faraday_grid,
     fdf_noise_theoretical,
+    fourier_scratch_bytes,
     restoring_function,
     rmsf,
     synthesis_operator,
@@ -278,10 +277,9 @@ def faraday_depth_mem_mb(nchan: int, nphi: int, tile_px: int, clean: bool, threa
     figures. Measured on a 1024^2 cube (tests/test_faraday_cube.py) and at 256 and 1,024 channels
     (benchmarks/scale.py: the matrix, 41 MB and a 134 MB block in the making at 1,024 channels x
     5,031 depths, had been left out, and that job peaked at 976 MB against 809)."""
-    # per thread: the tile, the exact peaks' batch and FourierSynthesis's two FFT buffers (the
-    # FFT length is a fast size at most 1.2 times FOURIER_OVERSAMPLING x nphi)
+    # per thread: the tile, the exact peaks' batch and FourierSynthesis's FFT buffers
     tile_mb = (tile_px * tile_px * tile_bytes_per_pixel(nchan, nphi, clean) + 80 * nchan * REFINE_BATCH
-               + 2 * 8 * FOURIER_ROWS * 1.2 * FOURIER_OVERSAMPLING * nphi) / 1e6
+               + fourier_scratch_bytes(nphi)) / 1e6
     region_mb = 12 * nchan * (region_px or tile_px) ** 2 / 1e6
     maps_mb = (len(PEAK_MAPS) + 16) * 4 * maps_region_px**2 / 1e6
     matrix_mb = synthesis_matrix_mb(nchan, nphi)
