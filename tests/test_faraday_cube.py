@@ -169,6 +169,38 @@ def test_matches_rmtools_rmsynth3d(tmp_path, nfreq, route):
     assert np.abs(ours["candidates"]["fdf_dirty"].values - theirs[:, y, x].T).max() < 1e-4 * peak
 
 
+
+def test_candidate_rows_are_stored_in_whole_shards_in_the_order_given(tmp_path):
+    # rows arrive a tile at a time in uneven numbers, across shard boundaries; they are stored in
+    # order, a whole shard at a time but the last, which holds only its rows' chunks
+    import zarr
+
+    from spectropol.io.stores import build_store
+    from spectropol.stages.faraday import _RowAppender
+
+    rng = np.random.default_rng(3)
+    spectra = (rng.standard_normal((1000, 7)) + 1j * rng.standard_normal((1000, 7))).astype(np.complex64)
+    snr = rng.uniform(5, 50, 1000).astype(np.float32)
+    with build_store(tmp_path / "c.zarr", {"kind": "candidates"}) as builder:
+        arrays = {"fdf_dirty": builder.array("fdf_dirty", ("pixel", "phi"), (0, 7), np.complex64, chunks=(16, 7),
+                                             shards=(64, 7), raw=True),
+                  "snr": builder.array("snr", ("pixel",), (0,), np.float32, chunks=(64,))}
+        appender = _RowAppender(arrays, 64)
+        start = 0
+        for size in (0, 1, 63, 64, 130, 5, 300, 437):
+            appender.add({"fdf_dirty": spectra[start:start + size], "snr": snr[start:start + size]})
+            start += size
+            assert arrays["snr"].shape[0] == start // 64 * 64  # nothing partial written yet
+        appender.flush()
+    stored = zarr.open_group(str(tmp_path / "c.zarr"), mode="r")
+    np.testing.assert_array_equal(stored["fdf_dirty"][...], spectra)
+    np.testing.assert_array_equal(stored["snr"][...], snr)
+    shards = sorted((tmp_path / "c.zarr" / "fdf_dirty" / "c").rglob("*"), key=lambda f: f.stat().st_size)
+    shards = [f for f in shards if f.is_file()]
+    # 15 whole shards and the last (1000 = 15 x 64 + 40 rows: three 16-row chunks of its four)
+    assert len(shards) == 16 and shards[0].stat().st_size < 0.8 * shards[-1].stat().st_size
+
+
 def test_clean_peaks_and_fits_products(tmp_path):
     from astropy.io import fits
     from astropy.wcs import WCS

@@ -87,8 +87,9 @@ FARADAY_STORES = {"peaks": "peaks.zarr", "candidates": "fdf_candidates.zarr",
                   "fdf_dirty": "fdf_dirty.zarr", "fdf_clean": "fdf_clean.zarr"}
 # Candidate spectra per stored chunk, and per shard (one file): rows are gathered and appended a
 # shard at a time (each append rewrites the array's metadata, and a partly filled shard would be
-# rewritten by the next), until the last, which stores only the chunks it holds. The spectra are
-# noise-like complex floats, stored raw; the components, mostly zeros, compressed.
+# rewritten by the next), until the last, which stores only the chunks it holds (a plain chunk of
+# thousands of rows would be stored whole, padded, for a field with a few candidates). The spectra
+# are noise-like complex floats, stored raw; the components, mostly zeros, compressed.
 CANDIDATE_CHUNK = 256
 CANDIDATE_FLUSH = 16 * CANDIDATE_CHUNK  # rows per shard at most
 # ... and at most this much of one spectra array per shard, so that the rows gathered for it stay
@@ -105,30 +106,35 @@ def candidate_shard_rows(nphi: int) -> int:
 
 
 class _RowAppender:
-    """Rows for growing Zarr arrays, gathered and appended in whole shards of ``shard_rows``."""
+    """Rows for growing Zarr arrays, gathered in one buffer per array and appended in whole shards
+    of ``shard_rows``. The buffers are made once: gathering a shard's rows in a new array each time
+    (np.concatenate) had 15% of the page faults of a synthesis-only pass on the diffuse benchmark
+    field (18,000 of 123,000: glibc maps each new array above 4 MB afresh, see limit_heap_growth)."""
 
     def __init__(self, arrays: dict, shard_rows: int):
         self.arrays = arrays
         self.shard_rows = shard_rows
-        self.pending = {name: [] for name in arrays}
+        self.buffers = {name: np.empty((shard_rows,) + array.shape[1:], array.dtype)
+                        for name, array in arrays.items()}
         self.rows = 0
 
     def add(self, rows: dict[str, np.ndarray]) -> None:
-        for name, values in rows.items():
-            self.pending[name].append(values)
-        self.rows += len(next(iter(rows.values())))
-        if self.rows >= self.shard_rows:
-            self.flush(whole_shards=True)
+        count = len(next(iter(rows.values())))
+        done = 0
+        while done < count:
+            take = min(count - done, self.shard_rows - self.rows)
+            for name, values in rows.items():
+                self.buffers[name][self.rows:self.rows + take] = values[done:done + take]
+            self.rows += take
+            done += take
+            if self.rows == self.shard_rows:
+                self.flush()
 
-    def flush(self, whole_shards: bool = False) -> None:
-        count = self.rows - self.rows % self.shard_rows if whole_shards else self.rows
-        if not count:
-            return
-        for name, parts in self.pending.items():
-            values = np.concatenate(parts)
-            self.arrays[name].append(values[:count], axis=0)
-            self.pending[name] = [values[count:]]
-        self.rows -= count
+    def flush(self) -> None:
+        if self.rows:
+            for name, array in self.arrays.items():
+                array.append(self.buffers[name][:self.rows], axis=0)
+        self.rows = 0
 
 
 def faraday_store_names(products: FaradayProductsOptions, clean: bool) -> list[str]:
@@ -272,7 +278,7 @@ def faraday_depth_mem_mb(nchan: int, nphi: int, tile_px: int, clean: bool, threa
     and I held for the tiles (one per thread, one more, and the next one read ahead), the maps gathered before they are
     written (25 float32 maps of ``maps_region_px``, see map_region_px), what zarr holds while it
     decodes the cube (io.stores.DECODE_MB), the synthesis matrix (nphi x nchan complex64, and a block
-    of its making), the candidates' spectra gathered for a shard (and their concatenation), and 250 MB
+    of its making), the candidates' spectra gathered for a shard (and zarr's copy of it), and 250 MB
     for the interpreter with numpy, numba, dask, zarr and xarray and the maps read back for their QA
     figures. Measured on a 1024^2 cube (tests/test_faraday_cube.py) and at 256 and 1,024 channels
     (benchmarks/scale.py: the matrix, 41 MB and a 134 MB block in the making at 1,024 channels x
