@@ -160,21 +160,28 @@ def fdf_agreement(ours: Path, real_fits: Path, imag_fits: Path) -> dict:
 
 
 def kernel_efficiency(cube: Path, freqs: np.ndarray, repeats: int = 3) -> dict:
-    """The synthesis kernel on the whole image in memory against numpy's complex64 matmul of the
-    same shapes, in whichever orientation numpy does faster (the kernel uses one of them). Both
+    """The synthesis kernel (rm_synthesis_rows by the pass's own route, synthesis_operator's
+    choice: on this grid SymmetricSynthesis) on the whole image in memory against numpy's complex64
+    matmul of the same shapes, in whichever orientation numpy does faster. Both
     write into arrays made once, as the Faraday pass does (its Scratch): a fresh 0.8 GB product is
     200,000 page faults, which on these machines cost as much as the product itself and varied the
     ratio between runs (92% and 54% on the same code)."""
     import xarray as xr
 
-    from spectropol.kernels.faraday import faraday_grid, rm_synthesis_rows, synthesis_matrix
+    from spectropol.kernels.faraday import (
+        Scratch,
+        faraday_grid,
+        rm_synthesis_rows,
+        synthesis_matrix,
+        synthesis_operator,
+    )
 
     data = xr.open_zarr(cube)["dirty"]
     nchan = len(freqs)
     q = data.sel(stokes="Q").values.reshape(nchan, -1)
     u = data.sel(stokes="U").values.reshape(nchan, -1)
     grid = faraday_grid(freqs, dphi=DPHI, phi_max=PHI_MAX)
-    matrix = synthesis_matrix(grid)
+    matrix, operator, scratch = synthesis_matrix(grid), synthesis_operator(grid), Scratch()
     p = (q + 1j * u).astype(np.complex64)
     rows = np.empty((p.shape[1], matrix.shape[0]), np.complex64)  # the kernel's layout, (npix, nphi)
     columns = np.empty((matrix.shape[0], p.shape[1]), np.complex64)
@@ -184,14 +191,14 @@ def kernel_efficiency(cube: Path, freqs: np.ndarray, repeats: int = 3) -> dict:
     best_kernel = best_matmul = np.inf
     for _ in range(repeats):
         t = time.perf_counter()
-        rm_synthesis_rows(q, u, grid, matrix, rows, work)
+        rm_synthesis_rows(q, u, grid, operator, rows, work, scratch)
         best_kernel = min(best_kernel, time.perf_counter() - t)
         for product in (lambda: np.matmul(matrix, p, out=columns), lambda: np.matmul(p.T, matrix.T, out=rows)):
             t = time.perf_counter()
             product()
             best_matmul = min(best_matmul, time.perf_counter() - t)
     flops = 8.0 * matrix.shape[0] * nchan * p.shape[1]
-    return {"kernel_s": best_kernel, "matmul_s": best_matmul, "kernel_gflops": flops / best_kernel / 1e9,
+    return {"route": type(operator).__name__, "kernel_s": best_kernel, "matmul_s": best_matmul, "kernel_gflops": flops / best_kernel / 1e9,
             "matmul_gflops": flops / best_matmul / 1e9, "fraction_of_matmul_rate": best_matmul / best_kernel}
 
 
@@ -201,9 +208,10 @@ TILE_PIXELS = 1024  # the pass's tile on the rerun benchmark's cube (32^2: 256 c
 def fourier_route(repeats: int = 3, npix: int = 128) -> dict:
     """The synthesis routes side by side where the pass takes the non-uniform FFT: a LOFAR-like
     band (256 channels, 120-168 MHz) on RM-Tools' default grid (FWHM/10), noise Q and U of
-    ``npix``^2 in memory, tiles of TILE_PIXELS, one thread: FourierSynthesis against the matrix
-    product of the same rm_synthesis_rows, and the FFT route's largest difference from it over the FDF's peak. (This
-    benchmark's own grid, 64 channels at 1 rad/m^2, takes the matrix product.)"""
+    ``npix``^2 in memory, tiles of TILE_PIXELS, one thread: FourierSynthesis against the product
+    the pass would otherwise take (SymmetricSynthesis) through the same rm_synthesis_rows, and the
+    FFT route's largest difference from it over the FDF's peak. (This benchmark's own grid, 64
+    channels at 1 rad/m^2, takes the product.)"""
     from threadpoolctl import threadpool_limits
 
     from spectropol.kernels.faraday import (
@@ -211,13 +219,13 @@ def fourier_route(repeats: int = 3, npix: int = 128) -> dict:
         Scratch,
         faraday_grid,
         rm_synthesis_rows,
-        synthesis_matrix,
+        symmetric_synthesis,
         synthesis_operator,
     )
 
     freqs = np.linspace(120e6, 168e6, 256)
     grid = faraday_grid(freqs)
-    fourier, matrix = synthesis_operator(grid), synthesis_matrix(grid)
+    fourier, matrix = synthesis_operator(grid), symmetric_synthesis(grid)
     assert isinstance(fourier, FourierSynthesis)
     rng = np.random.default_rng(5)
     q, u = (rng.standard_normal((len(freqs), npix * npix)).astype(np.float32) for _ in range(2))
@@ -359,11 +367,13 @@ cleaned above the cutoff) of the same pixels against rmclean3d's: largest differ
 {results['clean_agreement'].get('max_abs_difference_over_peak', float('nan')):.1e} of rmclean3d's peak |FDF|, median over the spectra of the largest
 difference over that spectrum's own peak {results['clean_agreement'].get('median_per_spectrum_difference_over_its_peak', float('nan')):.1e}.
 
-Synthesis kernel (in memory, whole image as one block, FDF as rows, both products into arrays made once): {k['kernel_s']:.2f} s = {k['kernel_gflops']:.1f} GFLOP/s against
+Synthesis kernel (in memory, whole image as one block, FDF as rows, both products into arrays made once; the pass's
+route, {k['route']}): {k['kernel_s']:.2f} s = {k['kernel_gflops']:.1f} GFLOP/s of the complex product's operations against
 a plain complex64 matmul of the same shapes (the faster orientation) at {k['matmul_gflops']:.1f} GFLOP/s: **{100 * k['fraction_of_matmul_rate']:.0f}% of the matmul rate**.
-(On this grid the pass synthesises by that product. On finer grids it takes the non-uniform FFT
+(On this grid, symmetric about 0, the pass synthesises by the product as two real ones of half the depths,
+F(-phi) = conj(F_Q - i F_U), hence above 100% where so. On finer grids it takes the non-uniform FFT
 where cheaper: {f['nchan']} channels 120-168 MHz on RM-Tools' default grid, {f['nphi']} depths, {f['npix']:,} noise pixels,
-one thread: {f['fourier_s']:.2f} s against the product's {f['matrix_s']:.2f} s, **{f['speedup']:.2f}x**, spreading onto
+one thread: {f['fourier_s']:.2f} s against that product's {f['matrix_s']:.2f} s, **{f['speedup']:.2f}x**, spreading onto
 {f['band_cells']} of {f['fft_length']} cells; largest difference {f['max_difference_over_peak']:.1e} of the FDF's peak.)
 
 """ + (f"""

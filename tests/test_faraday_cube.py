@@ -148,7 +148,7 @@ def test_a_dask_cluster_of_separate_processes_gives_the_same_products(tmp_path):
     np.testing.assert_array_equal(local["candidates"]["fdf_clean"].values, remote["candidates"]["fdf_clean"].values)
 
 
-@pytest.mark.parametrize("nfreq,route", [(32, "ndarray"), (128, "FourierSynthesis")])
+@pytest.mark.parametrize("nfreq,route", [(32, "SymmetricSynthesis"), (128, "FourierSynthesis")])
 def test_matches_rmtools_rmsynth3d(tmp_path, nfreq, route):
     # both synthesis routes of the pass (the matrix product; on this band's FWHM/10 grid at 128
     # channels the non-uniform FFT) against rmsynth3d on the same cube

@@ -149,6 +149,69 @@ def synthesis_matrix(grid: FaradayGrid, phi: np.ndarray | None = None, dtype=np.
     return matrix
 
 
+# Rows of a tile synthesised together by SymmetricSynthesis: its two (rows x nphi) float32 products
+# stay in cache while they are combined into the FDF.
+SYMMETRIC_ROWS = 512
+
+
+@dataclasses.dataclass(frozen=True)
+class SymmetricSynthesis:
+    """RM synthesis on a Faraday-depth grid symmetric about 0 from real Q and U: the matrix product
+    at half its operations. With C and S the weighted cosine and sine of 2 phi (lambda^2 - lambda0^2)
+    at the depths phi >= 0, F_Q = Q (C - iS) and F_U = U (C - iS) are products of real matrices,
+    and since Q, U, C and S are real, F(phi) = F_Q + i F_U and F(-phi) = conj(F_Q - i F_U): the
+    depths below 0 need no product of their own. Two float32 products of (pixels x channels) by
+    (channels x 2 nphi/2), then a sum and a difference into the FDF's rows: 26.6 ms against 33.1 for
+    the complex64 product (14,400 pixels, 64 channels, 401 depths, one thread), and Q + iU is never
+    interleaved. The same FDF as the complex product to float32 rounding (3.7e-7 of the peak).
+    Made by synthesis_operator for the grids faraday_grid makes (always symmetric) where the
+    non-uniform FFT would not be cheaper."""
+
+    q_matrix: np.ndarray  # (nchan, 2 m) float32: (C, -S) interleaved, F_Q as complex64 when Q multiplies it
+    u_matrix: np.ndarray  # (nchan, 2 m) float32: (S, C) interleaved, i F_U likewise
+    nphi: int             # depths of the whole grid; its last m are phi >= 0
+
+    def rows(self, q: np.ndarray, u: np.ndarray, out: np.ndarray, scratch: Scratch | None = None) -> np.ndarray:
+        """FDF rows (npix, nphi) of real ``q`` and ``u`` (nchan, npix), finite, into ``out``."""
+        nphi, npix = self.nphi, q.shape[1]
+        half = nphi // 2  # depths below 0; with an odd nphi the depth 0 is the first of the other m
+        skip = nphi % 2
+        width = self.q_matrix.shape[1]
+        rows = min(SYMMETRIC_ROWS, npix)
+        from_q = _scratch(scratch, "symmetric_q", (rows, width), np.float32)
+        from_u = _scratch(scratch, "symmetric_u", (rows, width), np.float32)
+        for start in range(0, npix, rows):
+            n = min(rows, npix - start)
+            f_q = np.matmul(q[:, start:start + n].T, self.q_matrix, out=from_q[:n]).view(np.complex64)
+            i_f_u = np.matmul(u[:, start:start + n].T, self.u_matrix, out=from_u[:n]).view(np.complex64)
+            fdf = out[start:start + n]
+            np.add(f_q, i_f_u, out=fdf[:, half:])
+            if half:
+                negative = fdf[:, half - 1::-1]  # phi = -phi_j, j = skip.. in the order of the positive depths
+                np.subtract(f_q[:, skip:], i_f_u[:, skip:], out=negative)
+                np.conjugate(fdf[:, :half], out=fdf[:, :half])
+        return out
+
+
+def symmetric_scratch_bytes(nphi: int) -> int:
+    """Memory of SymmetricSynthesis.rows's two buffers (per thread, in its Scratch)."""
+    return 2 * 4 * SYMMETRIC_ROWS * 2 * (nphi - nphi // 2)
+
+
+def symmetric_synthesis(grid: FaradayGrid) -> SymmetricSynthesis | None:
+    """The SymmetricSynthesis of ``grid``, or None where its depths are not symmetric about 0."""
+    phi = np.asarray(grid.phi, dtype=np.float64)
+    if not len(phi) or not np.allclose(phi, -phi[::-1], rtol=0, atol=1e-9 * max(1.0, float(np.abs(phi).max()))):
+        return None
+    positive = phi[len(phi) // 2:]
+    normalised = grid.weights / grid.weights.sum()
+    # double precision phases: phi * lambda^2 reaches thousands of radians
+    angle = 2.0 * np.outer(grid.lambda2 - grid.lambda0_sq, positive)  # (nchan, m)
+    cosine, sine = normalised[:, None] * np.cos(angle), normalised[:, None] * np.sin(angle)
+    q_matrix = np.stack([cosine, -sine], axis=-1).reshape(len(grid.lambda2), -1).astype(np.float32)
+    u_matrix = np.stack([sine, cosine], axis=-1).reshape(len(grid.lambda2), -1).astype(np.float32)
+    return SymmetricSynthesis(q_matrix=q_matrix, u_matrix=u_matrix, nphi=len(phi))
+
 # Rows of a tile transformed together by FourierSynthesis: two buffers of 8 bytes x FFT length x
 # this (about 4 MB each for 1,259 depths), in cache while they are filled, transformed and read.
 FOURIER_ROWS = 256
@@ -264,9 +327,12 @@ FFT_COST = 2.7
 SCALE_COST = 27.0
 
 
-def synthesis_operator(grid: FaradayGrid) -> np.ndarray | FourierSynthesis:
+def synthesis_operator(grid: FaradayGrid) -> np.ndarray | FourierSynthesis | SymmetricSynthesis:
     """What the pass synthesises a tile with: the FourierSynthesis where its estimated cost is
-    below the matrix product's (fine grids, many depths), else synthesis_matrix."""
+    below the matrix product's (fine grids, many depths), else the product itself, by
+    SymmetricSynthesis on a grid symmetric about 0 (faraday_grid's always are) and otherwise by
+    synthesis_matrix. (The costs were calibrated against the complex product; the symmetric one
+    takes about 0.8 of its time, the margin the FFT's estimate must beat.)"""
     fourier = fourier_synthesis(grid)
     if fourier is not None:
         nchan, nphi = len(grid.lambda2), len(grid.phi)
@@ -274,7 +340,8 @@ def synthesis_operator(grid: FaradayGrid) -> np.ndarray | FourierSynthesis:
                 + SCALE_COST * nphi)
         if cost < 0.8 * nchan * nphi:
             return fourier
-    return synthesis_matrix(grid)
+    symmetric = symmetric_synthesis(grid)
+    return synthesis_matrix(grid) if symmetric is None else symmetric
 
 
 def rmsf(grid: FaradayGrid, phi: np.ndarray | None = None) -> np.ndarray:
@@ -293,8 +360,9 @@ def doubled_phi(grid: FaradayGrid) -> np.ndarray:
 
 
 def rm_synthesis_rows(q: np.ndarray, u: np.ndarray, grid: FaradayGrid,
-                      matrix: np.ndarray | FourierSynthesis | None = None, out: np.ndarray | None = None,
-                      work: np.ndarray | None = None, scratch: Scratch | None = None) -> np.ndarray:
+                      matrix: np.ndarray | FourierSynthesis | SymmetricSynthesis | None = None,
+                      out: np.ndarray | None = None, work: np.ndarray | None = None,
+                      scratch: Scratch | None = None) -> np.ndarray:
     """FDF of Q, U blocks (nchan, npix) as rows: (npix, nphi) complex64, one spectrum per row, the
     layout the per-spectrum loops (RM-CLEAN, the peak search) read contiguously. NaN channels are
     skipped per pixel.
@@ -306,27 +374,32 @@ def rm_synthesis_rows(q: np.ndarray, u: np.ndarray, grid: FaradayGrid,
     complex64) receives it, and ``work`` (flat complex64, at least q.size) holds Q + iU: buffers
     used again tile after tile are not page-faulted anew.
 
-    ``matrix`` may instead be a FourierSynthesis (synthesis_operator chooses), which takes its FFT
-    buffers from ``scratch``.
+    ``matrix`` may instead be a FourierSynthesis or a SymmetricSynthesis (synthesis_operator
+    chooses), which take their buffers from ``scratch``; the symmetric one reads Q and U as they
+    are (float32), with no Q + iU, where nothing is blanked.
 
     Without a ``matrix`` (made once for many tiles by the caller) the spectra are synthesised a
     block of depths at a time (_synthesis_rows): for the few spectra of a catalogue's sources the
     whole matrix would be far larger than they are (659 MB at 4,096 channels x 20,119 depths).
     """
+    with np.errstate(over="ignore", invalid="ignore"):
+        blanked = not (np.isfinite(q.sum()) and np.isfinite(u.sum()))  # (or so large a sum overflows)
+    fdf = np.empty((q.shape[1], len(grid.phi)), np.complex64) if out is None else out[:q.shape[1]]
+    if isinstance(matrix, SymmetricSynthesis) and not blanked:
+        return matrix.rows(np.asarray(q, np.float32), np.asarray(u, np.float32), fdf, scratch)
     p = np.empty(q.shape, dtype=np.complex64) if work is None else work[:q.size].reshape(q.shape)
     p.real = q
     p.imag = u
-    with np.errstate(over="ignore", invalid="ignore"):
-        blanked = not (np.isfinite(q.sum()) and np.isfinite(u.sum()))  # (or so large a sum overflows)
     if blanked:
         finite = np.isfinite(p)
         p[~finite] = 0
         norm = grid.weights.astype(np.float32) @ finite.astype(np.float32)  # sum of weights per pixel
         with np.errstate(divide="ignore"):
             p *= np.where(norm > 0, np.float32(grid.weights.sum()) / norm, np.nan).astype(np.float32)
-    fdf = np.empty((p.shape[1], len(grid.phi)), np.complex64) if out is None else out[:p.shape[1]]
     if isinstance(matrix, FourierSynthesis):
         return matrix.rows(p, fdf, scratch)
+    if isinstance(matrix, SymmetricSynthesis):  # blanked channels now zero, each pixel rescaled
+        return matrix.rows(np.ascontiguousarray(p.real), np.ascontiguousarray(p.imag), fdf, scratch)
     if matrix is not None:
         return np.matmul(p.T, matrix.T, out=fdf)
     for rows, block in _synthesis_rows(grid, grid.phi, np.complex64):

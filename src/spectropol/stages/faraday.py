@@ -40,6 +40,7 @@ from ..kernels.faraday import (
     REFINE_BATCH,
     FourierSynthesis,
     Scratch,
+    SymmetricSynthesis,
     doubled_phi,
     faraday_depth_block,
     faraday_grid,
@@ -47,6 +48,7 @@ from ..kernels.faraday import (
     fourier_scratch_bytes,
     restoring_function,
     rmsf,
+    symmetric_scratch_bytes,
     synthesis_operator,
 )
 from ..kernels.moments import MOMENTS, QUANTITIES, moments_block
@@ -283,9 +285,10 @@ def faraday_depth_mem_mb(nchan: int, nphi: int, tile_px: int, clean: bool, threa
     figures. Measured on a 1024^2 cube (tests/test_faraday_cube.py) and at 256 and 1,024 channels
     (benchmarks/scale.py: the matrix, 41 MB and a 134 MB block in the making at 1,024 channels x
     5,031 depths, had been left out, and that job peaked at 976 MB against 809)."""
-    # per thread: the tile, the exact peaks' batch and FourierSynthesis's FFT buffers
+    # per thread: the tile, the exact peaks' batch and the synthesis route's buffers (the FFT's or
+    # the symmetric product's, whichever is larger: a pass takes one)
     tile_mb = (tile_px * tile_px * tile_bytes_per_pixel(nchan, nphi, clean) + 80 * nchan * REFINE_BATCH
-               + fourier_scratch_bytes(nphi)) / 1e6
+               + max(fourier_scratch_bytes(nphi), symmetric_scratch_bytes(nphi))) / 1e6
     region_mb = 12 * nchan * (region_px or tile_px) ** 2 / 1e6
     maps_mb = (len(PEAK_MAPS) + 16) * 4 * maps_region_px**2 / 1e6
     matrix_mb = synthesis_matrix_mb(nchan, nphi)
@@ -486,6 +489,9 @@ def faraday_depth(source: str | os.PathLike | StokesSource, out: dict[str, str |
     if isinstance(matrix, FourierSynthesis):
         log.info("RM synthesis by a non-uniform FFT: %d channels spread onto %d of %d lambda^2 cells", nfreq,
                  matrix.band, matrix.fft_length)
+    elif isinstance(matrix, SymmetricSynthesis):
+        log.info("RM synthesis by two real products of the %d depths >= 0 (the grid is symmetric about 0)",
+                 matrix.nphi - matrix.nphi // 2)
     phi_rmsf = doubled_phi(grid)
     rmsf_doubled = rmsf(grid, phi_rmsf).astype(np.complex64)
     restore = restoring_function(grid)
