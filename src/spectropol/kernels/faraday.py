@@ -242,7 +242,7 @@ class FourierSynthesis:
     exp(-2i phi_k (lambda_i^2 - lambda0^2)) = exp(-2i phi_c (...)) exp(-i m u_i): a Fourier
     series in u of period 2 pi, so u needs no range of its own (the grid wraps)."""
 
-    spread: np.ndarray  # (nchan, band) complex64: normalised weight x phase at phi_c x kernel
+    spread: np.ndarray  # (nchan, band): normalised weight x phase at phi_c x kernel (float32 where phi_c = 0)
     fft_length: int     # M, the grid cells in one period of u
     scale: np.ndarray   # (nphi,) complex64: 1 / kernel transform, with the phase of the band's offset
     centre: int         # kc: the depth at m = 0
@@ -251,19 +251,30 @@ class FourierSynthesis:
     def band(self) -> int:
         return self.spread.shape[1]
 
-    def rows(self, p: np.ndarray, out: np.ndarray, scratch: Scratch | None = None) -> np.ndarray:
-        """FDF rows (npix, nphi) of ``p`` (nchan, npix) complex64 into ``out``."""
+    def rows(self, q: np.ndarray, u: np.ndarray, out: np.ndarray, scratch: Scratch | None = None) -> np.ndarray:
+        """FDF rows (npix, nphi) of real ``q`` and ``u`` (nchan, npix), finite, into ``out``."""
         from ducc0.fft import c2c
 
         nphi, length, band, centre = len(self.scale), self.fft_length, self.band, self.centre
-        npix = p.shape[1]
+        npix = q.shape[1]
         rows = min(FOURIER_ROWS, npix)
         cells = _scratch(scratch, "fourier_cells", (rows, length), np.complex64)
         spectrum = _scratch(scratch, "fourier_spectrum", (rows, length), np.complex64)
+        real = np.isrealobj(self.spread)
+        if real:  # Q and U spread apart by real products, half the operations of one complex product
+            from_q, from_u = (_scratch(scratch, name, (rows, band), np.float32) for name in ("fourier_q", "fourier_u"))
+        else:
+            p = _scratch(scratch, "fourier_p", (q.shape[0], rows), np.complex64)
         cells[:, band:] = 0
         for start in range(0, npix, rows):
             n = min(rows, npix - start)
-            np.matmul(p[:, start:start + n].T, self.spread, out=cells[:n, :band])
+            if real:
+                cells[:n, :band].real = np.matmul(q[:, start:start + n].T, self.spread, out=from_q[:n])
+                cells[:n, :band].imag = np.matmul(u[:, start:start + n].T, self.spread, out=from_u[:n])
+            else:
+                p[:, :n].real = q[:, start:start + n]
+                p[:, :n].imag = u[:, start:start + n]
+                np.matmul(p[:, :n].T, self.spread, out=cells[:n, :band])
             c2c(cells[:n], axes=(1,), forward=True, out=spectrum[:n], nthreads=1)
             # m = -kc..-1 are the last kc bins of the FFT, m = 0.. the first
             np.multiply(spectrum[:n, length - centre:], self.scale[:centre], out=out[start:start + n, :centre])
@@ -279,8 +290,9 @@ def fourier_fft_length(nphi: int, oversampling: float = FOURIER_OVERSAMPLING) ->
 
 
 def fourier_scratch_bytes(nphi: int) -> int:
-    """Memory of FourierSynthesis.rows's two buffers (per thread, in its Scratch)."""
-    return 2 * 8 * FOURIER_ROWS * fourier_fft_length(nphi)
+    """Memory of FourierSynthesis.rows's buffers (per thread, in its Scratch): the cells and their
+    transform, and the real spreading's two products (band cells each, at most the FFT length)."""
+    return (2 * 8 + 2 * 4) * FOURIER_ROWS * fourier_fft_length(nphi)
 
 
 def fourier_synthesis(grid: FaradayGrid, epsilon: float = FOURIER_EPSILON,
@@ -315,8 +327,9 @@ def fourier_synthesis(grid: FaradayGrid, epsilon: float = FOURIER_EPSILON,
     transform = (0.5 * width * node_weights * _es_kernel(t, width, beta)) @ np.cos(np.outer(t, m * cell))
     # cells start at ``first``, not 0: the FFT's phase for that offset is taken out here
     scale = np.exp(-1j * m * first * cell) / transform
-    return FourierSynthesis(spread=spread.astype(np.complex64), fft_length=length, scale=scale.astype(np.complex64),
-                            centre=centre)
+    # on a grid symmetric about 0 the centre is phi_c = 0 and the spreading real
+    spread = spread.real.astype(np.float32) if phi_c == 0 else spread.astype(np.complex64)
+    return FourierSynthesis(spread=spread, fft_length=length, scale=scale.astype(np.complex64), centre=centre)
 
 
 # Cost of a FourierSynthesis against the matrix product, in multiply-adds of that product a pixel
@@ -368,15 +381,16 @@ def rm_synthesis_rows(q: np.ndarray, u: np.ndarray, grid: FaradayGrid,
     skipped per pixel.
 
     The normalisation 1 / sum(w) is in the matrix (synthesis_matrix), so the matrix product is the
-    only pass over the FDF, and a block without blanks is read once to interleave Q and U and once
-    to check it (two sums: NaN or inf anywhere makes them so). Only where channels are blanked is a
-    pixel's spectrum scaled by sum(w) / its own sum of weights. ``out`` (at least (npix, nphi)
-    complex64) receives it, and ``work`` (flat complex64, at least q.size) holds Q + iU: buffers
-    used again tile after tile are not page-faulted anew.
+    only pass over the FDF, and a block without blanks is read once to check it (two sums: NaN or
+    inf anywhere makes them so) and, for the complex matrix, once to interleave Q and U. Only where
+    channels are blanked is a pixel's spectrum scaled by sum(w) / its own sum of weights (in copies
+    of Q and U with the blanks zeroed). ``out`` (at least (npix, nphi) complex64) receives it, and
+    ``work`` (flat complex64, at least q.size) holds Q + iU: buffers used again tile after tile are
+    not page-faulted anew.
 
     ``matrix`` may instead be a FourierSynthesis or a SymmetricSynthesis (synthesis_operator
-    chooses), which take their buffers from ``scratch``; the symmetric one reads Q and U as they
-    are (float32), with no Q + iU, where nothing is blanked.
+    chooses), which read Q and U as they are (float32, no Q + iU) and take their buffers from
+    ``scratch``.
 
     Without a ``matrix`` (made once for many tiles by the caller) the spectra are synthesised a
     block of depths at a time (_synthesis_rows): for the few spectra of a catalogue's sources the
@@ -384,27 +398,30 @@ def rm_synthesis_rows(q: np.ndarray, u: np.ndarray, grid: FaradayGrid,
     """
     with np.errstate(over="ignore", invalid="ignore"):
         blanked = not (np.isfinite(q.sum()) and np.isfinite(u.sum()))  # (or so large a sum overflows)
+    if blanked:
+        q, u = _blanks_zeroed(q, u, grid)
     fdf = np.empty((q.shape[1], len(grid.phi)), np.complex64) if out is None else out[:q.shape[1]]
-    if isinstance(matrix, SymmetricSynthesis) and not blanked:
+    if isinstance(matrix, (FourierSynthesis, SymmetricSynthesis)):
         return matrix.rows(np.asarray(q, np.float32), np.asarray(u, np.float32), fdf, scratch)
     p = np.empty(q.shape, dtype=np.complex64) if work is None else work[:q.size].reshape(q.shape)
     p.real = q
     p.imag = u
-    if blanked:
-        finite = np.isfinite(p)
-        p[~finite] = 0
-        norm = grid.weights.astype(np.float32) @ finite.astype(np.float32)  # sum of weights per pixel
-        with np.errstate(divide="ignore"):
-            p *= np.where(norm > 0, np.float32(grid.weights.sum()) / norm, np.nan).astype(np.float32)
-    if isinstance(matrix, FourierSynthesis):
-        return matrix.rows(p, fdf, scratch)
-    if isinstance(matrix, SymmetricSynthesis):  # blanked channels now zero, each pixel rescaled
-        return matrix.rows(np.ascontiguousarray(p.real), np.ascontiguousarray(p.imag), fdf, scratch)
     if matrix is not None:
         return np.matmul(p.T, matrix.T, out=fdf)
     for rows, block in _synthesis_rows(grid, grid.phi, np.complex64):
         fdf[:, rows] = p.T @ block.T
     return fdf
+
+
+def _blanks_zeroed(q: np.ndarray, u: np.ndarray, grid: FaradayGrid) -> tuple[np.ndarray, np.ndarray]:
+    """Copies (float32) of Q and U with each pixel's blanked channels (Q or U not finite) zeroed and
+    its other channels scaled by sum(w) / their own sum of weights: the synthesis of the copies is
+    each pixel's FDF without its blanks, NaN for a pixel with no channel left."""
+    finite = np.isfinite(q) & np.isfinite(u)
+    norm = grid.weights.astype(np.float32) @ finite.astype(np.float32)  # sum of weights per pixel
+    with np.errstate(divide="ignore"):
+        scale = np.where(norm > 0, np.float32(grid.weights.sum()) / norm, np.nan).astype(np.float32)
+    return tuple(np.where(finite, part, np.float32(0)).astype(np.float32) * scale for part in (q, u))
 
 
 def rm_synthesis_block(q: np.ndarray, u: np.ndarray, grid: FaradayGrid, matrix: np.ndarray | None = None) -> np.ndarray:
