@@ -162,11 +162,14 @@ def fdf_agreement(ours: Path, real_fits: Path, imag_fits: Path) -> dict:
 def kernel_efficiency(cube: Path, freqs: np.ndarray, repeats: int = 3) -> dict:
     """The synthesis kernel (rm_synthesis_rows by the pass's own route, synthesis_operator's
     choice: on this grid SymmetricSynthesis) on the whole image in memory against numpy's complex64
-    matmul of the same shapes, in whichever orientation numpy does faster. Both
-    write into arrays made once, as the Faraday pass does (its Scratch): a fresh 0.8 GB product is
-    200,000 page faults, which on these machines cost as much as the product itself and varied the
-    ratio between runs (92% and 54% on the same code)."""
+    matmul of the same shapes, in whichever orientation numpy does faster. Both on one BLAS
+    thread, as each of the pass's Dask threads synthesises its tile (with two, the plain matmul used
+    both cores and the symmetric route's 512-row products one: 51% "of the rate" at this commit's
+    first run, where per core it is faster). Both write into arrays made once, as the Faraday pass
+    does (its Scratch): a fresh 0.8 GB product is 200,000 page faults, which on these machines cost
+    as much as the product itself and varied the ratio between runs (92% and 54% on the same code)."""
     import xarray as xr
+    from threadpoolctl import threadpool_limits
 
     from spectropol.kernels.faraday import (
         Scratch,
@@ -189,14 +192,15 @@ def kernel_efficiency(cube: Path, freqs: np.ndarray, repeats: int = 3) -> dict:
     for touched in (rows, columns, work):
         touched.fill(0)
     best_kernel = best_matmul = np.inf
-    for _ in range(repeats):
-        t = time.perf_counter()
-        rm_synthesis_rows(q, u, grid, operator, rows, work, scratch)
-        best_kernel = min(best_kernel, time.perf_counter() - t)
-        for product in (lambda: np.matmul(matrix, p, out=columns), lambda: np.matmul(p.T, matrix.T, out=rows)):
+    with threadpool_limits(1, user_api="blas"):
+        for _ in range(repeats):
             t = time.perf_counter()
-            product()
-            best_matmul = min(best_matmul, time.perf_counter() - t)
+            rm_synthesis_rows(q, u, grid, operator, rows, work, scratch)
+            best_kernel = min(best_kernel, time.perf_counter() - t)
+            for product in (lambda: np.matmul(matrix, p, out=columns), lambda: np.matmul(p.T, matrix.T, out=rows)):
+                t = time.perf_counter()
+                product()
+                best_matmul = min(best_matmul, time.perf_counter() - t)
     flops = 8.0 * matrix.shape[0] * nchan * p.shape[1]
     return {"route": type(operator).__name__, "kernel_s": best_kernel, "matmul_s": best_matmul, "kernel_gflops": flops / best_kernel / 1e9,
             "matmul_gflops": flops / best_matmul / 1e9, "fraction_of_matmul_rate": best_matmul / best_kernel}
@@ -367,8 +371,8 @@ cleaned above the cutoff) of the same pixels against rmclean3d's: largest differ
 {results['clean_agreement'].get('max_abs_difference_over_peak', float('nan')):.1e} of rmclean3d's peak |FDF|, median over the spectra of the largest
 difference over that spectrum's own peak {results['clean_agreement'].get('median_per_spectrum_difference_over_its_peak', float('nan')):.1e}.
 
-Synthesis kernel (in memory, whole image as one block, FDF as rows, both products into arrays made once; the pass's
-route, {k['route']}): {k['kernel_s']:.2f} s = {k['kernel_gflops']:.1f} GFLOP/s of the complex product's operations against
+Synthesis kernel (in memory, whole image as one block, FDF as rows, both products into arrays made once, one
+thread each as the pass's tiles run; the pass's route, {k['route']}): {k['kernel_s']:.2f} s = {k['kernel_gflops']:.1f} GFLOP/s of the complex product's operations against
 a plain complex64 matmul of the same shapes (the faster orientation) at {k['matmul_gflops']:.1f} GFLOP/s: **{100 * k['fraction_of_matmul_rate']:.0f}% of the matmul rate**.
 (On this grid, symmetric about 0, the pass synthesises by the product as two real ones of half the depths,
 F(-phi) = conj(F_Q - i F_U), hence above 100% where so. On finer grids it takes the non-uniform FFT
