@@ -212,6 +212,7 @@ def symmetric_synthesis(grid: FaradayGrid) -> SymmetricSynthesis | None:
     u_matrix = np.stack([sine, cosine], axis=-1).reshape(len(grid.lambda2), -1).astype(np.float32)
     return SymmetricSynthesis(q_matrix=q_matrix, u_matrix=u_matrix, nphi=len(phi))
 
+
 # Rows of a tile transformed together by FourierSynthesis: two buffers of 8 bytes x FFT length x
 # this (about 4 MB each for 1,259 depths), in cache while they are filled, transformed and read.
 FOURIER_ROWS = 256
