@@ -203,14 +203,11 @@ def symmetric_synthesis(grid: FaradayGrid) -> SymmetricSynthesis | None:
     phi = np.asarray(grid.phi, dtype=np.float64)
     if not len(phi) or not np.allclose(phi, -phi[::-1], rtol=0, atol=1e-9 * max(1.0, float(np.abs(phi).max()))):
         return None
-    positive = phi[len(phi) // 2:]
-    normalised = grid.weights / grid.weights.sum()
-    # double precision phases: phi * lambda^2 reaches thousands of radians
-    angle = 2.0 * np.outer(grid.lambda2 - grid.lambda0_sq, positive)  # (nchan, m)
-    cosine, sine = normalised[:, None] * np.cos(angle), normalised[:, None] * np.sin(angle)
-    q_matrix = np.stack([cosine, -sine], axis=-1).reshape(len(grid.lambda2), -1).astype(np.float32)
-    u_matrix = np.stack([sine, cosine], axis=-1).reshape(len(grid.lambda2), -1).astype(np.float32)
-    return SymmetricSynthesis(q_matrix=q_matrix, u_matrix=u_matrix, nphi=len(phi))
+    # synthesis_matrix's C - iS at the depths >= 0, seen as float32 pairs, is (C, -S) interleaved;
+    # times i it is (S, C): its phases in double precision, a bounded block at a time
+    positive = np.ascontiguousarray(synthesis_matrix(grid, phi[len(phi) // 2:]).T)  # (nchan, m)
+    return SymmetricSynthesis(q_matrix=positive.view(np.float32), u_matrix=(1j * positive).view(np.float32),
+                              nphi=len(phi))
 
 
 # Rows of a tile transformed together by FourierSynthesis: two buffers of 8 bytes x FFT length x
